@@ -1,0 +1,63 @@
+"""The one console command, ``dcmon``. Each layer registers its own subcommands.
+
+A module listed in :data:`COMMAND_MODULES` defines ``register(subparsers)``; each subcommand
+sets ``func(args) -> int`` as its default. Errors the user can fix (:class:`DcmonError`)
+print one clear message and exit 2; nothing is half-written.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from dcmon import __version__
+from dcmon.errors import DcmonError
+
+COMMAND_MODULES = [
+    "dcmon.commands",             # evaluate, import, compact, facilities
+    "dcmon.collector.cli",        # collect, simulate, quarantine, demo
+    "dcmon.dashboard.cli",        # dashboard
+    "dcmon.reports.cli",          # export, evidence, verify
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dcmon",
+        description="Data-centre energy and rack compliance monitor: PUE, standard racks, occupancy, "
+                    "compute share and policy checks from live telemetry.")
+    parser.add_argument("--version", action="version", version=f"dcmon {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:  # the module exists but something it imports is missing
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except DcmonError as e:
+        print(f"dcmon {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dcmon {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

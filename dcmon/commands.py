@@ -1,0 +1,317 @@
+"""Core subcommands: ``evaluate``, ``import``, ``compact``, ``facilities``."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from dcmon.errors import InputError
+from dcmon.periods import from_options
+from dcmon.readings import make_reading, now_ms, to_table
+from dcmon.registry import load_registry
+
+IMPORT_REQUIRED = ("ts", "facility_id", "kind", "id")
+IMPORT_OPTIONAL = ("energy_kwh", "power_kw", "status", "function", "design_power_kw")
+IMPORT_CHUNK = 50_000
+
+
+def add_config_data(p, data=True):
+    p.add_argument("--config", default=os.environ.get("DCMON_CONFIG", "config"), metavar="DIR",
+                   help="configuration folder holding facilities/ (and optionally policies/, users.yaml); "
+                        "default $DCMON_CONFIG or ./config")
+    if data:
+        p.add_argument("--data", default=os.environ.get("DCMON_DATA", "data"), metavar="DIR",
+                       help="data folder of the store; default $DCMON_DATA or ./data")
+
+
+def add_period(p):
+    g = p.add_argument_group("period (inclusive calendar days in each facility's time zone)")
+    g.add_argument("--quarter", metavar="YYYYQN", help="for example 2026Q3")
+    g.add_argument("--year", metavar="YYYY")
+    g.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
+    g.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+
+
+def add_readings(p):
+    g = p.add_argument_group("readings (printed with every result)")
+    g.add_argument("--rack-basis", choices=["standard", "physical"], default="standard",
+                   help="count racks in standard 2.5 kW units (default) or physically")
+    g.add_argument("--compute-share", dest="compute_share", default="design_power",
+                   choices=["design_power", "rack_count", "it_energy", "compute_storage"],
+                   help="reading of the compute-function share (default design_power)")
+    g.add_argument("--inventory", choices=["end_of_period", "time_weighted"], default="end_of_period",
+                   help="rack inventory as of the end of the period (default) or time-weighted over it")
+    g.add_argument("--min-coverage", type=float, default=0.95, metavar="FRACTION",
+                   help="data coverage below which a check is inconclusive (default 0.95)")
+
+
+def period_from_args(args):
+    return from_options(quarter_text=args.quarter, year_text=args.year, from_text=args.date_from, to_text=args.date_to)
+
+
+def options_from_args(args, bins=None):
+    from dcmon.metrics.evaluate import Options
+    try:
+        return Options(rack_basis=args.rack_basis, compute_share_reading=args.compute_share,
+                       inventory=args.inventory, min_coverage=args.min_coverage, bins=bins)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def open_data(args, must_exist=True):
+    from dcmon.store import open_store
+    data = Path(args.data)
+    if must_exist and not (data / "readings").is_dir():
+        raise InputError(f"--data {data}: no store there (expected {data}/readings; run dcmon import or dcmon collect first)")
+    return open_store(data)
+
+
+def register(sub):
+    p = sub.add_parser("evaluate", help="compute PUE, racks, occupancy, compute share and policy checks for a period",
+                       description="Evaluate facilities for a period: PUE (ratio of sums), standard racks, occupancy, "
+                                   "compute-function share, policy checks and subsidy estimates.")
+    add_config_data(p)
+    p.add_argument("--facility", action="append", metavar="ID", help="facility id (repeatable; default all)")
+    add_period(p)
+    p.add_argument("--profile", action="append", metavar="NAME",
+                   help="policy profile (repeatable; default: the profiles of each facility's city)")
+    add_readings(p)
+    p.add_argument("--bins", choices=["day", "month"], help="add a per-day or per-month energy and PUE table")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("import", help="backfill readings from a CSV file (idempotent)",
+                       description="Import readings from CSV with columns ts,facility_id,kind,id,energy_kwh,power_kw "
+                                   "[,status,function,design_power_kw]. ts is ISO 8601 with an offset or epoch "
+                                   "milliseconds; kind is meter or rack. Rejected rows go to a rejects file with their "
+                                   "line and reason; the rest is imported. Exit status 0 when every row was accepted, "
+                                   "3 when some were rejected.")
+    p.add_argument("file", metavar="FILE.csv")
+    add_config_data(p)
+    p.add_argument("--rejects", metavar="PATH", help="where to write rejected rows (default FILE.rejects.csv)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("compact", help="merge small store files into one sorted file per day")
+    add_config_data(p)
+    p.add_argument("--facility", metavar="ID")
+    p.set_defaults(func=cmd_compact)
+
+    p = sub.add_parser("facilities", help="validate the configuration and list facilities")
+    add_config_data(p, data=False)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_facilities)
+
+
+# ------------------------------------------------------------------- evaluate
+def cmd_evaluate(args) -> int:
+    from dcmon.metrics.evaluate import evaluate
+    registry = load_registry(args.config)
+    period = period_from_args(args)
+    options = options_from_args(args, bins=args.bins)
+    store = open_data(args)
+    result = evaluate(registry, store, period, args.facility, args.profile, options)
+    if args.format == "json":
+        sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+                                             | orjson.OPT_NON_STR_KEYS) + b"\n")
+    else:
+        sys.stdout.write(format_table(result))
+    return 0
+
+
+MARK = {"pass": "✔", "fail": "✘", "inconclusive": "?", "not_applicable": "–"}
+
+
+def _pct(x):
+    return "—" if x is None else f"{x * 100:.1f}%"
+
+
+def _f(x, nd=3):
+    return "—" if x is None else f"{x:.{nd}f}"
+
+
+def _eligible_mark(e):
+    return {True: "✔", False: "✘", None: "?"}[e]
+
+
+def _align(rows: list[list[str]]) -> str:
+    import unicodedata
+
+    def width(s):
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+    w = [max(width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for r in rows:
+        lines.append("  ".join(c + " " * (w[i] - width(c)) for i, c in enumerate(r)).rstrip())
+    lines.insert(1, "  ".join("-" * x for x in w))
+    return "\n".join(lines) + "\n"
+
+
+def format_table(result: dict) -> str:
+    b = result["basis"]
+    per = result["period"]
+    out = io.StringIO()
+    out.write(f"Period {per['from']} .. {per['to']} ({per['days']} days, calendar days in each facility's time zone)\n")
+    out.write(f"Readings: racks {b['rack_basis']} ({b['rack_basis_text']}); compute share {b['compute_share_reading']} "
+              f"({b['compute_share_text']}); inventory {b['inventory']}; checks need coverage ≥ {b['min_coverage']:.0%}\n")
+    out.write("PUE = Σ facility energy ÷ Σ IT energy over the period. ✔ pass  ✘ fail  ? inconclusive  – not applicable\n\n")
+    rows = [["facility", "PUE", "label", "cat", "coverage", "std racks", "physical", "in service", "class",
+             "occupancy", "compute", "facility kWh", "IT kWh"]]
+    for f in result["facilities"]:
+        rows.append([f["facility_id"], _f(f["pue"]), f["pue_label"], str(f["pue_category"]), _pct(f["coverage"]),
+                     f"{f['standard_racks']:.1f}", str(f["physical_racks"]), str(f["in_service_racks"]), f["size_class"],
+                     _pct(f["occupancy_rate"]), _pct(f["compute_share"]),
+                     "—" if f["facility_energy_kwh"] is None else f"{f['facility_energy_kwh']:,.1f}",
+                     "—" if f["it_energy_kwh"] is None else f"{f['it_energy_kwh']:,.1f}"])
+    out.write(_align(rows))
+    out.write("\nPolicy checks\n")
+    rows = [["facility", "profile", "result", "checks", "subsidy CNY"]]
+    for f in result["facilities"]:
+        for pid, pr in f["profiles"].items():
+            if not pr["applicable"]:
+                rows.append([f["facility_id"], pid, "–", "not applicable", ""])
+                continue
+            checks = " ".join(f"{MARK[c['status']]}{c['metric']}{c['op']}{c['threshold']:g}" for c in pr["checks"]
+                              if c["status"] != "not_applicable")
+            if pr.get("grade") is not None or "grade_note" in pr:
+                checks += f" grade {pr.get('grade') or '—'}"
+            if pr["flags"]:
+                checks += " flags: " + ",".join(pr["flags"])
+            sub = ""
+            if pr.get("subsidy_cny") is not None:
+                sub = f"{pr['subsidy_cny']:,.0f}" + (" (upper bound)" if pr["subsidy_is_upper_bound"] else "")
+            rows.append([f["facility_id"], pid, _eligible_mark(pr["eligible"]), checks, sub])
+    out.write(_align(rows))
+    p = result["portfolio"]
+    out.write(f"\nPortfolio ({p['facilities']} facilities): energy-weighted PUE {_f(p['pue'])}, "
+              f"occupancy {_pct(p['occupancy_rate'])}, coverage {_pct(p['coverage'])}\n")
+    for c in p["checks"]:
+        out.write(f"  {MARK[c['status']]} {c['profile']} {c['scope']}: {c['metric']} {_f(c['value'])} {c['op']} {c['threshold']}\n")
+    for f in result["facilities"]:
+        for pid, pr in f["profiles"].items():
+            for c in pr["checks"]:
+                if c["status"] == "inconclusive":
+                    out.write(f"  ? {f['facility_id']} {pid} {c['metric']}: {c.get('reason', '')}\n")
+            for n in pr.get("notes", []):
+                out.write(f"  note {f['facility_id']} {pid}: {n}\n")
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------- import
+def cmd_import(args) -> int:
+    from tqdm import tqdm
+
+    from dcmon.store import open_store
+    path = Path(args.file)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    registry = load_registry(args.config)
+    store = open_store(args.data)
+    rejects_path = Path(args.rejects) if args.rejects else path.with_name(path.name + ".rejects.csv")
+    received = now_ms()
+    origin = f"import:{path.name}"
+    totals = {"rows": 0, "written": 0, "duplicates": 0, "conflicts": 0, "rejected": 0}
+    t0 = time.monotonic()
+    rej_fh = None
+    rej_writer = None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh, \
+                tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"import {path.name}",
+                     disable=None, file=sys.stderr) as bar:
+            reader = csv.reader(fh)
+            try:
+                header = [h.strip() for h in next(reader)]
+            except StopIteration:
+                raise InputError(f"{path}: empty file (expected a header: {','.join(IMPORT_REQUIRED + IMPORT_OPTIONAL)})")
+            missing = [c for c in IMPORT_REQUIRED if c not in header]
+            unknown = [c for c in header if c not in IMPORT_REQUIRED + IMPORT_OPTIONAL]
+            if missing or unknown:
+                raise InputError(f"{path}:1: header {','.join(header)!r}: "
+                                 + (f"missing column(s) {', '.join(missing)}" if missing else "")
+                                 + ("; " if missing and unknown else "")
+                                 + (f"unknown column(s) {', '.join(unknown)}" if unknown else "")
+                                 + f" (expected {','.join(IMPORT_REQUIRED)} and any of {','.join(IMPORT_OPTIONAL)})")
+            col = {h: i for i, h in enumerate(header)}
+            rows = []
+            last_pos = 0
+            for lineno, rec in enumerate(reader, start=2):
+                if not rec or (len(rec) == 1 and not rec[0].strip()):
+                    continue
+                totals["rows"] += 1
+                try:
+                    if len(rec) != len(header):
+                        raise ValueError(f"has {len(rec)} fields, header has {len(header)}")
+                    raw = {k: rec[col[k]].strip() for k in IMPORT_OPTIONAL if k in col}
+                    raw["ts"] = rec[col["ts"]].strip()
+                    rows.append(make_reading(registry, rec[col["facility_id"]].strip(), rec[col["kind"]].strip(),
+                                             rec[col["id"]].strip(), raw, received_at_ms=received, origin=origin))
+                except ValueError as e:
+                    totals["rejected"] += 1
+                    if rej_writer is None:
+                        rej_fh = open(rejects_path, "w", newline="", encoding="utf-8")
+                        rej_writer = csv.writer(rej_fh)
+                        rej_writer.writerow(["line", "reason", *header])
+                    rej_writer.writerow([lineno, str(e), *rec])
+                if len(rows) >= IMPORT_CHUNK:
+                    _flush(store, rows, totals)
+                    rows = []
+                    bar.update(max(0, _approx_pos(fh, path) - last_pos))
+                    last_pos = _approx_pos(fh, path)
+            _flush(store, rows, totals)
+            bar.update(max(0, path.stat().st_size - last_pos))
+    finally:
+        if rej_fh:
+            rej_fh.close()
+    dt = time.monotonic() - t0
+    msg = (f"{path}: {totals['rows']} rows; {totals['written']} stored, {totals['duplicates']} already stored"
+           + (f" ({totals['conflicts']} with different values; the stored values were kept)" if totals["conflicts"] else "")
+           + f", {totals['rejected']} rejected" + (f" → {rejects_path}" if totals["rejected"] else "")
+           + f" in {dt:.1f} s")
+    print(msg)
+    return 3 if totals["rejected"] else 0
+
+
+def _approx_pos(fh, path):
+    try:
+        return os.lseek(fh.fileno(), 0, os.SEEK_CUR)
+    except OSError:
+        return 0
+
+
+def _flush(store, rows, totals):
+    if not rows:
+        return
+    res = store.append(to_table(rows), check_existing=True)
+    totals["written"] += res.written
+    totals["duplicates"] += res.duplicates
+    totals["conflicts"] += res.conflicts
+
+
+def cmd_compact(args) -> int:
+    store = open_data(args)
+    n = store.compact(args.facility)
+    print(f"compacted {n} day folder(s)")
+    return 0
+
+
+def cmd_facilities(args) -> int:
+    from dcmon.metrics import racks as racks_mod
+    registry = load_registry(args.config)
+    rows = [["id", "name", "city", "district", "kind", "std racks", "class", "meters", "IT energy from"]]
+    docs = []
+    for f in registry.select(None):
+        s = racks_mod.rack_summary(f.racks)
+        rows.append([f.id, f.name, f.city, f.district, f.kind, f"{s['standard_racks']:.1f}", s["size_class"],
+                     str(len(f.meters)), f.it_energy_from])
+        docs.append({"facility_id": f.id, "name": f.name, "city": f.city, "district": f.district, "kind": f.kind,
+                     "standard_racks": s["standard_racks"], "size_class": s["size_class"]})
+    if args.format == "json":
+        sys.stdout.buffer.write(orjson.dumps(docs, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(_align(rows))
+        print(f"{len(docs)} facilities, configuration valid ({registry.config_dir})")
+    return 0

@@ -1,0 +1,388 @@
+"""Facility registry: ``<config>/facilities/<facility_id>.yaml`` plus a racks CSV.
+
+Validated once, at load. Every error names the file, the line or field and the bad value;
+all errors of a load are collected and reported together so a user fixes them in one pass.
+See ``config/facilities/example.yaml`` for an annotated facility.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from dcmon.errors import ConfigError
+from dcmon.periods import zone
+from dcmon.readings import RACK_FUNCTIONS, RACK_STATUSES
+
+FACILITY_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")  # no '/', '+', '#': used in MQTT topics
+KINDS = ("cloud", "supercomputing", "intelligent", "edge", "enterprise")
+METER_ROLES = ("facility", "it", "cooling", "lighting", "power_loss", "other")
+IT_ENERGY_FROM = ("meters", "racks")
+RACK_COLUMNS = ("rack_id", "room", "row", "position", "design_power_kw", "function", "status")
+KNOWN_KEYS = {
+    "id", "name", "name_en", "operator", "credit_code", "city", "district", "kind", "timezone",
+    "cluster_start_area", "commissioned", "pue_category", "it_energy_from", "meters", "racks",
+    "retrofit", "annual_terminals_served", "address", "contact", "reading_interval_s", "max_gap_s",
+    "notes",
+}
+METER_KEYS = {"id", "role", "rollover_kwh", "name", "interval_s", "max_gap_s", "noise_kwh", "multiplier"}
+
+# Credit code (统一社会信用代码), GB 32100-2015: 17 characters + check character.
+_CC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code_check_char(first17: str) -> str:
+    """Check character of a unified social credit code (GB 32100-2015, clause 5 and annex)."""
+    total = 0
+    for ch, w in zip(first17, _CC_WEIGHTS):
+        idx = _CC_CHARS.find(ch)
+        if idx < 0:
+            raise ValueError(f"character {ch!r} is not allowed in a credit code")
+        total += idx * w
+    return _CC_CHARS[(31 - total % 31) % 31]
+
+
+def credit_code_problem(code) -> str | None:
+    """None if ``code`` is a valid 18-character unified social credit code, else why not."""
+    if not isinstance(code, str) or len(code) != 18:
+        return f"must be 18 characters, got {len(code) if isinstance(code, str) else type(code).__name__}"
+    code = code.upper()
+    bad = [c for c in code if c not in _CC_CHARS]
+    if bad:
+        return f"has characters outside GB 32100-2015's set (no I, O, Z, S, V): {''.join(bad)!r}"
+    expected = credit_code_check_char(code[:17])
+    if code[17] != expected:
+        return f"check character is {code[17]!r}, expected {expected!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class Meter:
+    id: str
+    role: str
+    rollover_kwh: float | None = None
+    name: str = ""
+    interval_s: int = 60          # expected reporting interval [s]
+    max_gap_s: int = 900          # readings further apart than this leave a coverage hole [s]
+    noise_kwh: float = 0.5        # a counter dip up to this is meter noise, not a reset [kWh]
+    multiplier: float = 1.0       # CT/PT ratio applied by the collector to raw counters [-]
+
+
+@dataclass
+class Facility:
+    id: str
+    name: str
+    operator: str
+    credit_code: str
+    city: str
+    district: str
+    kind: str
+    timezone: str
+    cluster_start_area: bool
+    commissioned: dt.date | None
+    pue_category: int
+    it_energy_from: str
+    meters: list[Meter]
+    racks: pd.DataFrame            # columns RACK_COLUMNS, indexed 0..n-1, rack_id unique
+    path: Path
+    racks_path: Path
+    name_en: str = ""
+    retrofit_completed: dt.date | None = None
+    retrofit_cost_cny: float | None = None
+    annual_terminals_served: int | None = None
+    rack_interval_s: int = 300
+    rack_max_gap_s: int = 1800
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def meter_ids(self) -> set[str]:
+        return {m.id for m in self.meters}
+
+    @property
+    def rack_ids(self) -> set[str]:
+        return self._rack_ids
+
+    def __post_init__(self):
+        self._rack_ids = set(self.racks["rack_id"])
+
+    def meters_with_role(self, role: str) -> list[Meter]:
+        return [m for m in self.meters if m.role == role]
+
+    def meter(self, meter_id: str) -> Meter:
+        for m in self.meters:
+            if m.id == meter_id:
+                return m
+        raise KeyError(meter_id)
+
+
+@dataclass
+class Registry:
+    config_dir: Path
+    facilities: dict[str, Facility]
+
+    def get(self, facility_id: str) -> Facility:
+        try:
+            return self.facilities[facility_id]
+        except KeyError:
+            known = ", ".join(sorted(self.facilities)) or "none"
+            raise ConfigError(f"unknown facility {facility_id!r} (known: {known})") from None
+
+    def select(self, ids: list[str] | None) -> list[Facility]:
+        if not ids:
+            return [self.facilities[k] for k in sorted(self.facilities)]
+        return [self.get(i) for i in ids]
+
+    def fingerprint(self) -> str:
+        """SHA-256 over every facility file and racks CSV: the config a figure was computed from."""
+        h = hashlib.sha256()
+        for fid in sorted(self.facilities):
+            f = self.facilities[fid]
+            for p in (f.path, f.racks_path):
+                h.update(p.name.encode())
+                h.update(p.read_bytes())
+        return h.hexdigest()
+
+
+class _Errors:
+    def __init__(self):
+        self.items: list[str] = []
+
+    def add(self, where, msg):
+        self.items.append(f"{where}: {msg}")
+
+    def raise_if_any(self, header: str):
+        if self.items:
+            raise ConfigError(header + "\n  " + "\n  ".join(self.items))
+
+
+def _as_date(value, where, errors, field_name):
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        errors.add(where, f"{field_name} is not a date YYYY-MM-DD: {value!r}")
+        return None
+
+
+def _positive_number(value, where, errors, name, *, allow_zero=False):
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        errors.add(where, f"{name} is not a number: {value!r}")
+        return None
+    if x != x or x in (float("inf"), float("-inf")) or x < 0 or (x == 0 and not allow_zero):
+        errors.add(where, f"{name} must be {'≥' if allow_zero else '>'} 0: {value!r}")
+        return None
+    return x
+
+
+def load_racks(path: Path, errors: _Errors) -> pd.DataFrame:
+    """Read and validate a racks CSV; errors name the file, the line and the value."""
+    rows = []
+    if not path.is_file():
+        errors.add(path, "racks file not found")
+        return pd.DataFrame(columns=list(RACK_COLUMNS))
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        missing = [c for c in RACK_COLUMNS if c not in header]
+        if missing:
+            errors.add(path, f"missing column(s) {', '.join(missing)} (header is: {','.join(header)})")
+            return pd.DataFrame(columns=list(RACK_COLUMNS))
+        seen: dict[str, int] = {}
+        for lineno, r in enumerate(reader, start=2):
+            where = f"{path}:{lineno}"
+            rid = (r.get("rack_id") or "").strip()
+            if not SOURCE_ID.match(rid):
+                errors.add(where, f"rack_id {rid!r} must be 1-64 letters, digits, '_', '.', '-'")
+                continue
+            if rid in seen:
+                errors.add(where, f"duplicate rack_id {rid!r} (first on line {seen[rid]})")
+                continue
+            seen[rid] = lineno
+            dp = _positive_number(r.get("design_power_kw"), where, errors, f"rack {rid} design_power_kw")
+            fn = (r.get("function") or "").strip()
+            st = (r.get("status") or "").strip()
+            if fn not in RACK_FUNCTIONS:
+                errors.add(where, f"rack {rid} function {fn!r} is not one of {', '.join(RACK_FUNCTIONS)}")
+            if st not in RACK_STATUSES:
+                errors.add(where, f"rack {rid} status {st!r} is not one of {', '.join(RACK_STATUSES)}")
+            rows.append({"rack_id": rid, "room": (r.get("room") or "").strip(), "row": (r.get("row") or "").strip(),
+                         "position": (r.get("position") or "").strip(), "design_power_kw": dp,
+                         "function": fn, "status": st})
+    df = pd.DataFrame(rows, columns=list(RACK_COLUMNS))
+    df["design_power_kw"] = df["design_power_kw"].astype("float64")
+    return df
+
+
+def load_facility(path: Path) -> Facility:
+    errors = _Errors()
+    fac = _load_facility(Path(path), errors)
+    errors.raise_if_any(f"invalid facility file {path}")
+    return fac
+
+
+def _load_facility(path: Path, errors: _Errors) -> Facility | None:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        errors.add(where, f"not valid YAML: {getattr(e, 'problem', e)}")
+        return None
+    if not isinstance(doc, dict):
+        errors.add(path, "must be a mapping of keys (id, name, meters, racks, ...)")
+        return None
+    unknown = sorted(set(doc) - KNOWN_KEYS)
+    if unknown:
+        errors.add(path, f"unknown key(s) {', '.join(unknown)} (typo? known keys: {', '.join(sorted(KNOWN_KEYS))})")
+
+    def req(key):
+        if key not in doc or doc[key] in (None, ""):
+            errors.add(path, f"{key} is required")
+            return None
+        return doc[key]
+
+    fid = req("id")
+    if fid is not None and not FACILITY_ID.match(str(fid)):
+        errors.add(path, f"id {fid!r} must be lowercase letters, digits and '-' (it is used in MQTT topics)")
+    if fid is not None and path.stem != str(fid):
+        errors.add(path, f"id {fid!r} must match the file name ({path.stem!r})")
+    for key in ("name", "operator", "city", "district"):
+        req(key)
+    cc = req("credit_code")
+    if cc is not None:
+        problem = credit_code_problem(str(cc))
+        if problem:
+            errors.add(path, f"credit_code {cc!r} {problem}")
+    kind = req("kind")
+    if kind is not None and kind not in KINDS:
+        errors.add(path, f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    tzname = doc.get("timezone", "Asia/Shanghai")
+    try:
+        zone(tzname)
+    except Exception:
+        errors.add(path, f"timezone {tzname!r} is not a known IANA time zone (for example Asia/Shanghai)")
+    cat = doc.get("pue_category", 2)
+    if cat not in (1, 2, 3):
+        errors.add(path, f"pue_category {cat!r} must be 1 (UPS output), 2 (PDU output) or 3 (IT equipment input)")
+    it_from = doc.get("it_energy_from", "meters")
+    if it_from not in IT_ENERGY_FROM:
+        errors.add(path, f"it_energy_from {it_from!r} must be 'meters' or 'racks'")
+    csa = doc.get("cluster_start_area", False)
+    if not isinstance(csa, bool):
+        errors.add(path, f"cluster_start_area must be true or false: {csa!r}")
+    commissioned = _as_date(doc.get("commissioned"), path, errors, "commissioned")
+
+    meters: list[Meter] = []
+    raw_meters = doc.get("meters") or []
+    if not isinstance(raw_meters, list):
+        errors.add(path, "meters must be a list of {id, role}")
+        raw_meters = []
+    seen = set()
+    for i, m in enumerate(raw_meters):
+        where = f"{path} meters[{i}]"
+        if not isinstance(m, dict):
+            errors.add(where, f"must be a mapping {{id, role}}: {m!r}")
+            continue
+        unknown = sorted(set(m) - METER_KEYS)
+        if unknown:
+            errors.add(where, f"unknown key(s) {', '.join(unknown)}")
+        mid = str(m.get("id", ""))
+        if not SOURCE_ID.match(mid):
+            errors.add(where, f"id {mid!r} must be 1-64 letters, digits, '_', '.', '-'")
+            continue
+        if mid in seen:
+            errors.add(where, f"duplicate meter id {mid!r}")
+            continue
+        seen.add(mid)
+        role = m.get("role")
+        if role not in METER_ROLES:
+            errors.add(where, f"meter {mid} role {role!r} is not one of {', '.join(METER_ROLES)}")
+            continue
+        rollover = m.get("rollover_kwh")
+        if rollover is not None:
+            rollover = _positive_number(rollover, where, errors, f"meter {mid} rollover_kwh")
+        kw = {}
+        for key, conv in (("interval_s", int), ("max_gap_s", int), ("noise_kwh", float), ("multiplier", float)):
+            if key in m:
+                v = _positive_number(m[key], where, errors, f"meter {mid} {key}", allow_zero=key == "noise_kwh")
+                if v is not None:
+                    kw[key] = conv(v)
+        meters.append(Meter(id=mid, role=role, rollover_kwh=rollover, name=str(m.get("name", "")), **kw))
+
+    if not any(m.role == "facility" for m in meters):
+        errors.add(path, "no meter with role 'facility': total facility energy (the PUE numerator) needs one")
+    if it_from == "meters" and not any(m.role == "it" for m in meters):
+        errors.add(path, "no IT energy source: add a meter with role 'it' or set it_energy_from: racks")
+
+    racks_rel = doc.get("racks")
+    if not racks_rel:
+        errors.add(path, "racks is required (a CSV relative to this file)")
+        racks_path = path.with_suffix(".csv")
+        racks = pd.DataFrame(columns=list(RACK_COLUMNS))
+    else:
+        racks_path = (path.parent / str(racks_rel)).resolve()
+        racks = load_racks(racks_path, errors)
+    clash = sorted(set(racks["rack_id"]) & {m.id for m in meters})
+    if clash:
+        errors.add(path, f"rack and meter ids must differ: {', '.join(clash)}")
+
+    retrofit = doc.get("retrofit") or {}
+    if not isinstance(retrofit, dict):
+        errors.add(path, f"retrofit must be a mapping {{completed, cost_cny}}: {retrofit!r}")
+        retrofit = {}
+    r_completed = _as_date(retrofit.get("completed"), path, errors, "retrofit.completed")
+    r_cost = retrofit.get("cost_cny")
+    if r_cost is not None:
+        r_cost = _positive_number(r_cost, path, errors, "retrofit.cost_cny")
+    terminals = doc.get("annual_terminals_served")
+    if terminals is not None:
+        t = _positive_number(terminals, path, errors, "annual_terminals_served", allow_zero=True)
+        terminals = None if t is None else int(t)
+    rack_interval = doc.get("reading_interval_s", 300)
+    rack_gap = doc.get("max_gap_s", 1800)
+    if errors.items:
+        return None
+    return Facility(
+        id=str(fid), name=str(doc["name"]), name_en=str(doc.get("name_en", "")), operator=str(doc["operator"]),
+        credit_code=str(cc).upper(), city=str(doc["city"]).lower(), district=str(doc["district"]), kind=kind,
+        timezone=tzname, cluster_start_area=bool(csa), commissioned=commissioned, pue_category=int(cat),
+        it_energy_from=it_from, meters=meters, racks=racks, path=path, racks_path=racks_path,
+        retrofit_completed=r_completed, retrofit_cost_cny=r_cost, annual_terminals_served=terminals,
+        rack_interval_s=int(rack_interval), rack_max_gap_s=int(rack_gap),
+        extra={k: doc[k] for k in ("address", "contact", "notes") if k in doc},
+    )
+
+
+def load_registry(config_dir) -> Registry:
+    """Load and validate every facility under ``<config_dir>/facilities``."""
+    config_dir = Path(config_dir)
+    fdir = config_dir / "facilities"
+    if not fdir.is_dir():
+        raise ConfigError(f"{config_dir}: no facilities/ folder (expected {fdir}/<facility_id>.yaml)")
+    errors = _Errors()
+    facilities: dict[str, Facility] = {}
+    for path in sorted(fdir.glob("*.yaml")) + sorted(fdir.glob("*.yml")):
+        fac = _load_facility(path, errors)
+        if fac is not None:
+            if fac.id in facilities:
+                errors.add(path, f"facility id {fac.id!r} also defined in {facilities[fac.id].path}")
+            facilities[fac.id] = fac
+    errors.raise_if_any(f"invalid configuration in {config_dir}")
+    if not facilities:
+        raise ConfigError(f"{fdir}: no facility files (*.yaml)")
+    return Registry(config_dir=config_dir, facilities=facilities)

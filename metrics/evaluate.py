@@ -1,0 +1,525 @@
+"""From registry + store + period to the figures every output shares.
+
+``dcmon evaluate``, the dashboard, the quarterly export and the evidence report all call
+:func:`evaluate` (or :func:`facility_figures`), so they never disagree. Arithmetic lives in
+the pure modules (:mod:`.energy`, :mod:`.pue`, :mod:`.racks`, :mod:`.policy`, :mod:`.subsidy`);
+this module reads data and assembles results with their period, basis and coverage.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dcmon.metrics import pue as pue_mod
+from dcmon.metrics import racks as racks_mod
+from dcmon.metrics.energy import EnergyAccumulator, SourceParams
+from dcmon.metrics.policy import (DEFAULT_MIN_COVERAGE, OP_WORDS, Profile, compare, condition_holds, grade,
+                                  load_profiles, select_profiles)
+from dcmon.metrics.subsidy import subsidy_estimate
+from dcmon.periods import Period, zone
+from dcmon.store.parquet import INVENTORY_KIND
+
+ENERGY_COLUMNS = ["source_id", "ts", "energy_kwh", "power_kw", "received_at"]
+RACK_FUNCTION_GROUPS = ("compute", "storage", "network", "other")
+
+
+@dataclass
+class Options:
+    """The readings a user can choose; every output prints the ones used."""
+
+    rack_basis: str = "standard"              # standard | physical
+    compute_share_reading: str = "design_power"
+    inventory: str = "end_of_period"          # end_of_period | time_weighted
+    min_coverage: float = DEFAULT_MIN_COVERAGE
+    bins: str | None = None                   # None | day | month: adds a per-bin table
+
+    def __post_init__(self):
+        if self.rack_basis not in racks_mod.RACK_BASES:
+            raise ValueError(f"rack basis must be standard or physical: {self.rack_basis!r}")
+        if self.compute_share_reading not in racks_mod.COMPUTE_SHARE_READINGS:
+            raise ValueError(f"compute-share reading must be one of "
+                             f"{', '.join(racks_mod.COMPUTE_SHARE_READINGS)}: {self.compute_share_reading!r}")
+        if self.inventory not in ("end_of_period", "time_weighted"):
+            raise ValueError(f"inventory must be end_of_period or time_weighted: {self.inventory!r}")
+        if not 0 <= self.min_coverage <= 1:
+            raise ValueError(f"minimum coverage must be between 0 and 1: {self.min_coverage!r}")
+        if self.bins not in (None, "day", "month"):
+            raise ValueError(f"bins must be day or month: {self.bins!r}")
+
+    def to_json(self) -> dict:
+        return {"rack_basis": self.rack_basis, "rack_basis_text": racks_mod.RACK_BASES[self.rack_basis],
+                "compute_share_reading": self.compute_share_reading,
+                "compute_share_text": racks_mod.COMPUTE_SHARE_READINGS[self.compute_share_reading],
+                "inventory": self.inventory, "min_coverage": self.min_coverage}
+
+
+# --------------------------------------------------------------------------- energy
+def bin_edges(period: Period, timezone: str, bins: str | None) -> tuple[np.ndarray, list[str]]:
+    """UTC edges [ms] of the local days or months of ``period``, and their labels."""
+    start, end = period.utc_bounds(timezone)
+    if bins is None:
+        return np.array([start.value // 10**6, end.value // 10**6], dtype=np.int64), [period.to_json()["label"]]
+    tz = zone(timezone)
+    labels, edges = [], []
+    d = period.first_day
+    while d <= period.last_day:
+        edges.append(pd.Timestamp(dt.datetime.combine(d, dt.time(), tz)).value // 10**6)
+        labels.append(d.isoformat() if bins == "day" else d.strftime("%Y-%m"))
+        if bins == "day":
+            d += dt.timedelta(days=1)
+        else:
+            d = dt.date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+    edges.append(end.value // 10**6)
+    return np.array(edges, dtype=np.int64), labels
+
+
+@dataclass
+class SourceSet:
+    """Energy of a set of sources, chosen per source from its counter or its power readings."""
+
+    sources: list[str]
+    energy_kwh: np.ndarray
+    coverage: np.ndarray
+    readings: np.ndarray
+    method: list[str]
+    group_bin_energy_kwh: np.ndarray
+    group_bin_coverage: np.ndarray
+    last_ts: np.ndarray
+    last_value: np.ndarray
+    events: list[dict] = field(default_factory=list)
+    event_counts: dict = field(default_factory=dict)
+    late_readings: int = 0
+
+
+def source_energy(store, facility_id: str, kind: str, sources: list[str], params: list[SourceParams],
+                  groups: np.ndarray, n_groups: int, edges: np.ndarray) -> SourceSet:
+    """Stream one facility's readings of ``kind`` through counter and power accumulators."""
+    margin = max((p.max_gap_ms for p in params), default=0)
+    acc_c = EnergyAccumulator(sources, params, groups, n_groups, edges, "counter")
+    acc_p = EnergyAccumulator(sources, params, groups, n_groups, edges, "power")
+    start = pd.Timestamp(int(edges[0]) - margin, unit="ms", tz="UTC")
+    end = pd.Timestamp(int(edges[-1]) + margin, unit="ms", tz="UTC")
+    for batch in store.iter_sorted(facility_id, kind, start, end, ENERGY_COLUMNS):
+        acc_c.feed(batch)
+        e = batch.column("energy_kwh")
+        if e.null_count:
+            acc_p.feed(batch.filter(pc.is_null(e)) if e.null_count < len(e) else batch)
+    rc, rp = acc_c.result(), acc_p.result()
+    use_c = rc.source_covered_ms > 0
+    use_c |= (rc.source_readings > 0) & (rp.source_covered_ms == 0)
+    period_ms = max(int(edges[-1] - edges[0]), 1)
+    energy = np.where(use_c, rc.source_energy_kwh, rp.source_energy_kwh)
+    covered = np.where(use_c, rc.source_covered_ms, rp.source_covered_ms)
+    # per (group, bin): counter sources from the counter accumulator, the others from power
+    if use_c.all() or not (rp.source_readings > 0).any():
+        gbe, gbc = rc.group_bin_energy_kwh, rc.group_bin_covered_ms
+    elif not use_c.any():
+        gbe, gbc = rp.group_bin_energy_kwh, rp.group_bin_covered_ms
+    else:
+        gbe = rc.group_bin_energy_kwh + rp.group_bin_energy_kwh
+        gbc = rc.group_bin_covered_ms + rp.group_bin_covered_ms
+    bin_ms = np.diff(edges).astype(float)
+    members = np.bincount(groups, minlength=n_groups).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gb_cov = gbc / (members[:, None] * bin_ms[None, :])
+    events = rc.events + rp.events
+    counts = dict(rc.event_counts)
+    for k, v in rp.event_counts.items():
+        counts[k] = counts.get(k, 0) + v
+    last_ts = np.maximum(rc.source_last_ts, rp.source_last_ts)
+    return SourceSet(sources=list(sources), energy_kwh=energy, coverage=covered / period_ms,
+                     readings=rc.source_readings + rp.source_readings,
+                     method=["counter" if u else ("power" if r > 0 else "none") for u, r in zip(use_c, rp.source_readings)],
+                     group_bin_energy_kwh=gbe, group_bin_coverage=np.nan_to_num(gb_cov),
+                     last_ts=last_ts, last_value=np.where(use_c, rc.source_last_value, rp.source_last_value),
+                     events=events, event_counts=counts, late_readings=rc.late_readings + rp.late_readings)
+
+
+def _meter_params(m) -> SourceParams:
+    return SourceParams(rollover_kwh=m.rollover_kwh, noise_kwh=m.noise_kwh, max_gap_ms=m.max_gap_s * 1000)
+
+
+def inventory_at(store, facility, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rack inventory as of ``end`` (CSV baseline + telemetry changes before it), and the changes."""
+    t = store.read(facility.id, INVENTORY_KIND, None, end,
+                   columns=["source_id", "ts", "status", "function", "design_power_kw"])
+    if t.num_rows:
+        t = t.set_column(t.schema.get_field_index("ts"), "ts", pc.cast(t.column("ts"), pa.int64()))
+        changes = t.to_pandas()
+    else:
+        changes = pd.DataFrame(columns=["source_id", "ts", "status", "function", "design_power_kw"])
+    return racks_mod.apply_changes(facility.racks, changes), changes
+
+
+@dataclass
+class EnergyFigures:
+    facility_energy_kwh: float | None
+    it_energy_kwh: float | None
+    facility_coverage: float
+    it_coverage: float
+    by_role_kwh: dict
+    meters: list[dict]
+    bins: pd.DataFrame | None
+    events: list[dict]
+    event_counts: dict
+    late_readings: int
+    rack_energy_kwh: pd.Series | None
+    rack_coverage: float | None
+    facility_basis: str
+
+
+def energy_figures(store, facility, period: Period, bins: str | None = None, need_racks: bool = False,
+                   inventory: pd.DataFrame | None = None) -> EnergyFigures:
+    """Facility and IT energy with coverage (and optionally per-day or per-month bins)."""
+    edges, labels = bin_edges(period, facility.timezone, bins)
+    meters = facility.meters
+    ms = source_energy(store, facility.id, "meter", [m.id for m in meters], [_meter_params(m) for m in meters],
+                       np.arange(len(meters)), len(meters), edges)
+    roles = np.array([m.role for m in meters])
+    by_role = {r: float(ms.energy_kwh[roles == r].sum()) for r in dict.fromkeys(roles)}
+    meter_rows = [{"meter_id": m.id, "role": m.role, "energy_kwh": float(ms.energy_kwh[i]),
+                   "coverage": float(ms.coverage[i]), "readings": int(ms.readings[i]), "method": ms.method[i],
+                   "last_reading": _iso(ms.last_ts[i]), "last_value": _num(ms.last_value[i])}
+                  for i, m in enumerate(meters)]
+    fac_idx = np.nonzero(roles == "facility")[0]
+    it_idx = np.nonzero(roles == "it")[0]
+    facility_kwh = float(ms.energy_kwh[fac_idx].sum()) if len(fac_idx) else None
+    facility_cov = float(ms.coverage[fac_idx].min()) if len(fac_idx) else 0.0
+    bin_fac = ms.group_bin_energy_kwh[fac_idx].sum(axis=0)
+    bin_fac_cov = ms.group_bin_coverage[fac_idx].min(axis=0) if len(fac_idx) else np.zeros(len(labels))
+    events, counts, late = list(ms.events), dict(ms.event_counts), ms.late_readings
+    rack_energy = rack_cov = None
+    if facility.it_energy_from == "racks" or need_racks:
+        inv = inventory if inventory is not None else facility.racks
+        rack_ids = list(facility.racks["rack_id"])
+        fn = facility.racks["function"].to_numpy()
+        groups = np.array([RACK_FUNCTION_GROUPS.index(f) for f in fn], dtype=np.int64)
+        rp = SourceParams(max_gap_ms=facility.rack_max_gap_s * 1000)
+        rs = source_energy(store, facility.id, "rack", rack_ids, [rp] * len(rack_ids), groups,
+                           len(RACK_FUNCTION_GROUPS), edges)
+        rack_energy = pd.Series(rs.energy_kwh, index=rack_ids)
+        ins = inv.set_index("rack_id")["status"].reindex(rack_ids).to_numpy() == "in_service"
+        w = facility.racks["design_power_kw"].to_numpy() * ins
+        rack_cov = float((rs.coverage * w).sum() / w.sum()) if w.sum() > 0 else 0.0
+        for k, v in rs.event_counts.items():
+            counts[f"rack_{k}"] = counts.get(f"rack_{k}", 0) + v
+        events += [dict(e, kind="rack") for e in rs.events[:50]]
+        late += rs.late_readings
+    if facility.it_energy_from == "racks":
+        it_kwh = float(rack_energy.sum())
+        it_cov = rack_cov
+        bin_it = rs.group_bin_energy_kwh.sum(axis=0)
+        # design-power-weighted coverage per bin is approximated by the mean over function groups
+        bin_it_cov = np.average(rs.group_bin_coverage, axis=0,
+                                weights=np.maximum(np.bincount(groups, minlength=len(RACK_FUNCTION_GROUPS)), 0) + 1e-12)
+        by_role["it"] = it_kwh
+    else:
+        it_kwh = float(ms.energy_kwh[it_idx].sum()) if len(it_idx) else None
+        it_cov = float(ms.coverage[it_idx].min()) if len(it_idx) else 0.0
+        bin_it = ms.group_bin_energy_kwh[it_idx].sum(axis=0)
+        bin_it_cov = ms.group_bin_coverage[it_idx].min(axis=0) if len(it_idx) else np.zeros(len(labels))
+    table = None
+    if bins:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pue_bins = np.where(bin_it > 0, bin_fac / np.where(bin_it > 0, bin_it, 1), np.nan)
+        table = pd.DataFrame({"bin": labels, "facility_energy_kwh": bin_fac, "it_energy_kwh": bin_it,
+                              "pue": pue_bins, "coverage": np.minimum(bin_fac_cov, bin_it_cov)})
+        for i, m in enumerate(meters):
+            if m.role not in ("facility", "it"):
+                table[f"{m.role}:{m.id}_kwh"] = ms.group_bin_energy_kwh[i]
+    events.sort(key=lambda e: e["ts"])
+    return EnergyFigures(facility_energy_kwh=facility_kwh, it_energy_kwh=it_kwh, facility_coverage=facility_cov,
+                         it_coverage=it_cov, by_role_kwh=by_role, meters=meter_rows, bins=table, events=events,
+                         event_counts=counts, late_readings=late, rack_energy_kwh=rack_energy, rack_coverage=rack_cov,
+                         facility_basis="facility-role meters at the utility input")
+
+
+def _iso(ms) -> str | None:
+    return None if ms is None or ms < 0 else pd.Timestamp(int(ms), unit="ms", tz="UTC").isoformat()
+
+
+def _num(x):
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)
+
+
+# ------------------------------------------------------------------------- figures
+def facility_figures(store, facility, period: Period, options: Options | None = None) -> dict:
+    """Every figure of one facility for ``period``, with its basis and coverage (no policy checks)."""
+    options = options or Options()
+    start, end = period.utc_bounds(facility.timezone)
+    inv, changes = inventory_at(store, facility, end)
+    summary = racks_mod.rack_summary(inv)
+    need_racks = options.compute_share_reading == "it_energy"
+    en = energy_figures(store, facility, period, options.bins, need_racks=need_racks, inventory=inv)
+    p = pue_mod.pue(en.facility_energy_kwh, en.it_energy_kwh)
+    coverage = min(en.facility_coverage, en.it_coverage)
+    if options.inventory == "time_weighted":
+        tw = racks_mod.time_weighted_summary(facility.racks, changes, start.value // 10**6, end.value // 10**6)
+        occupancy, cshare = tw["occupancy_rate"], tw["compute_share"]
+        if options.compute_share_reading != "design_power":
+            cshare = racks_mod.compute_share(inv, options.compute_share_reading, en.rack_energy_kwh)
+    else:
+        occupancy = summary["occupancy_rate"]
+        cshare = racks_mod.compute_share(inv, options.compute_share_reading, en.rack_energy_kwh)
+    prev_end = pd.Timestamp(dt.datetime.combine(period.previous_year_end() + dt.timedelta(days=1), dt.time(),
+                                                zone(facility.timezone))).tz_convert("UTC")
+    inv_prev, _ = inventory_at(store, facility, prev_end)
+    out = {
+        "facility_id": facility.id, "name": facility.name, "name_en": facility.name_en,
+        "operator": facility.operator, "credit_code": facility.credit_code, "city": facility.city,
+        "district": facility.district, "kind": facility.kind, "timezone": facility.timezone,
+        "cluster_start_area": facility.cluster_start_area,
+        "commissioned": facility.commissioned.isoformat() if facility.commissioned else None,
+        "utc_from": start.isoformat(), "utc_to": end.isoformat(),
+        "pue": p, "pue_category": facility.pue_category,
+        "pue_category_text": pue_mod.PUE_CATEGORIES[facility.pue_category],
+        "pue_label": pue_mod.label(period.is_annual),
+        "facility_energy_kwh": en.facility_energy_kwh, "it_energy_kwh": en.it_energy_kwh,
+        "it_energy_from": facility.it_energy_from,
+        "coverage": coverage, "facility_energy_coverage": en.facility_coverage, "it_energy_coverage": en.it_coverage,
+        **{k: summary[k] for k in ("physical_racks", "in_service_racks", "standard_racks", "size_class")},
+        "occupancy_rate": occupancy, "compute_share": cshare,
+        "compute_share_prior_year_end": racks_mod.compute_share(inv_prev, options.compute_share_reading
+                                                                 if options.compute_share_reading != "it_energy" else "design_power"),
+        "prior_year_end": period.previous_year_end().isoformat(),
+        **{k: summary[k] for k in ("decommissioned_racks", "in_service_standard_racks", "design_it_power_kw",
+                                    "in_service_design_power_kw", "compute_design_power_kw",
+                                    "avg_design_power_per_rack_kw", "racks_by_status", "racks_by_function")},
+        "energy_by_role_kwh": en.by_role_kwh, "meters": en.meters,
+        "data_quality": {"events": en.event_counts, "late_readings": en.late_readings,
+                         "event_samples": en.events[:100], "rack_energy_coverage": en.rack_coverage},
+        "annual_terminals_served": facility.annual_terminals_served,
+        "retrofit": {"completed": facility.retrofit_completed.isoformat() if facility.retrofit_completed else None,
+                     "cost_cny": facility.retrofit_cost_cny},
+        "inventory_changes_in_period": int(((changes["ts"] >= start.value // 10**6) & (changes["ts"] < end.value // 10**6)).sum())
+        if len(changes) else 0,
+    }
+    if en.bins is not None:
+        out["bins"] = en.bins
+    if en.rack_energy_kwh is not None:
+        out["_rack_energy_kwh"] = en.rack_energy_kwh
+    return out
+
+
+# ---------------------------------------------------------------------- policies
+def _metric_value(fig: dict, metric: str, options: Options):
+    if metric == "racks":
+        return fig["standard_racks"] if options.rack_basis == "standard" else fig["physical_racks"]
+    return fig.get(metric)
+
+
+def _metric_coverage(fig: dict, metric: str, options: Options) -> float | None:
+    if metric == "pue":
+        return fig["coverage"]
+    if metric == "compute_share" and options.compute_share_reading == "it_energy":
+        return fig["data_quality"].get("rack_energy_coverage")
+    return 1.0  # inventory figures come from the registry, complete by construction
+
+
+def _margin_detail(fig: dict, metric: str, op: str, threshold: float, options: Options) -> dict | None:
+    """The margin in units a manager acts on."""
+    if metric == "pue" and fig.get("pue") is not None:
+        save = pue_mod.energy_to_save_kwh(fig["facility_energy_kwh"], fig["it_energy_kwh"], threshold)
+        return {"facility_energy_to_save_kwh": save, "unit": "kWh",
+                "text": (f"save more than {save:,.0f} kWh of facility energy at the same IT energy"
+                         if save >= 0 else f"{-save:,.0f} kWh of facility energy headroom at the same IT energy")}
+    if metric == "racks":
+        if options.rack_basis == "standard":
+            short = threshold - fig["standard_racks"]
+            return {"standard_racks_short": short, "design_power_kw": short * racks_mod.STANDARD_RACK_KW, "unit": "kW",
+                    "text": (f"add {short:,.1f} standard racks ({short * 2.5:,.1f} kW design power)" if short > 0
+                             else f"{-short:,.1f} standard racks above the threshold")}
+        short = threshold - fig["physical_racks"]
+        return {"physical_racks_short": short, "text": f"{short:+,.0f} physical racks"}
+    if metric == "compute_share" and options.compute_share_reading in ("design_power", "compute_storage") \
+            and fig.get("compute_share") is not None:
+        denom = fig["in_service_design_power_kw"]
+        need = threshold * denom - fig["compute_design_power_kw"]
+        return {"compute_design_power_to_add_kw": need, "unit": "kW",
+                "text": (f"move more than {need:,.1f} kW of in-service design power to compute" if need >= 0
+                         else f"{-need:,.1f} kW of compute design power above the threshold")}
+    if metric == "occupancy_rate" and fig.get("occupancy_rate") is not None:
+        need = threshold * fig["design_it_power_kw"] - fig["in_service_design_power_kw"]
+        return {"in_service_design_power_to_add_kw": need, "unit": "kW",
+                "text": f"{'bring' if need > 0 else 'headroom of'} {abs(need):,.1f} kW of design power {'into service' if need > 0 else ''}".strip()}
+    return None
+
+
+def facts_for_conditions(fig: dict, profile: Profile, facility) -> dict:
+    new_site = None
+    if profile.new_site_since is not None:
+        new_site = bool(facility.commissioned and facility.commissioned >= profile.new_site_since)
+    return {"cluster_start_area": facility.cluster_start_area, "kind": facility.kind,
+            "size_class": fig["size_class"], "new_site": new_site, "standard_racks": fig["standard_racks"]}
+
+
+def evaluate_profile(fig: dict, profile: Profile, facility, options: Options, period: Period) -> dict:
+    facts = facts_for_conditions(fig, profile, facility)
+    applicable = condition_holds(profile.when, facts) and ("*" in profile.kinds or facility.kind in profile.kinds)
+    checks, flags = [], []
+    for c in profile.checks:
+        value = _metric_value(fig, c.metric, options)
+        cov = _metric_coverage(fig, c.metric, options)
+        row = {"metric": c.metric, "value": value, "op": c.op, "threshold": c.threshold, "clause": c.clause,
+               "coverage": cov, "text": f"{c.metric} {OP_WORDS[c.op]} {c.threshold}"}
+        if c.metric == "racks":
+            row["basis"] = options.rack_basis
+        if c.metric == "compute_share":
+            row["basis"] = options.compute_share_reading
+        if not applicable or not condition_holds(c.when, facts):
+            row.update(passed=None, margin=None, status="not_applicable")
+        else:
+            passed, margin, status = compare(value, c.op, c.threshold, cov, options.min_coverage)
+            if value is None:
+                row["reason"] = f"no {c.metric} figure (missing data)"
+            elif status == "inconclusive":
+                row["reason"] = f"coverage {cov:.1%} below the required {options.min_coverage:.0%}"
+            row.update(passed=passed, margin=margin, status=status,
+                       margin_detail=_margin_detail(fig, c.metric, c.op, c.threshold, options))
+        if c.flag:
+            row["flag"] = c.flag
+            if row["status"] == "fail":
+                flags.append(c.flag)
+        checks.append(row)
+    gates = [r for r in checks if r["status"] != "not_applicable" and not r.get("flag")]
+    if not applicable:
+        eligible = None
+    elif any(r["status"] == "fail" for r in gates):
+        eligible = False
+    elif any(r["status"] == "inconclusive" for r in gates):
+        eligible = None
+    else:
+        eligible = True
+    res = {"title": profile.title, "source": profile.source, "applicable": applicable, "eligible": eligible,
+           "checks": checks, "flags": flags, "subsidy_cny": None, "subsidy_is_upper_bound": None}
+    if profile.grades and applicable:
+        res["grade"] = grade(fig.get("pue"), profile.grades) if fig.get("coverage", 0) >= options.min_coverage else None
+        res["grade_note"] = ("annual PUE" if fig["pue_label"] == "annual"
+                             else "interim: GB 40879 grades the annual PUE; this is an interim figure")
+    if profile.subsidy and applicable:
+        s = profile.subsidy
+        est = subsidy_estimate(fig["in_service_racks"], s["per_rack_max_cny"], s["total_max_cny"],
+                               retrofit_cost_cny=facility.retrofit_cost_cny, cost_share=s.get("cost_share"),
+                               always_upper_bound=bool(s.get("always_upper_bound")))
+        est["clause"] = s.get("clause", "")
+        res["subsidy_estimate"] = est
+        if eligible:
+            res["subsidy_cny"] = est["subsidy_cny"]
+            res["subsidy_is_upper_bound"] = est["subsidy_is_upper_bound"]
+    notes = []
+    inf = profile.raw.get("in_force")
+    if inf:
+        f, t = dt.date.fromisoformat(str(inf["from"])), dt.date.fromisoformat(str(inf["to"]))
+        if period.last_day < f or period.first_day > t:
+            notes.append(f"the measure is in force {f} to {t}; the period {period.first_day}..{period.last_day} is outside it")
+    win = profile.raw.get("application_window")
+    if win and facility.retrofit_completed:
+        lo, hi = dt.date.fromisoformat(str(win["completion_from"])), dt.date.fromisoformat(str(win["completion_to"]))
+        if not lo <= facility.retrofit_completed <= hi:
+            notes.append(f"retrofit completed {facility.retrofit_completed}, outside the application window {lo}..{hi} ({win.get('clause', '')})")
+    res["notes"] = notes
+    return res
+
+
+# ----------------------------------------------------------------------- evaluate
+def evaluate(registry, store, period: Period, facility_ids: list[str] | None = None,
+             profile_names: list[str] | None = None, options: Options | None = None,
+             progress=None) -> dict:
+    """Evaluate facilities and the portfolio for ``period``; the JSON every output shares."""
+    options = options or Options()
+    profiles = load_profiles(registry.config_dir)
+    facilities = registry.select(facility_ids)
+    out_facilities = []
+    used_profiles: dict[str, Profile] = {}
+    for fac in facilities:
+        fig = facility_figures(store, fac, period, options)
+        fig.pop("_rack_energy_kwh", None)
+        bins = fig.pop("bins", None)
+        if bins is not None:
+            fig["bins"] = _records(bins)
+        fig["profiles"] = {}
+        for prof in select_profiles(profiles, profile_names, fac):
+            used_profiles[prof.id] = prof
+            fig["profiles"][prof.id] = evaluate_profile(fig, prof, fac, options, period)
+        out_facilities.append(fig)
+        if progress:
+            progress(fac.id)
+    return {
+        "period": period.to_json(),
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "basis": {**options.to_json(), "standard_rack_kw": racks_mod.STANDARD_RACK_KW,
+                  "pue": "ratio of sums: Σ facility energy ÷ Σ IT energy over the period (ISO/IEC 30134-2)",
+                  "periods": "inclusive calendar days in each facility's time zone",
+                  "coverage": "share of the period spanned by readings no further apart than each meter's max_gap; "
+                              "PUE coverage is the lower of facility and IT energy coverage"},
+        "facilities": out_facilities,
+        "portfolio": portfolio(out_facilities, used_profiles.values(), options),
+    }
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+            for r in df.to_dict(orient="records")]
+
+
+def portfolio(figs: list[dict], profiles, options: Options) -> dict:
+    """Energy-weighted PUE and design-power occupancy of a set of facilities (seed 003 一(二))."""
+    def agg(rows):
+        fe = [r["facility_energy_kwh"] for r in rows]
+        ie = [r["it_energy_kwh"] for r in rows]
+        design = sum(r["design_it_power_kw"] for r in rows)
+        ins = sum(r["in_service_design_power_kw"] for r in rows)
+        covs = [r["coverage"] for r in rows if r.get("pue") is not None]
+        return {"facilities": len(rows), "pue": pue_mod.portfolio_pue(fe, ie),
+                "occupancy_rate": (ins / design) if design > 0 else None,
+                "facility_energy_kwh": float(sum(x for x in fe if x)), "it_energy_kwh": float(sum(x for x in ie if x)),
+                "coverage": min(covs) if covs else 0.0,
+                "facilities_without_pue": [r["facility_id"] for r in rows if r.get("pue") is None]}
+    out = agg(figs)
+    start_area = [f for f in figs if f["cluster_start_area"]]
+    out["cluster_start_area"] = agg(start_area) if start_area else None
+    checks = []
+    for prof in profiles:
+        for c in prof.portfolio_checks:
+            scope = out if c["scope"] == "city" else out["cluster_start_area"]
+            if scope is None:
+                continue
+            value = scope[c["metric"]]
+            cov = scope["coverage"] if c["metric"] == "pue" else 1.0
+            passed, margin, status = compare(value, c["op"], c["threshold"], cov, options.min_coverage)
+            checks.append({"profile": prof.id, "scope": c["scope"], "metric": c["metric"], "value": value,
+                           "op": c["op"], "threshold": c["threshold"], "passed": passed, "margin": margin,
+                           "status": status, "clause": c.get("clause", "")})
+    out["checks"] = checks
+    return out
+
+
+def live_pue(store, facility, now: pd.Timestamp | None = None, window: dt.timedelta = dt.timedelta(minutes=15)) -> dict:
+    """PUE over the last ``window`` (an energy ratio, not an instantaneous power ratio)."""
+    now = now or pd.Timestamp.now(tz="UTC")
+    end_ms = now.value // 10**6
+    edges = np.array([end_ms - int(window.total_seconds() * 1000), end_ms], dtype=np.int64)
+    meters = facility.meters
+    ms = source_energy(store, facility.id, "meter", [m.id for m in meters], [_meter_params(m) for m in meters],
+                       np.arange(len(meters)), len(meters), edges)
+    roles = np.array([m.role for m in meters])
+    f = float(ms.energy_kwh[roles == "facility"].sum())
+    cov_f = float(ms.coverage[roles == "facility"].min()) if (roles == "facility").any() else 0.0
+    if facility.it_energy_from == "racks":
+        ids = list(facility.racks["rack_id"])
+        rs = source_energy(store, facility.id, "rack", ids,
+                           [SourceParams(max_gap_ms=facility.rack_max_gap_s * 1000)] * len(ids),
+                           np.zeros(len(ids), dtype=np.int64), 1, edges)
+        i, cov_i = float(rs.energy_kwh.sum()), float(rs.coverage.mean()) if len(ids) else 0.0
+    else:
+        i = float(ms.energy_kwh[roles == "it"].sum())
+        cov_i = float(ms.coverage[roles == "it"].min()) if (roles == "it").any() else 0.0
+    hours = window.total_seconds() / 3600
+    return {"pue": pue_mod.pue(f, i), "window_minutes": window.total_seconds() / 60, "to": now.isoformat(),
+            "facility_energy_kwh": f, "it_energy_kwh": i, "facility_load_kw": f / hours, "it_load_kw": i / hours,
+            "coverage": min(cov_f, cov_i)}

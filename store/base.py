@@ -1,0 +1,67 @@
+"""The store interface shared by the Parquet dataset and other backends (InfluxDB).
+
+Contract
+--------
+* ``append(table)`` takes rows of :data:`dcmon.readings.SCHEMA`. When it returns, the rows are
+  durable (fsync'd) and visible to readers; a crash before then leaves no partial data visible.
+* Idempotent on ``(facility_id, kind, source_id, ts)``: the first row written for a key wins;
+  later copies are counted as duplicates and never replace it (nothing stored is altered).
+* ``read(...)`` returns a deduplicated table sorted by ``(source_id, ts)``.
+* ``iter_sorted(...)`` streams the same rows in bounded memory: batches in day order, and within
+  a day sorted by ``(source_id, ts)``. Metrics that difference counters use it.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import pyarrow as pa
+
+
+@dataclass
+class AppendResult:
+    written: int = 0           # rows newly stored
+    duplicates: int = 0        # rows whose key was already stored (or repeated in the input)
+    conflicts: int = 0         # duplicates whose values differ from the stored row (first kept)
+    files: list[Path] = field(default_factory=list)
+
+    def __iadd__(self, other: "AppendResult"):
+        self.written += other.written
+        self.duplicates += other.duplicates
+        self.conflicts += other.conflicts
+        self.files += other.files
+        return self
+
+
+class Store(abc.ABC):
+    @abc.abstractmethod
+    def append(self, table: pa.Table, *, check_existing: bool = True) -> AppendResult: ...
+
+    @abc.abstractmethod
+    def read(self, facility_id: str, kind: str | None = None, start: pd.Timestamp | None = None,
+             end: pd.Timestamp | None = None, sources: list[str] | None = None,
+             columns: list[str] | None = None) -> pa.Table: ...
+
+    @abc.abstractmethod
+    def iter_sorted(self, facility_id: str, kind: str, start: pd.Timestamp, end: pd.Timestamp,
+                    columns: list[str]) -> Iterator[pa.RecordBatch]: ...
+
+    @abc.abstractmethod
+    def files(self, facility_id: str | None = None, kind: str | None = None,
+              start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> list[Path]: ...
+
+    # Small JSON documents: collector health, last-seen times, data-quality notes.
+    @abc.abstractmethod
+    def put_status(self, name: str, doc: dict) -> None: ...
+
+    @abc.abstractmethod
+    def get_status(self, name: str) -> dict | None: ...
+
+    @abc.abstractmethod
+    def list_status(self, prefix: str = "") -> dict[str, dict]: ...
+
+    def compact(self, facility_id: str | None = None) -> int:
+        return 0

@@ -1,0 +1,399 @@
+"""Parquet dataset store.
+
+Layout (hive-style, one folder per facility, kind and UTC day)::
+
+    <data>/readings/facility=<id>/kind=<meter|rack>/date=<YYYY-MM-DD>/part-<ns>-<uuid>.parquet
+    <data>/status/<name>.json
+
+One quarter of one facility touches ~92 day folders of that facility only. Every file is
+sorted by ``(source_id, ts)`` and free of duplicate keys, so a day with one file streams
+straight into the counter arithmetic; a day with several files (live appends) is merged
+on read and merged on disk by :meth:`ParquetStore.compact`.
+
+Durability (reliability.md #8): a file is written under a dot-name, fsync'd, renamed into
+place and the folder fsync'd. Readers ignore dot-files, so they never see a partial file;
+a writer killed mid-write leaves only a dot-file, removed by the next compaction.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dcmon.readings import SCHEMA, TS_TYPE, VALUE_COLUMNS, conform
+from dcmon.store.base import AppendResult, Store
+
+ROW_GROUP = 262_144
+_DAY_MS = 86_400_000
+_STALE_TMP_S = 3600
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _to_ms(t) -> int | None:
+    if t is None:
+        return None
+    return int(pd.Timestamp(t).tz_convert("UTC").value // 1_000_000) if pd.Timestamp(t).tzinfo else \
+        int(pd.Timestamp(t, tz="UTC").value // 1_000_000)
+
+
+def _day(ms: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=ms // _DAY_MS)
+
+
+def sort_dedupe(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Sort by (source_id, ts) keeping input order among equal keys; return (kept, dropped).
+
+    The first row of each (source_id, ts) key wins (within one facility and kind).
+    """
+    if table.num_rows == 0:
+        return table, table.slice(0, 0)
+    seq = pa.array(np.arange(table.num_rows, dtype=np.int64))
+    t = table.append_column("_seq", seq).sort_by([("source_id", "ascending"), ("ts", "ascending"),
+                                                   ("_seq", "ascending")])
+    src = t.column("source_id")
+    ts = t.column("ts")
+    if t.num_rows > 1:
+        same = pc.and_(pc.equal(src.slice(1), src.slice(0, t.num_rows - 1)),
+                       pc.equal(ts.slice(1), ts.slice(0, t.num_rows - 1)))
+        dup = np.concatenate([[False], same.to_numpy(zero_copy_only=False)])
+    else:
+        dup = np.zeros(1, dtype=bool)
+    t = t.drop_columns(["_seq"])
+    if not dup.any():
+        return t, t.slice(0, 0)
+    keep = pa.array(~dup)
+    return t.filter(keep), t.filter(pa.array(dup))
+
+
+class ParquetStore(Store):
+    def __init__(self, data_dir, *, create: bool = True):
+        self.root = Path(data_dir)
+        self.readings_dir = self.root / "readings"
+        self.status_dir = self.root / "status"
+        if create:
+            self.readings_dir.mkdir(parents=True, exist_ok=True)
+            self.status_dir.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ paths
+    def _partition(self, facility_id: str, kind: str, day: dt.date) -> Path:
+        return self.readings_dir / f"facility={facility_id}" / f"kind={kind}" / f"date={day.isoformat()}"
+
+    def _partitions(self, facility_id: str, kind: str, start_ms: int | None, end_ms: int | None) -> list[tuple[dt.date, Path]]:
+        base = self.readings_dir / f"facility={facility_id}" / f"kind={kind}"
+        if not base.is_dir():
+            return []
+        out = []
+        lo = _day(start_ms) if start_ms is not None else None
+        hi = _day(end_ms - 1) if end_ms is not None else None
+        for p in base.iterdir():
+            if not p.name.startswith("date="):
+                continue
+            try:
+                d = dt.date.fromisoformat(p.name[5:])
+            except ValueError:
+                continue
+            if (lo is None or d >= lo) and (hi is None or d <= hi):
+                out.append((d, p))
+        out.sort()
+        return out
+
+    @staticmethod
+    def _data_files(part: Path) -> list[Path]:
+        try:
+            return sorted(p for p in part.iterdir() if p.suffix == ".parquet" and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def files(self, facility_id=None, kind=None, start=None, end=None) -> list[Path]:
+        s, e = _to_ms(start), _to_ms(end)
+        facs = [facility_id] if facility_id else sorted(
+            p.name.split("=", 1)[1] for p in self.readings_dir.glob("facility=*"))
+        kinds = [kind] if kind else ["meter", "rack", INVENTORY_KIND]
+        out = []
+        for f in facs:
+            for k in kinds:
+                for _, part in self._partitions(f, k, s, e):
+                    out += self._data_files(part)
+        return out
+
+    # ----------------------------------------------------------------- writes
+    def _write_file(self, part: Path, table: pa.Table, prefix: str = "part") -> Path:
+        part.mkdir(parents=True, exist_ok=True)
+        name = f"{prefix}-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
+        tmp = part / f".{name}.tmp"
+        final = part / name
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, row_group_size=ROW_GROUP, compression="zstd",
+                           use_dictionary=["facility_id", "kind", "source_id", "status", "function", "origin"],
+                           write_statistics=["ts", "source_id"])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(part)
+        return final
+
+    def append(self, table: pa.Table, *, check_existing: bool = True) -> AppendResult:
+        """Store readings durably; idempotent on (facility_id, kind, source_id, ts).
+
+        With ``check_existing`` the rows are compared with what is already stored so the
+        result counts duplicates exactly (imports). Without it (the live collector, which
+        writes small batches often) duplicates are still never visible to readers: reads
+        and compaction keep the first row of each key.
+        """
+        result = AppendResult()
+        if table.num_rows == 0:
+            return result
+        table = conform(table)
+        inv = _inventory_rows(table)
+        if inv is not None:
+            # A small index of rack inventory changes, so "inventory as of" never scans rack power.
+            table = pa.concat_tables([table, inv])
+        day_idx = pc.divide(pc.cast(pc.cast(table.column("ts"), pa.int64()), pa.int64()), _DAY_MS).to_numpy()
+        fac = table.column("facility_id").to_numpy(zero_copy_only=False)
+        kind = table.column("kind").to_numpy(zero_copy_only=False)
+        keys = pd.DataFrame({"f": fac, "k": kind, "d": day_idx})
+        for (f, k, d), idx in keys.groupby(["f", "k", "d"], sort=True).indices.items():
+            part_table = table.take(pa.array(idx))
+            part = self._partition(f, k, dt.date(1970, 1, 1) + dt.timedelta(days=int(d)))
+            with self._lock(part, shared=True):
+                r = self._append_partition(part, part_table, check_existing)
+            if k == INVENTORY_KIND:  # an index of rows already counted under kind=rack
+                r = AppendResult(files=r.files)
+            result += r
+        return result
+
+    def _append_partition(self, part: Path, table: pa.Table, check_existing: bool) -> AppendResult:
+        kept, dropped = sort_dedupe(table)
+        res = AppendResult(duplicates=dropped.num_rows)
+        if check_existing and kept.num_rows:
+            existing = self._read_partition(part, ["source_id", "ts", *VALUE_COLUMNS],
+                                            sources=pc.unique(kept.column("source_id")).to_pylist())
+            if existing.num_rows:
+                kept, n_dup, n_conf = _anti_join(kept, existing)
+                res.duplicates += n_dup
+                res.conflicts += n_conf
+        if kept.num_rows:
+            res.files.append(self._write_file(part, kept))
+            res.written = kept.num_rows
+        return res
+
+    @contextlib.contextmanager
+    def _lock(self, part: Path, shared: bool):
+        """Writers take a shared lock, compaction an exclusive one, per partition."""
+        part.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = part.parent / f".{part.name}.lock"
+        with open(lock_path, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # ------------------------------------------------------------------ reads
+    def _read_partition(self, part: Path, columns: list[str], *, sources=None, start_ms=None, end_ms=None) -> pa.Table:
+        """All rows of one day folder, merged, deduplicated and sorted by (source_id, ts)."""
+        cols = list(dict.fromkeys(["source_id", "ts", *columns]))
+        for attempt in range(5):
+            files = self._data_files(part)
+            try:
+                tables = [pq.read_table(p, columns=cols) for p in files]
+                break
+            except FileNotFoundError:  # compaction replaced the files under us: list again
+                time.sleep(0.01 * (attempt + 1))
+        else:
+            raise RuntimeError(f"could not read {part}: files keep changing")
+        if not tables:
+            return pa.Table.from_batches([], schema=pa.schema([SCHEMA.field(c) for c in cols]))
+        t = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        t = _filter(t, sources, start_ms, end_ms)
+        if len(tables) > 1:
+            t, _ = sort_dedupe(t)
+        return t.select(cols)
+
+    def read(self, facility_id, kind=None, start=None, end=None, sources=None, columns=None) -> pa.Table:
+        s, e = _to_ms(start), _to_ms(end)
+        cols = columns or [f.name for f in SCHEMA]
+        base_cols = list(dict.fromkeys(["source_id", "ts", *cols]))
+        kinds = [kind] if kind else ["meter", "rack"]
+        parts = []
+        for k in kinds:
+            for _, part in self._partitions(facility_id, k, s, e):
+                t = self._read_partition(part, [c for c in base_cols if c not in ("facility_id", "kind")],
+                                         sources=sources, start_ms=s, end_ms=e)
+                if "facility_id" in cols:
+                    t = t.append_column("facility_id", pa.array([facility_id] * t.num_rows, pa.string()))
+                if "kind" in cols:
+                    t = t.append_column("kind", pa.array([k] * t.num_rows, pa.string()))
+                parts.append(t.select(base_cols))
+        if not parts:
+            return pa.schema([SCHEMA.field(c) for c in base_cols]).empty_table()
+        out = pa.concat_tables(parts)
+        if len(parts) > 1:
+            out = out.sort_by([("source_id", "ascending"), ("ts", "ascending")]) if len(kinds) == 1 else out
+        return out.select(base_cols)
+
+    def iter_sorted(self, facility_id, kind, start, end, columns) -> Iterator[pa.RecordBatch]:
+        s, e = _to_ms(start), _to_ms(end)
+        cols = list(dict.fromkeys(["source_id", "ts", *columns]))
+        for _, part in self._partitions(facility_id, kind, s, e):
+            files = self._data_files(part)
+            if len(files) == 1:
+                try:
+                    pf = pq.ParquetFile(files[0])
+                except FileNotFoundError:
+                    files = []  # replaced by compaction: fall through to the merged read
+                else:
+                    for batch in pf.iter_batches(batch_size=ROW_GROUP, columns=cols):
+                        batch = _filter_batch(batch, s, e)
+                        if batch.num_rows:
+                            yield batch
+                    continue
+            t = self._read_partition(part, cols, start_ms=s, end_ms=e)
+            yield from t.to_batches(max_chunksize=ROW_GROUP)
+
+    # ------------------------------------------------------------- compaction
+    def compact(self, facility_id: str | None = None, *, min_files: int = 2) -> int:
+        """Merge each day folder holding ``min_files`` or more files into one sorted file.
+
+        Returns the number of folders compacted. Safe while writers and readers run:
+        the merged file is renamed into place before the old ones are removed, and
+        readers deduplicate meanwhile.
+        """
+        n = 0
+        facs = [facility_id] if facility_id else [p.name.split("=", 1)[1] for p in self.readings_dir.glob("facility=*")]
+        for f in facs:
+            for k in ("meter", "rack", INVENTORY_KIND):
+                for _, part in self._partitions(f, k, None, None):
+                    self._remove_stale_tmp(part)
+                    files = self._data_files(part)
+                    if len(files) < min_files:
+                        continue
+                    with self._lock(part, shared=False):
+                        files = self._data_files(part)
+                        if len(files) < min_files:
+                            continue
+                        merged, _ = sort_dedupe(pa.concat_tables([pq.read_table(p) for p in files]))
+                        self._write_file(part, merged.select([fld.name for fld in SCHEMA]), prefix="part")
+                        for p in files:
+                            p.unlink(missing_ok=True)
+                        _fsync_dir(part)
+                        n += 1
+        return n
+
+    @staticmethod
+    def _remove_stale_tmp(part: Path):
+        now = time.time()
+        for p in part.glob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if now - p.stat().st_mtime > _STALE_TMP_S:
+                    p.unlink()
+
+    # ----------------------------------------------------------------- status
+    def put_status(self, name: str, doc: dict) -> None:
+        _check_name(name)
+        path = self.status_dir / f"{name}.json"
+        tmp = self.status_dir / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
+        os.replace(tmp, path)
+
+    def get_status(self, name: str) -> dict | None:
+        _check_name(name)
+        try:
+            return orjson.loads((self.status_dir / f"{name}.json").read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def list_status(self, prefix: str = "") -> dict[str, dict]:
+        out = {}
+        for p in sorted(self.status_dir.glob(f"{prefix}*.json")):
+            with contextlib.suppress(FileNotFoundError, orjson.JSONDecodeError):
+                out[p.stem] = orjson.loads(p.read_bytes())
+        return out
+
+
+INVENTORY_KIND = "rack-inventory"
+
+
+def _inventory_rows(table: pa.Table) -> pa.Table | None:
+    """Rack rows that change status, function or design power, relabelled for the inventory index."""
+    kind = table.column("kind")
+    if not pc.any(pc.equal(kind, "rack")).as_py():
+        return None
+    has = pc.or_(pc.or_(pc.is_valid(table.column("status")), pc.is_valid(table.column("function"))),
+                 pc.is_valid(table.column("design_power_kw")))
+    mask = pc.and_(pc.equal(kind, "rack"), has)
+    if not pc.any(mask).as_py():
+        return None
+    inv = table.filter(mask)
+    return inv.set_column(inv.schema.get_field_index("kind"), "kind",
+                          pa.array([INVENTORY_KIND] * inv.num_rows, pa.string()))
+
+
+def _check_name(name: str):
+    if not name or "/" in name or name.startswith(".") or "\\" in name:
+        raise ValueError(f"status name must be a plain file name: {name!r}")
+
+
+def _filter(t: pa.Table, sources, start_ms, end_ms) -> pa.Table:
+    mask = None
+    if sources is not None:
+        mask = pc.is_in(t.column("source_id"), value_set=pa.array(list(sources), pa.string()))
+    if start_ms is not None:
+        m = pc.greater_equal(t.column("ts"), pa.scalar(start_ms, TS_TYPE))
+        mask = m if mask is None else pc.and_(mask, m)
+    if end_ms is not None:
+        m = pc.less(t.column("ts"), pa.scalar(end_ms, TS_TYPE))
+        mask = m if mask is None else pc.and_(mask, m)
+    return t if mask is None else t.filter(mask)
+
+
+def _filter_batch(b: pa.RecordBatch, start_ms, end_ms) -> pa.RecordBatch:
+    if start_ms is None and end_ms is None:
+        return b
+    ts = b.column(b.schema.get_field_index("ts"))
+    tsi = pc.cast(ts, pa.int64()).to_numpy()
+    if (start_ms is None or tsi.min(initial=start_ms) >= start_ms) and (end_ms is None or tsi.max(initial=0) < end_ms):
+        return b
+    mask = np.ones(len(tsi), dtype=bool)
+    if start_ms is not None:
+        mask &= tsi >= start_ms
+    if end_ms is not None:
+        mask &= tsi < end_ms
+    return b.filter(pa.array(mask))
+
+
+def _anti_join(new: pa.Table, existing: pa.Table) -> tuple[pa.Table, int, int]:
+    """Rows of ``new`` whose key is not in ``existing``; count duplicates and conflicting ones."""
+    ex = existing.to_pandas()
+    nw = new.to_pandas()
+    ex["_k"] = 1
+    merged = nw.merge(ex, on=["source_id", "ts"], how="left", suffixes=("", "_old"))
+    is_dup = merged["_k"].notna().to_numpy()
+    conflicts = 0
+    if is_dup.any():
+        d = merged[is_dup]
+        diff = np.zeros(len(d), dtype=bool)
+        for c in VALUE_COLUMNS:
+            a, b = d[c], d[f"{c}_old"]
+            diff |= ~((a == b) | (a.isna() & b.isna())).to_numpy()
+        conflicts = int(diff.sum())
+    return new.filter(pa.array(~is_dup)), int(is_dup.sum()), conflicts
