@@ -151,6 +151,20 @@ class Registry:
         return h.hexdigest()
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without implicit dates: dates stay strings and are validated with a named error."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(path: Path):
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+
+
 class _Errors:
     def __init__(self):
         self.items: list[str] = []
@@ -237,7 +251,7 @@ def load_facility(path: Path) -> Facility:
 
 def _load_facility(path: Path, errors: _Errors) -> Facility | None:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -336,7 +350,11 @@ def _load_facility(path: Path, errors: _Errors) -> Facility | None:
         racks = pd.DataFrame(columns=list(RACK_COLUMNS))
     else:
         racks_path = (path.parent / str(racks_rel)).resolve()
-        racks = load_racks(racks_path, errors)
+        if racks_path.is_file():
+            racks = load_racks(racks_path, errors)
+        else:
+            errors.add(path, f"racks file not found: {racks_rel!r} (looked for {racks_path})")
+            racks = pd.DataFrame(columns=list(RACK_COLUMNS))
     clash = sorted(set(racks["rack_id"]) & {m.id for m in meters})
     if clash:
         errors.add(path, f"rack and meter ids must differ: {', '.join(clash)}")

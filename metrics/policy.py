@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from dcmon.errors import ConfigError
+from dcmon.registry import load_yaml
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 OP_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}
@@ -72,7 +73,7 @@ def _builtin_dir() -> Path:
 
 def _parse_profile(path: Path) -> Profile:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(doc, dict):

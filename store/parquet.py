@@ -344,8 +344,9 @@ def _inventory_rows(table: pa.Table) -> pa.Table | None:
     if not pc.any(mask).as_py():
         return None
     inv = table.filter(mask)
-    return inv.set_column(inv.schema.get_field_index("kind"), "kind",
-                          pa.array([INVENTORY_KIND] * inv.num_rows, pa.string()))
+    arrays = [pa.array([INVENTORY_KIND] * inv.num_rows, pa.string()) if f.name == "kind" else inv.column(f.name)
+              for f in SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
 def _check_name(name: str):
