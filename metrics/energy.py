@@ -137,6 +137,21 @@ class EnergyResult:
         return self.source_covered_ms / max(self.period_ms, 1)
 
 
+def _ms(arr) -> np.ndarray:
+    """Timestamps [ms] of an Arrow timestamp[ms] column as int64, without copying where possible."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.int64():
+        arr = arr.view(pa.int64()) if arr.type == pa.timestamp("ms", tz="UTC") else pc.cast(arr, pa.int64())
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _np(arr) -> np.ndarray:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.to_numpy(zero_copy_only=False)
+
+
 class EnergyAccumulator:
     """Stream readings of many sources into per-source and per-(group, bin) energy.
 
@@ -145,16 +160,18 @@ class EnergyAccumulator:
     """
 
     def __init__(self, sources: list[str], params: list[SourceParams], groups: np.ndarray,
-                 n_groups: int, edges_ms: np.ndarray, mode: str):
+                 n_groups: int, edges_ms: np.ndarray, mode: str, detect_late: bool = True):
         if mode not in ("counter", "power"):
             raise ValueError(f"mode must be 'counter' or 'power': {mode!r}")
         self.mode = mode
+        self.detect_late = detect_late
         self.sources = list(sources)
         self.value_set = pa.array(self.sources, pa.string())
         n = len(self.sources)
         self.rollover = np.array([p.rollover_kwh or np.nan for p in params], dtype=np.float64)
         self.noise = np.array([p.noise_kwh for p in params], dtype=np.float64)
         self.max_gap = np.array([p.max_gap_ms for p in params], dtype=np.int64)
+        self.uniform_gap = len(self.max_gap) > 0 and bool((self.max_gap == self.max_gap[0]).all())
         self.params = params
         self.groups = np.asarray(groups, dtype=np.int64)
         self.n_groups = n_groups
@@ -176,97 +193,190 @@ class EnergyAccumulator:
         self.events: list[dict] = []
         self.late = 0
         self.unknown_sources = 0
+        self._dict_cache = None
 
     # ------------------------------------------------------------------
+    def _codes(self, arr) -> np.ndarray:
+        """Source codes (index into ``sources``; -1 for unknown) of a source_id column."""
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if pa.types.is_dictionary(arr.type):
+            d = arr.dictionary
+            cached = self._dict_cache
+            if cached is None or not cached[0].equals(d):
+                m = pc.fill_null(pc.index_in(d, value_set=self.value_set), -1)
+                cached = self._dict_cache = (d, m.to_numpy(zero_copy_only=False).astype(np.int64))
+            return cached[1][arr.indices.to_numpy(zero_copy_only=False)]
+        return pc.fill_null(pc.index_in(arr, value_set=self.value_set), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
     def feed(self, batch: pa.RecordBatch | pa.Table) -> None:
         col = "energy_kwh" if self.mode == "counter" else "power_kw"
+        if col not in batch.schema.names:
+            return
         vals_arr = batch.column(col)
         if vals_arr.null_count == len(vals_arr):
             return
         if vals_arr.null_count:
             batch = batch.filter(pc.is_valid(vals_arr))
             vals_arr = batch.column(col)
-        codes = pc.index_in(batch.column("source_id"), value_set=self.value_set)
-        if codes.null_count:
-            self.unknown_sources += codes.null_count
-            valid = pc.is_valid(codes)
-            batch, codes = batch.filter(valid), codes.filter(valid)
-            vals_arr = batch.column(col)
-        if len(codes) == 0:
-            return
-        c = codes.to_numpy(zero_copy_only=False).astype(np.int64)
-        t = pc.cast(batch.column("ts"), pa.int64()).to_numpy(zero_copy_only=False)
-        v = vals_arr.to_numpy(zero_copy_only=False).astype(np.float64)
+        c = self._codes(batch.column("source_id"))
+        t = _ms(batch.column("ts"))
+        v = _np(vals_arr).astype(np.float64, copy=False)
         recv = None
-        if "received_at" in batch.schema.names:
+        if self.detect_late and "received_at" in batch.schema.names:
             ra = batch.column("received_at")
             if ra.null_count == 0:
-                recv = pc.cast(ra, pa.int64()).to_numpy(zero_copy_only=False)
+                recv = _ms(ra)
+        if (c < 0).any():
+            known = c >= 0
+            self.unknown_sources += int((~known).sum())
+            c, t, v = c[known], t[known], v[known]
+            recv = recv[known] if recv is not None else None
+        self._feed_arrays(c, t, v, recv)
+
+    def _feed_arrays(self, c, t, v, recv) -> None:
+        """Rows sorted by (source code, ts): codes ``c``, times ``t`` [ms], values ``v``, arrivals ``recv`` [ms]."""
         n = len(c)
+        if n == 0:
+            return
         run_start = np.empty(n, dtype=bool)
         run_start[0] = True
-        run_start[1:] = c[1:] != c[:-1]
+        np.not_equal(c[1:], c[:-1], out=run_start[1:])
+        starts = np.flatnonzero(run_start)
+        cs = c[starts]
+        if self.mode == "counter" and recv is None and self._clean_counter_runs(c, t, v, run_start, starts, cs):
+            return
         # previous reading of each row: the row before, or the carried state at run starts
         pt = np.empty(n, dtype=np.int64)
         pv = np.empty(n)
         pt[1:], pv[1:] = t[:-1], v[:-1]
-        pt[run_start], pv[run_start] = self.last_t[c[run_start]], self.last_v[c[run_start]]
-        has_prev = pt >= 0
+        pt[starts], pv[starts] = self.last_t[cs], self.last_v[cs]
+        has_prev_start = pt[starts] >= 0
+        all_prev = bool(has_prev_start.all())
+        has_prev = None if all_prev else (pt >= 0)
         # drop rows not after their predecessor (a day merged twice; ts already deduplicated)
-        fresh = ~has_prev | (t > pt)
-        if not fresh.all():
-            return self.feed(batch.filter(pa.array(fresh)))
-        in_period = (t >= self.start) & (t < self.end)
-        np.add.at(self.readings, c[in_period], 1) if in_period.any() else None
+        if not (t > pt).all():
+            fresh = (t > pt) | (pt < 0)
+            if not fresh.all():
+                return self._feed_arrays(c[fresh], t[fresh], v[fresh], None if recv is None else recv[fresh])
+        self._count_readings(t, c)
         if recv is not None:
             prev_recv = np.empty(n, dtype=np.int64)
             prev_recv[1:] = recv[:-1]
-            prev_recv[run_start] = self.last_recv[c[run_start]]
-            late = has_prev & (prev_recv > recv) & (prev_recv >= 0) & in_period
+            prev_recv[starts] = self.last_recv[cs]
+            late = (prev_recv > recv) & (prev_recv >= 0) & (t >= self.start) & (t < self.end)
             self.late += int(late.sum())
-        dt = (t - pt).astype(np.float64)
-
+        dt = t - pt
+        max_gap = self.max_gap[c] if not self.uniform_gap else self.max_gap[0]
+        new_ref_last = None
         if self.mode == "counter":
             inc = v - pv
             # a run needs the slow path when it steps down anywhere, or its carried
             # reference sits above its last value (after a noise dip)
-            ref_prev = pv.copy()
-            ref_prev[run_start] = self.ref[c[run_start]]
-            bad_row = has_prev & ((v < ref_prev) | (ref_prev != pv))
-            slow_sources = np.unique(c[bad_row]) if bad_row.any() else np.zeros(0, np.int64)
-            new_ref_last = None
-            if len(slow_sources):
+            down = inc < 0
+            ref_s = self.ref[cs]
+            start_bad = has_prev_start & ((v[starts] < ref_s) | (ref_s != pv[starts]))
+            down[starts] = start_bad
+            if down.any():
+                slow_sources = np.unique(c[down])
                 slow = np.isin(c, slow_sources)
-                inc = np.where(slow, 0.0, inc)
+                inc[slow] = 0.0
                 new_ref_last = self._slow_counter(c, t, v, pt, slow, slow_sources, inc)
-            inc = np.where(has_prev, inc, 0.0)
-            covered_ok = has_prev & (dt <= self.max_gap[c])
-            gap = has_prev & ~covered_ok
+            covered_ok = dt <= max_gap
             energy_pairs = inc
         else:
-            ok = has_prev & (dt <= self.max_gap[c]) & ~np.isnan(pv) & ~np.isnan(v)
-            energy_pairs = np.where(ok, (pv + v) / 2 * dt / 3_600_000, 0.0)
-            covered_ok = ok
-            gap = has_prev & (dt > self.max_gap[c])
-            new_ref_last = None
+            covered_ok = dt <= max_gap
+            energy_pairs = np.where(covered_ok, (pv + v) * (dt / 7_200_000), 0.0)
+        if has_prev is not None:
+            energy_pairs = np.where(has_prev, energy_pairs, 0.0)
+            covered_ok &= has_prev
+            gap = has_prev & (dt > max_gap)
+        else:
+            gap = ~covered_ok
         if gap.any():
             self._gap_events(c[gap], pt[gap], t[gap])
         self._accumulate(c, pt, t, energy_pairs, covered_ok, has_prev)
 
         # carry state: last row of each run
-        run_end = np.empty(n, dtype=bool)
-        run_end[-1] = True
-        run_end[:-1] = c[1:] != c[:-1]
-        ce = c[run_end]
-        self.last_t[ce] = t[run_end]
-        self.last_v[ce] = v[run_end]
+        ends = np.empty(len(starts), dtype=np.int64)
+        ends[:-1] = starts[1:] - 1
+        ends[-1] = n - 1
+        self.last_t[cs] = t[ends]
+        self.last_v[cs] = v[ends]
         if recv is not None:
-            self.last_recv[ce] = recv[run_end]
+            self.last_recv[cs] = recv[ends]
         if self.mode == "counter":
-            self.ref[ce] = v[run_end]
+            self.ref[cs] = v[ends]
             if new_ref_last:
                 for code, r in new_ref_last.items():
                     self.ref[code] = r
+
+    def _clean_counter_runs(self, c, t, v, run_start, starts, cs) -> bool:
+        """Fast path for the usual batch: every counter run rises without gaps, inside the period and one bin.
+
+        Then a run's energy telescopes to its last value minus the value before it, and its
+        covered time to its last time minus the time before it. Returns False (nothing done)
+        when any condition fails; the row-wise rules then apply.
+        """
+        n = len(c)
+        ends = np.empty(len(starts), dtype=np.int64)
+        ends[:-1] = starts[1:] - 1
+        ends[-1] = n - 1
+        prev_t = self.last_t[cs]
+        has_prev = prev_t >= 0
+        base_t = np.where(has_prev, prev_t, t[starts])
+        base_v = np.where(has_prev, self.last_v[cs], v[starts])
+        t_max = t.max()
+        if base_t.min() < self.start or t_max > self.end:
+            return False
+        b = 0
+        if self.n_bins > 1:
+            b = int(np.searchsorted(self.edges, base_t.min(), "right")) - 1
+            if b != int(np.searchsorted(self.edges, t_max, "left")) - 1:
+                return False
+        # carried state must continue cleanly: later in time, no step down, no pending noise dip
+        if has_prev.any():
+            hp = has_prev
+            vs, ts_, ref = v[starts][hp], t[starts][hp], self.ref[cs][hp]
+            if (ts_ <= prev_t[hp]).any() or (vs < ref).any() or (ref != base_v[hp]).any():
+                return False
+            gap0 = self.max_gap[0] if self.uniform_gap else self.max_gap[cs][hp]
+            if ((ts_ - prev_t[hp]) > gap0).any():
+                return False
+        inner = ~run_start[1:]
+        if (np.diff(v) < 0)[inner].any():
+            return False
+        dt = np.diff(t)[inner]
+        gap = self.max_gap[0] if self.uniform_gap else self.max_gap[c[1:][inner]]
+        if (dt > gap).any() or (dt <= 0).any():
+            return False
+        e_run = v[ends] - base_v
+        cov_run = (t[ends] - base_t).astype(np.float64)
+        self.energy[cs] += e_run
+        self.covered[cs] += cov_run
+        if t_max >= self.end:
+            self._count_readings(t, c)
+        else:
+            self.readings[cs] += ends - starts + 1
+        if self.n_groups == 1:
+            self.gbin_e[b] += e_run.sum()
+            self.gbin_c[b] += cov_run.sum()
+        else:
+            k = self.groups[cs] * self.n_bins + b
+            self.gbin_e += np.bincount(k, weights=e_run, minlength=len(self.gbin_e))
+            self.gbin_c += np.bincount(k, weights=cov_run, minlength=len(self.gbin_c))
+        self.last_t[cs] = t[ends]
+        self.last_v[cs] = v[ends]
+        self.ref[cs] = v[ends]
+        return True
+
+    def _count_readings(self, t, c) -> None:
+        if t.min() >= self.start and t.max() < self.end:
+            self.readings += np.bincount(c, minlength=len(self.readings))
+        else:
+            m = (t >= self.start) & (t < self.end)
+            if m.any():
+                self.readings += np.bincount(c[m], minlength=len(self.readings))
 
     def _slow_counter(self, c, t, v, pt, slow_mask, slow_sources, inc) -> dict[int, float]:
         """Apply classify_step row by row for the few sources that step down."""
@@ -304,37 +414,60 @@ class EnergyAccumulator:
 
     def _accumulate(self, c, pt, t, energy, covered_ok, has_prev):
         """Add each pair's energy and covered time to its source and to (group, bin), split at bin edges."""
-        m = has_prev & (t > self.start) & (pt < self.end)
-        if not m.any():
+        inside_all = pt.min() >= self.start and t.max() <= self.end
+        if has_prev is not None or not inside_all:
+            m = (t > self.start) & (pt < self.end)
+            if has_prev is not None:
+                m &= has_prev
+            if not m.any():
+                return
+            if not m.all():
+                c, pt, t, energy, covered_ok = c[m], pt[m], t[m], energy[m], covered_ok[m]
+            inside_all = pt.min() >= self.start and t.max() <= self.end
+        n_src = len(self.energy)
+        if inside_all:
+            lo, hi, e_in = pt, t, energy
+            c_in = np.where(covered_ok, t - pt, 0).astype(np.float64)
+        else:
+            lo = np.maximum(pt, self.start)
+            hi = np.minimum(t, self.end)
+            dur = (t - pt).astype(np.float64)
+            e_in = energy * ((hi - lo) / dur)
+            c_in = np.where(covered_ok, hi - lo, 0).astype(np.float64)
+        self.energy += np.bincount(c, weights=e_in, minlength=n_src)
+        self.covered += np.bincount(c, weights=c_in, minlength=n_src)
+        g = self.groups[c] if self.n_groups > 1 else None
+        if self.n_bins == 1:
+            if g is None:
+                self.gbin_e[0] += e_in.sum()
+                self.gbin_c[0] += c_in.sum()
+            else:
+                self.gbin_e += np.bincount(g, weights=e_in, minlength=self.n_groups)
+                self.gbin_c += np.bincount(g, weights=c_in, minlength=self.n_groups)
             return
-        c, pt, t, energy, cov = c[m], pt[m], t[m], energy[m], covered_ok[m]
-        dur = (t - pt).astype(np.float64)
-        lo = np.maximum(pt, self.start)
-        hi = np.minimum(t, self.end)
         b0 = np.searchsorted(self.edges, lo, side="right") - 1
         b1 = np.searchsorted(self.edges, hi, side="left") - 1
-        g = self.groups[c]
-        # pairs inside one bin (the usual case)
         one = b0 == b1
-        frac = (hi - lo) / dur
-        e_in = energy * frac
-        c_in = np.where(cov, hi - lo, 0).astype(np.float64)
-        np.add.at(self.energy, c, e_in)
-        np.add.at(self.covered, c, c_in)
-        if one.any():
-            idx = g[one] * self.n_bins + b0[one]
-            self.gbin_e += np.bincount(idx, weights=e_in[one], minlength=len(self.gbin_e))
-            self.gbin_c += np.bincount(idx, weights=c_in[one], minlength=len(self.gbin_c))
+        idx = b0 if g is None else g * self.n_bins + b0
+        w_one = one if not one.all() else None
+        if w_one is None:
+            self.gbin_e += np.bincount(idx, weights=e_in, minlength=len(self.gbin_e))
+            self.gbin_c += np.bincount(idx, weights=c_in, minlength=len(self.gbin_c))
+            return
+        self.gbin_e += np.bincount(idx[one], weights=e_in[one], minlength=len(self.gbin_e))
+        self.gbin_c += np.bincount(idx[one], weights=c_in[one], minlength=len(self.gbin_c))
         # pairs across bin edges: split in proportion to time
-        for i in np.nonzero(~one)[0]:
+        gg = np.zeros(len(c), dtype=np.int64) if g is None else g
+        for i in np.flatnonzero(~one):
+            span = float(hi[i] - lo[i])
             for b in range(b0[i], b1[i] + 1):
                 a = max(lo[i], self.edges[b])
                 z = min(hi[i], self.edges[b + 1])
                 if z <= a:
                     continue
-                k = g[i] * self.n_bins + b
-                self.gbin_e[k] += energy[i] * (z - a) / dur[i]
-                if cov[i]:
+                k = gg[i] * self.n_bins + b
+                self.gbin_e[k] += e_in[i] * (z - a) / span
+                if covered_ok[i]:
                     self.gbin_c[k] += z - a
 
     def result(self) -> EnergyResult:

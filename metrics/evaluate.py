@@ -100,11 +100,14 @@ def source_energy(store, facility_id: str, kind: str, sources: list[str], params
                   groups: np.ndarray, n_groups: int, edges: np.ndarray) -> SourceSet:
     """Stream one facility's readings of ``kind`` through counter and power accumulators."""
     margin = max((p.max_gap_ms for p in params), default=0)
-    acc_c = EnergyAccumulator(sources, params, groups, n_groups, edges, "counter")
-    acc_p = EnergyAccumulator(sources, params, groups, n_groups, edges, "power")
+    # late arrivals are reported for meters; for racks they would cost a column read per rack reading
+    late = kind == "meter"
+    acc_c = EnergyAccumulator(sources, params, groups, n_groups, edges, "counter", detect_late=late)
+    acc_p = EnergyAccumulator(sources, params, groups, n_groups, edges, "power", detect_late=late)
     start = pd.Timestamp(int(edges[0]) - margin, unit="ms", tz="UTC")
     end = pd.Timestamp(int(edges[-1]) + margin, unit="ms", tz="UTC")
-    for batch in store.iter_sorted(facility_id, kind, start, end, ENERGY_COLUMNS):
+    columns = ENERGY_COLUMNS if late else [c for c in ENERGY_COLUMNS if c != "received_at"]
+    for batch in store.iter_sorted(facility_id, kind, start, end, columns, only_if_null={"power_kw": "energy_kwh"}):
         acc_c.feed(batch)
         e = batch.column("energy_kwh")
         if e.null_count:

@@ -251,21 +251,33 @@ class ParquetStore(Store):
             out = out.sort_by([("source_id", "ascending"), ("ts", "ascending")]) if len(kinds) == 1 else out
         return out.select(base_cols)
 
-    def iter_sorted(self, facility_id, kind, start, end, columns) -> Iterator[pa.RecordBatch]:
+    def iter_sorted(self, facility_id, kind, start, end, columns, *, only_if_null: dict | None = None,
+                    prefetch: int = 3) -> Iterator[pa.RecordBatch]:
+        """Stream rows sorted by (source_id, ts) within each day, days in order.
+
+        ``source_id`` comes dictionary-encoded where the file allows. ``only_if_null`` maps a
+        column to another: the first is read only for row groups where the second has nulls
+        (power is only needed where there is no counter). A background thread reads ahead up
+        to ``prefetch`` batches so Parquet decoding overlaps the caller's arithmetic.
+        """
+        gen = self._iter_sorted(facility_id, kind, start, end, columns, only_if_null or {})
+        if prefetch <= 0:
+            yield from gen
+            return
+        yield from _read_ahead(gen, prefetch)
+
+    def _iter_sorted(self, facility_id, kind, start, end, columns, only_if_null):
         s, e = _to_ms(start), _to_ms(end)
         cols = list(dict.fromkeys(["source_id", "ts", *columns]))
         for _, part in self._partitions(facility_id, kind, s, e):
             files = self._data_files(part)
             if len(files) == 1:
                 try:
-                    pf = pq.ParquetFile(files[0])
+                    pf = pq.ParquetFile(files[0], read_dictionary=["source_id"])
                 except FileNotFoundError:
                     files = []  # replaced by compaction: fall through to the merged read
                 else:
-                    for batch in pf.iter_batches(batch_size=ROW_GROUP, columns=cols):
-                        batch = _filter_batch(batch, s, e)
-                        if batch.num_rows:
-                            yield batch
+                    yield from _row_groups(pf, cols, only_if_null, s, e)
                     continue
             t = self._read_partition(part, cols, start_ms=s, end_ms=e)
             yield from t.to_batches(max_chunksize=ROW_GROUP)
@@ -331,6 +343,77 @@ class ParquetStore(Store):
 
 
 INVENTORY_KIND = "rack-inventory"
+
+
+def _row_groups(pf: pq.ParquetFile, cols, only_if_null, start_ms, end_ms):
+    md = pf.metadata
+    names = pf.schema_arrow.names
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        ts_stats = rg.column(names.index("ts")).statistics
+        if ts_stats is not None and ts_stats.has_min_max:
+            lo, hi = _stat_ms(ts_stats.min), _stat_ms(ts_stats.max)
+            if (start_ms is not None and hi < start_ms) or (end_ms is not None and lo >= end_ms):
+                continue
+        want = []
+        for c in cols:
+            dep = only_if_null.get(c)
+            if dep is not None and dep in names:
+                st = rg.column(names.index(dep)).statistics
+                if st is not None and st.null_count == 0:
+                    continue
+            want.append(c)
+        t = pf.read_row_group(i, columns=want)
+        for batch in t.to_batches():
+            batch = _filter_batch(batch, start_ms, end_ms)
+            if batch.num_rows:
+                yield batch
+
+
+def _stat_ms(v) -> int:
+    if isinstance(v, int):
+        return v
+    return int(pd.Timestamp(v).value // 1_000_000) if pd.Timestamp(v).tzinfo else int(pd.Timestamp(v, tz="UTC").value // 1_000_000)
+
+
+def _read_ahead(gen, depth: int):
+    """Run ``gen`` in a thread, ``depth`` items ahead; errors are re-raised in the caller."""
+    import queue
+    import threading
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in gen:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(e)
+
+    th = threading.Thread(target=work, name="dcmon-read-ahead", daemon=True)
+    th.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        th.join(timeout=5)
+
+
 
 
 def _inventory_rows(table: pa.Table) -> pa.Table | None:

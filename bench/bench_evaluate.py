@@ -1,0 +1,205 @@
+"""Benchmark: ``dcmon evaluate`` for one quarter of a 10 000-rack facility vs. a plain DuckDB scan.
+
+The facility has ``it_energy_from: racks``; every rack reports a cumulative energy counter and
+power every 5 minutes (10 000 × 288 × 92 ≈ 265 M rack readings), and three meters report
+1-minute counters. The limit is one plain DuckDB SQL aggregation over the same Parquet files
+(Σ over sources of max − min counter in the period), measured in the same run. Both run as
+separate processes; each is run ``--repeat`` times and the median wall time is used.
+
+    python bench/bench_evaluate.py [--racks 10000] [--days 92] [--out bench/out/evaluate] [--repeat 3]
+
+Prints both times, their ratio (target ≤ 1.5), dcmon's peak memory (target ≤ 1 GiB) and
+whether the two IT energies agree.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from dcmon.periods import Period
+from dcmon.readings import SCHEMA
+from dcmon.registry import credit_code_check_char
+from dcmon.store import open_store
+
+FIRST = dt.date(2026, 7, 1)
+
+
+def write_config(cfg: Path, n_racks: int) -> None:
+    fac = cfg / "facilities"
+    fac.mkdir(parents=True, exist_ok=True)
+    base = "91510100MA6CBENC1"
+    (fac / "bench-10k.yaml").write_text(f"""\
+id: bench-10k
+name: 基准测试超大型数据中心
+operator: 基准测试有限公司
+credit_code: {base}{credit_code_check_char(base)}
+city: chengdu
+district: 天府新区
+kind: cloud
+timezone: Asia/Shanghai
+cluster_start_area: true
+commissioned: 2022-01-01
+pue_category: 2
+it_energy_from: racks
+reading_interval_s: 300
+max_gap_s: 1800
+meters:
+  - {{id: grid-a, role: facility}}
+  - {{id: grid-b, role: facility}}
+  - {{id: crac-1, role: cooling}}
+racks: bench-10k-racks.csv
+""", encoding="utf-8")
+    rows = ["rack_id,room,row,position,design_power_kw,function,status"]
+    for i in range(n_racks):
+        rows.append(f"R{i:05d},{'ABCD'[i % 4]}{i // 2500 + 1},{(i // 50) % 50:02d},{i % 50:02d},6,"
+                    f"{'compute' if i % 10 < 8 else 'storage'},{'in_service' if i % 20 else 'vacant'}")
+    (fac / "bench-10k-racks.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def generate(data: Path, n_racks: int, days: int) -> int:
+    store = open_store(data)
+    rng = np.random.default_rng(7)
+    rack_ids = pa.array([f"R{i:05d}" for i in range(n_racks)])
+    base_kw = rng.uniform(2.0, 5.5, n_racks)
+    counter = rng.uniform(1e4, 1e6, n_racks)
+    meter_counter = np.array([5e7, 3e7, 1e7])
+    start = int(np.datetime64(f"{FIRST - dt.timedelta(days=1)}T00:00", "ms").astype(np.int64))
+    total = 0
+    per_day = 288
+    for d in range(days + 2):  # one UTC day either side: the quarter in UTC+8 spans them
+        t0 = start + d * 86_400_000
+        ts = t0 + np.arange(per_day, dtype=np.int64) * 300_000
+        shape = 1 + 0.1 * np.sin(2 * np.pi * (np.arange(per_day) / per_day))
+        power = base_kw[:, None] * shape[None, :]                     # [rack, step] kW
+        energy = counter[:, None] + np.cumsum(power * 300 / 3600, axis=1)
+        counter = energy[:, -1]
+        n = n_racks * per_day
+        idx = np.repeat(np.arange(n_racks, dtype=np.int32), per_day)
+        tsa = pa.array(np.tile(ts, n_racks), pa.timestamp("ms", tz="UTC"))
+        cols = {
+            "facility_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array(["bench-10k"])),
+            "kind": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array(["rack"])),
+            "source_id": pa.DictionaryArray.from_arrays(pa.array(idx), rack_ids),
+            "ts": tsa, "energy_kwh": pa.array(energy.ravel()), "power_kw": pa.array(power.ravel()),
+            "status": pa.nulls(n, pa.string()), "function": pa.nulls(n, pa.string()),
+            "design_power_kw": pa.nulls(n, pa.float64()), "received_at": tsa,
+            "origin": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array(["bench"])),
+        }
+        table = pa.table({k: (v.cast(pa.string()) if isinstance(v, pa.DictionaryArray) else v) for k, v in cols.items()},
+                         schema=SCHEMA)
+        store.append(table, check_existing=False)
+        total += n
+        # meters: 1-minute counters
+        mts = t0 + np.arange(1440, dtype=np.int64) * 60_000
+        it_kw = base_kw.sum()
+        loads = np.array([it_kw * 0.62, it_kw * 0.62, it_kw * 0.2])
+        menergy = meter_counter[:, None] + np.cumsum(np.repeat(loads[:, None] / 60, 1440, axis=1), axis=1)
+        meter_counter = menergy[:, -1]
+        rows = 3 * 1440
+        mt = pa.array(np.tile(mts, 3), pa.timestamp("ms", tz="UTC"))
+        store.append(pa.table({
+            "facility_id": pa.array(["bench-10k"] * rows), "kind": pa.array(["meter"] * rows),
+            "source_id": pa.array(np.repeat(["grid-a", "grid-b", "crac-1"], 1440)), "ts": mt,
+            "energy_kwh": pa.array(menergy.ravel()), "power_kw": pa.array(np.repeat(loads, 1440)),
+            "status": pa.nulls(rows, pa.string()), "function": pa.nulls(rows, pa.string()),
+            "design_power_kw": pa.nulls(rows, pa.float64()), "received_at": mt, "origin": pa.array(["bench"] * rows),
+        }, schema=SCHEMA), check_existing=False)
+        print(f"\rgenerated day {d + 1}/{days + 2}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return total
+
+
+def run(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall time [s], peak RSS [bytes] and stdout of a child process."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode()}")
+    return wall, ru.ru_maxrss * 1024, out.decode()
+
+
+DUCKDB_SQL = """
+import sys, json, duckdb
+files = json.loads(open(sys.argv[1]).read())
+start, end = sys.argv[2], sys.argv[3]
+con = duckdb.connect()
+q = f'''SELECT kind, sum(e) FROM (
+          SELECT kind, source_id, max(energy_kwh) - min(energy_kwh) AS e
+          FROM read_parquet(?, hive_partitioning = true)
+          WHERE ts >= TIMESTAMPTZ '{start}' AND ts < TIMESTAMPTZ '{end}'
+          GROUP BY kind, source_id) GROUP BY kind'''
+print(json.dumps({k: v for k, v in con.execute(q, [files]).fetchall()}))
+"""
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--racks", type=int, default=10_000)
+    ap.add_argument("--days", type=int, default=92)
+    ap.add_argument("--out", default="bench/out/evaluate")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    cfg, data = out / "config", out / "data"
+    marker = out / "generated.json"
+    spec = {"racks": a.racks, "days": a.days}
+    if a.generate_only:
+        import shutil
+        shutil.rmtree(out, ignore_errors=True)
+        write_config(cfg, a.racks)
+        t0 = time.perf_counter()
+        n = generate(data, a.racks, a.days)
+        print(f"generated {n:,} rack readings in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        marker.write_text(json.dumps(spec))
+        return
+    if not marker.exists() or json.loads(marker.read_text()) != spec:
+        # generate in a child process so this process stays small: a child's peak-memory
+        # figure (ru_maxrss) includes what it inherited from its parent at fork time
+        subprocess.run([sys.executable, __file__, "--generate-only", "--racks", str(a.racks), "--days", str(a.days),
+                        "--out", str(out)], check=True)
+    period = Period(FIRST, FIRST + dt.timedelta(days=a.days - 1))
+    start, end = period.utc_bounds("Asia/Shanghai")
+    store = open_store(data)
+    files = [str(p) for p in store.files("bench-10k", None, start, end)]
+    (out / "files.json").write_text(json.dumps(files))
+    size = sum(os.path.getsize(f) for f in files)
+
+    dcmon_cmd = [sys.executable, "-m", "dcmon.cli", "evaluate", "--config", str(cfg), "--data", str(data),
+                 "--from", period.first_day.isoformat(), "--to", period.last_day.isoformat(), "--format", "json"]
+    duck_cmd = [sys.executable, "-c", DUCKDB_SQL, str(out / "files.json"), start.isoformat(), end.isoformat()]
+    d_times, q_times, mems, duck_mems = [], [], [], []
+    for _ in range(a.repeat):
+        wt, mem, dout = run(dcmon_cmd)
+        d_times.append(wt)
+        mems.append(mem)
+        wt, mem, qout = run(duck_cmd)
+        q_times.append(wt)
+        duck_mems.append(mem)
+    res = json.loads(dout)["facilities"][0]
+    duck = json.loads(qout)
+    d, q = statistics.median(d_times), statistics.median(q_times)
+    print(f"data: {a.racks:,} racks × {a.days} days of 5-minute readings, {len(files)} files, {size / 2**30:.2f} GiB")
+    print(f"dcmon evaluate : {d:6.2f} s (runs {', '.join(f'{x:.2f}' for x in d_times)}), peak memory {max(mems) / 2**20:,.0f} MiB")
+    print(f"duckdb plain   : {q:6.2f} s (runs {', '.join(f'{x:.2f}' for x in q_times)}), peak memory {max(duck_mems) / 2**20:,.0f} MiB")
+    print(f"ratio dcmon/duckdb = {d / q:.2f} (target ≤ 1.5); peak memory {max(mems) / 2**30:.2f} GiB (target ≤ 1 GiB)")
+    print(f"IT energy: dcmon {res['it_energy_kwh']:,.3f} kWh, duckdb {duck.get('rack', 0):,.3f} kWh; "
+          f"PUE {res['pue']:.4f}, coverage {res['coverage']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
