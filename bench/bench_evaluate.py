@@ -137,6 +137,7 @@ import sys, json, duckdb
 files = json.loads(open(sys.argv[1]).read())
 start, end = sys.argv[2], sys.argv[3]
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 q = f'''SELECT kind, sum(e) FROM (
           SELECT kind, source_id, max(energy_kwh) - min(energy_kwh) AS e
           FROM read_parquet(?, hive_partitioning = true)

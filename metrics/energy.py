@@ -152,6 +152,28 @@ def _np(arr) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False)
 
 
+def merge_results(parts: list["EnergyResult"]) -> "EnergyResult":
+    """Add results of accumulators that saw disjoint sets of sources over the same bins."""
+    first = parts[0]
+    counts: dict[str, int] = {}
+    for p in parts:
+        for k, v in p.event_counts.items():
+            counts[k] = counts.get(k, 0) + v
+    last_ts = np.max([p.source_last_ts for p in parts], axis=0)
+    which = np.argmax([p.source_last_ts for p in parts], axis=0)
+    last_v = np.choose(which, [p.source_last_value for p in parts])
+    return EnergyResult(
+        sources=first.sources, edges_ms=first.edges_ms,
+        source_energy_kwh=sum(p.source_energy_kwh for p in parts),
+        source_covered_ms=sum(p.source_covered_ms for p in parts),
+        source_readings=sum(p.source_readings for p in parts),
+        source_last_ts=last_ts, source_last_value=last_v,
+        group_bin_energy_kwh=sum(p.group_bin_energy_kwh for p in parts),
+        group_bin_covered_ms=sum(p.group_bin_covered_ms for p in parts),
+        event_counts=counts, events=sorted((e for p in parts for e in p.events), key=lambda e: e["ts"]),
+        late_readings=sum(p.late_readings for p in parts))
+
+
 class EnergyAccumulator:
     """Stream readings of many sources into per-source and per-(group, bin) energy.
 
@@ -166,7 +188,7 @@ class EnergyAccumulator:
         self.mode = mode
         self.detect_late = detect_late
         self.sources = list(sources)
-        self.value_set = pa.array(self.sources, pa.string())
+        self._code_of = {sid: i for i, sid in enumerate(self.sources)}
         n = len(self.sources)
         self.rollover = np.array([p.rollover_kwh or np.nan for p in params], dtype=np.float64)
         self.noise = np.array([p.noise_kwh for p in params], dtype=np.float64)
@@ -196,20 +218,18 @@ class EnergyAccumulator:
         self._dict_cache = None
 
     # ------------------------------------------------------------------
-    def _codes(self, arr) -> np.ndarray:
-        """Source codes (index into ``sources``; -1 for unknown) of a source_id column."""
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        if pa.types.is_dictionary(arr.type):
-            d = arr.dictionary
-            cached = self._dict_cache
-            if cached is None or not cached[0].equals(d):
-                m = pc.fill_null(pc.index_in(d, value_set=self.value_set), -1)
-                cached = self._dict_cache = (d, m.to_numpy(zero_copy_only=False).astype(np.int64))
-            return cached[1][arr.indices.to_numpy(zero_copy_only=False)]
-        return pc.fill_null(pc.index_in(arr, value_set=self.value_set), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    def _dict_codes(self, d: pa.Array) -> np.ndarray:
+        """Codes (index into ``sources``; -1 unknown) of a dictionary's values, cached while it repeats."""
+        cached = self._dict_cache
+        if cached is not None and len(cached[0]) == len(d) and cached[0].equals(d):
+            return cached[1]
+        get = self._code_of.get
+        codes = np.fromiter((get(x, -1) for x in d.to_pylist()), dtype=np.int64, count=len(d))
+        self._dict_cache = (d, codes)
+        return codes
 
     def feed(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Add a batch sorted by (source_id, ts); batches of later days come later."""
         col = "energy_kwh" if self.mode == "counter" else "power_kw"
         if col not in batch.schema.names:
             return
@@ -219,7 +239,13 @@ class EnergyAccumulator:
         if vals_arr.null_count:
             batch = batch.filter(pc.is_valid(vals_arr))
             vals_arr = batch.column(col)
-        c = self._codes(batch.column("source_id"))
+        src = batch.column("source_id")
+        if isinstance(src, pa.ChunkedArray):
+            src = src.combine_chunks()
+        if not pa.types.is_dictionary(src.type):
+            src = src.dictionary_encode()
+        idx = src.indices.to_numpy(zero_copy_only=False)
+        dmap = self._dict_codes(src.dictionary)
         t = _ms(batch.column("ts"))
         v = _np(vals_arr).astype(np.float64, copy=False)
         recv = None
@@ -227,12 +253,23 @@ class EnergyAccumulator:
             ra = batch.column("received_at")
             if ra.null_count == 0:
                 recv = _ms(ra)
-        if (c < 0).any():
+        n = len(idx)
+        run_start = np.empty(n, dtype=bool)
+        run_start[0] = True
+        np.not_equal(idx[1:], idx[:-1], out=run_start[1:])
+        starts = np.flatnonzero(run_start)
+        cs = dmap[idx[starts]]
+        if (cs < 0).any():  # readings of sources not in the registry are counted and left out
+            c = dmap[idx]
             known = c >= 0
             self.unknown_sources += int((~known).sum())
-            c, t, v = c[known], t[known], v[known]
-            recv = recv[known] if recv is not None else None
-        self._feed_arrays(c, t, v, recv)
+            self._feed_arrays(c[known], t[known], v[known], None if recv is None else recv[known])
+            return
+        # a dictionary with repeated values would split one source into several runs
+        unique_runs = len(cs) == 1 or len(np.unique(cs)) == len(cs)
+        if self.mode == "counter" and recv is None and unique_runs and self._clean_counter_runs(t, v, starts, cs):
+            return
+        self._feed_arrays(dmap[idx], t, v, recv)
 
     def _feed_arrays(self, c, t, v, recv) -> None:
         """Rows sorted by (source code, ts): codes ``c``, times ``t`` [ms], values ``v``, arrivals ``recv`` [ms]."""
@@ -244,8 +281,6 @@ class EnergyAccumulator:
         np.not_equal(c[1:], c[:-1], out=run_start[1:])
         starts = np.flatnonzero(run_start)
         cs = c[starts]
-        if self.mode == "counter" and recv is None and self._clean_counter_runs(c, t, v, run_start, starts, cs):
-            return
         # previous reading of each row: the row before, or the carried state at run starts
         pt = np.empty(n, dtype=np.int64)
         pv = np.empty(n)
@@ -311,20 +346,24 @@ class EnergyAccumulator:
                 for code, r in new_ref_last.items():
                     self.ref[code] = r
 
-    def _clean_counter_runs(self, c, t, v, run_start, starts, cs) -> bool:
+    def _clean_counter_runs(self, t, v, starts, cs) -> bool:
         """Fast path for the usual batch: every counter run rises without gaps, inside the period and one bin.
 
         Then a run's energy telescopes to its last value minus the value before it, and its
         covered time to its last time minus the time before it. Returns False (nothing done)
-        when any condition fails; the row-wise rules then apply.
+        when any condition fails; the row-wise rules then apply. Only reductions run over
+        the rows, no per-row masks.
         """
-        n = len(c)
+        if not self.uniform_gap:
+            return False
+        n = len(t)
         ends = np.empty(len(starts), dtype=np.int64)
         ends[:-1] = starts[1:] - 1
         ends[-1] = n - 1
         prev_t = self.last_t[cs]
         has_prev = prev_t >= 0
-        base_t = np.where(has_prev, prev_t, t[starts])
+        t_start = t[starts]
+        base_t = np.where(has_prev, prev_t, t_start)
         base_v = np.where(has_prev, self.last_v[cs], v[starts])
         t_max = t.max()
         if base_t.min() < self.start or t_max > self.end:
@@ -334,30 +373,33 @@ class EnergyAccumulator:
             b = int(np.searchsorted(self.edges, base_t.min(), "right")) - 1
             if b != int(np.searchsorted(self.edges, t_max, "left")) - 1:
                 return False
+        gap = self.max_gap[0]
         # carried state must continue cleanly: later in time, no step down, no pending noise dip
         if has_prev.any():
             hp = has_prev
-            vs, ts_, ref = v[starts][hp], t[starts][hp], self.ref[cs][hp]
-            if (ts_ <= prev_t[hp]).any() or (vs < ref).any() or (ref != base_v[hp]).any():
+            vs, ts_, ref = v[starts][hp], t_start[hp], self.ref[cs][hp]
+            d0 = ts_ - prev_t[hp]
+            if d0.min() <= 0 or d0.max() > gap or (vs < ref).any() or (ref != base_v[hp]).any():
                 return False
-            gap0 = self.max_gap[0] if self.uniform_gap else self.max_gap[cs][hp]
-            if ((ts_ - prev_t[hp]) > gap0).any():
+        if n > 1:
+            crossing = starts[1:] - 1          # diffs between the last row of a run and the next run
+            dv = np.diff(v)
+            dv[crossing] = 0.0
+            if dv.min() < 0:
                 return False
-        inner = ~run_start[1:]
-        if (np.diff(v) < 0)[inner].any():
-            return False
-        dt = np.diff(t)[inner]
-        gap = self.max_gap[0] if self.uniform_gap else self.max_gap[c[1:][inner]]
-        if (dt > gap).any() or (dt <= 0).any():
-            return False
+            dt = np.diff(t)
+            dt[crossing] = 1
+            if dt.min() <= 0 or dt.max() > gap:
+                return False
         e_run = v[ends] - base_v
         cov_run = (t[ends] - base_t).astype(np.float64)
         self.energy[cs] += e_run
         self.covered[cs] += cov_run
+        counts = ends - starts + 1
         if t_max >= self.end:
-            self._count_readings(t, c)
+            self._count_readings(t, np.repeat(cs, counts))
         else:
-            self.readings[cs] += ends - starts + 1
+            self.readings[cs] += counts
         if self.n_groups == 1:
             self.gbin_e[b] += e_run.sum()
             self.gbin_c[b] += cov_run.sum()

@@ -141,3 +141,23 @@ def test_faults_are_handled_and_reported(registry, tmp_path):
     assert ev.get("reset") == 1 and ev.get("rollover") == 1 and ev.get("noise_dip") == 1 and ev.get("gap") == 1
     assert fig["data_quality"]["late_readings"] >= 1
     assert fig["coverage"] < 1.0
+
+
+def test_parallel_source_split_equals_sequential(registry, week_store):
+    """Splitting racks across threads by source range gives the same figures as one stream."""
+    import numpy as np
+
+    from dcmon.metrics.energy import SourceParams
+    from dcmon.metrics.evaluate import bin_edges, source_energy
+    _, store, truths = week_store
+    fac = registry.get("cd-racks-it")
+    ids = list(fac.racks["rack_id"])
+    edges, _ = bin_edges(WEEK_PERIOD, fac.timezone, "day")
+    args = (store, fac.id, "rack", ids, [SourceParams(max_gap_ms=1_800_000)] * len(ids),
+            np.zeros(len(ids), dtype=np.int64), 1, edges)
+    one, two, three = (source_energy(*args, workers=w) for w in (1, 2, 3))
+    for other in (two, three):
+        assert np.array_equal(one.energy_kwh, other.energy_kwh)
+        assert np.array_equal(one.coverage, other.coverage)
+        assert np.allclose(one.group_bin_energy_kwh, other.group_bin_energy_kwh, rtol=1e-13)
+    assert one.energy_kwh.sum() == pytest.approx(truths[fac.id].it_energy_kwh, rel=1e-12)
