@@ -182,7 +182,8 @@ class EnergyAccumulator:
     """
 
     def __init__(self, sources: list[str], params: list[SourceParams], groups: np.ndarray,
-                 n_groups: int, edges_ms: np.ndarray, mode: str, detect_late: bool = True):
+                 n_groups: int, edges_ms: np.ndarray, mode: str, detect_late: bool = True,
+                 coverage_weights: np.ndarray | None = None):
         if mode not in ("counter", "power"):
             raise ValueError(f"mode must be 'counter' or 'power': {mode!r}")
         self.mode = mode
@@ -196,6 +197,8 @@ class EnergyAccumulator:
         self.uniform_gap = len(self.max_gap) > 0 and bool((self.max_gap == self.max_gap[0]).all())
         self.params = params
         self.groups = np.asarray(groups, dtype=np.int64)
+        # (group, bin) coverage is a weighted sum of covered time (racks: by in-service design power)
+        self.cov_w = None if coverage_weights is None else np.asarray(coverage_weights, dtype=np.float64)
         self.n_groups = n_groups
         self.edges = np.asarray(edges_ms, dtype=np.int64)
         self.start, self.end = int(self.edges[0]), int(self.edges[-1])
@@ -400,13 +403,14 @@ class EnergyAccumulator:
             self._count_readings(t, np.repeat(cs, counts))
         else:
             self.readings[cs] += counts
+        cov_w = cov_run if self.cov_w is None else cov_run * self.cov_w[cs]
         if self.n_groups == 1:
             self.gbin_e[b] += e_run.sum()
-            self.gbin_c[b] += cov_run.sum()
+            self.gbin_c[b] += cov_w.sum()
         else:
             k = self.groups[cs] * self.n_bins + b
             self.gbin_e += np.bincount(k, weights=e_run, minlength=len(self.gbin_e))
-            self.gbin_c += np.bincount(k, weights=cov_run, minlength=len(self.gbin_c))
+            self.gbin_c += np.bincount(k, weights=cov_w, minlength=len(self.gbin_c))
         self.last_t[cs] = t[ends]
         self.last_v[cs] = v[ends]
         self.ref[cs] = v[ends]
@@ -478,6 +482,8 @@ class EnergyAccumulator:
             c_in = np.where(covered_ok, hi - lo, 0).astype(np.float64)
         self.energy += np.bincount(c, weights=e_in, minlength=n_src)
         self.covered += np.bincount(c, weights=c_in, minlength=n_src)
+        if self.cov_w is not None:
+            c_in = c_in * self.cov_w[c]
         g = self.groups[c] if self.n_groups > 1 else None
         if self.n_bins == 1:
             if g is None:
@@ -509,8 +515,7 @@ class EnergyAccumulator:
                     continue
                 k = gg[i] * self.n_bins + b
                 self.gbin_e[k] += e_in[i] * (z - a) / span
-                if covered_ok[i]:
-                    self.gbin_c[k] += z - a
+                self.gbin_c[k] += c_in[i] * (z - a) / span
 
     def result(self) -> EnergyResult:
         return EnergyResult(

@@ -27,7 +27,6 @@ from dcmon.periods import Period, zone
 from dcmon.store.parquet import INVENTORY_KIND
 
 ENERGY_COLUMNS = ["source_id", "ts", "energy_kwh", "power_kw", "received_at"]
-RACK_FUNCTION_GROUPS = ("compute", "storage", "network", "other")
 
 
 @dataclass
@@ -102,7 +101,8 @@ PARALLEL_MIN_SOURCES = 500  # split larger source sets across threads (one per c
 
 
 def source_energy(store, facility_id: str, kind: str, sources: list[str], params: list[SourceParams],
-                  groups: np.ndarray, n_groups: int, edges: np.ndarray, workers: int | None = None) -> SourceSet:
+                  groups: np.ndarray, n_groups: int, edges: np.ndarray, workers: int | None = None,
+                  coverage_weights: np.ndarray | None = None) -> SourceSet:
     """Stream one facility's readings of ``kind`` through counter and power accumulators.
 
     Large source sets are split by source id into ``workers`` ranges, each streamed by its own
@@ -122,8 +122,10 @@ def source_energy(store, facility_id: str, kind: str, sources: list[str], params
     ranges = list(zip(cuts[:-1], cuts[1:]))
 
     def run(source_range):
-        acc_c = EnergyAccumulator(sources, params, groups, n_groups, edges, "counter", detect_late=late)
-        acc_p = EnergyAccumulator(sources, params, groups, n_groups, edges, "power", detect_late=late)
+        acc_c = EnergyAccumulator(sources, params, groups, n_groups, edges, "counter", detect_late=late,
+                                  coverage_weights=coverage_weights)
+        acc_p = EnergyAccumulator(sources, params, groups, n_groups, edges, "power", detect_late=late,
+                                  coverage_weights=coverage_weights)
         for batch in store.iter_sorted(facility_id, kind, start, end, columns, source_range=source_range,
                                        only_if_null={"power_kw": "energy_kwh"}):
             acc_c.feed(batch)
@@ -139,10 +141,10 @@ def source_energy(store, facility_id: str, kind: str, sources: list[str], params
             parts = list(ex.map(run, ranges))
         rc = merge_results([p[0] for p in parts])
         rp = merge_results([p[1] for p in parts])
-    return _combine(rc, rp, sources, groups, n_groups, edges)
+    return _combine(rc, rp, sources, groups, n_groups, edges, coverage_weights)
 
 
-def _combine(rc, rp, sources, groups, n_groups, edges) -> SourceSet:
+def _combine(rc, rp, sources, groups, n_groups, edges, coverage_weights=None) -> SourceSet:
     """Per source, the counter result where the source has counter readings, else the power result."""
     use_c = rc.source_covered_ms > 0
     use_c |= (rc.source_readings > 0) & (rp.source_covered_ms == 0)
@@ -158,7 +160,7 @@ def _combine(rc, rp, sources, groups, n_groups, edges) -> SourceSet:
         gbe = rc.group_bin_energy_kwh + rp.group_bin_energy_kwh
         gbc = rc.group_bin_covered_ms + rp.group_bin_covered_ms
     bin_ms = np.diff(edges).astype(float)
-    members = np.bincount(groups, minlength=n_groups).astype(float)
+    members = np.bincount(groups, weights=coverage_weights, minlength=n_groups).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         gb_cov = gbc / (members[:, None] * bin_ms[None, :])
     events = rc.events + rp.events
@@ -231,14 +233,13 @@ def energy_figures(store, facility, period: Period, bins: str | None = None, nee
     if facility.it_energy_from == "racks" or need_racks:
         inv = inventory if inventory is not None else facility.racks
         rack_ids = list(facility.racks["rack_id"])
-        fn = facility.racks["function"].to_numpy()
-        groups = np.array([RACK_FUNCTION_GROUPS.index(f) for f in fn], dtype=np.int64)
-        rp = SourceParams(max_gap_ms=facility.rack_max_gap_s * 1000)
-        rs = source_energy(store, facility.id, "rack", rack_ids, [rp] * len(rack_ids), groups,
-                           len(RACK_FUNCTION_GROUPS), edges)
-        rack_energy = pd.Series(rs.energy_kwh, index=rack_ids)
         ins = inv.set_index("rack_id")["status"].reindex(rack_ids).to_numpy() == "in_service"
-        w = facility.racks["design_power_kw"].to_numpy() * ins
+        w = inv.set_index("rack_id")["design_power_kw"].reindex(rack_ids).to_numpy(dtype=float) * ins
+        rp = SourceParams(max_gap_ms=facility.rack_max_gap_s * 1000)
+        rs = source_energy(store, facility.id, "rack", rack_ids, [rp] * len(rack_ids),
+                           np.zeros(len(rack_ids), dtype=np.int64), 1, edges, coverage_weights=w)
+        rack_energy = pd.Series(rs.energy_kwh, index=rack_ids)
+        # IT coverage from racks: design-power-weighted over in-service racks
         rack_cov = float((rs.coverage * w).sum() / w.sum()) if w.sum() > 0 else 0.0
         for k, v in rs.event_counts.items():
             counts[f"rack_{k}"] = counts.get(f"rack_{k}", 0) + v
@@ -247,10 +248,8 @@ def energy_figures(store, facility, period: Period, bins: str | None = None, nee
     if facility.it_energy_from == "racks":
         it_kwh = float(rack_energy.sum())
         it_cov = rack_cov
-        bin_it = rs.group_bin_energy_kwh.sum(axis=0)
-        # design-power-weighted coverage per bin is approximated by the mean over function groups
-        bin_it_cov = np.average(rs.group_bin_coverage, axis=0,
-                                weights=np.maximum(np.bincount(groups, minlength=len(RACK_FUNCTION_GROUPS)), 0) + 1e-12)
+        bin_it = rs.group_bin_energy_kwh[0]
+        bin_it_cov = rs.group_bin_coverage[0]
         by_role["it"] = it_kwh
     else:
         it_kwh = float(ms.energy_kwh[it_idx].sum()) if len(it_idx) else None

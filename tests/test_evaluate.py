@@ -161,3 +161,13 @@ def test_parallel_source_split_equals_sequential(registry, week_store):
         assert np.array_equal(one.coverage, other.coverage)
         assert np.allclose(one.group_bin_energy_kwh, other.group_bin_energy_kwh, rtol=1e-13)
     assert one.energy_kwh.sum() == pytest.approx(truths[fac.id].it_energy_kwh, rel=1e-12)
+
+
+def test_rack_metered_site_daily_it_energy_and_coverage(registry, week_store):
+    _, store, truths = week_store
+    fac = registry.get("cd-racks-it")
+    fig = facility_figures(store, fac, WEEK_PERIOD, Options(bins="day"))
+    daily = truths[fac.id].daily
+    assert fig["bins"]["it_energy_kwh"].to_numpy() == pytest.approx(daily["it_energy_kwh"].to_numpy(), rel=1e-9)
+    assert fig["bins"]["coverage"].to_numpy() == pytest.approx(1.0)
+    assert fig["it_energy_from"] == "racks" and fig["it_energy_coverage"] == pytest.approx(1.0)
