@@ -368,7 +368,7 @@ class EnergyAccumulator:
         t_start = t[starts]
         base_t = np.where(has_prev, prev_t, t_start)
         base_v = np.where(has_prev, self.last_v[cs], v[starts])
-        t_max = t.max()
+        t_max = t[ends].max()  # times rise within each run
         if base_t.min() < self.start or t_max > self.end:
             return False
         b = 0
@@ -390,9 +390,10 @@ class EnergyAccumulator:
             dv[crossing] = 0.0
             if dv.min() < 0:
                 return False
+            # the store keeps times strictly rising within a source (sorted, deduplicated)
             dt = np.diff(t)
-            dt[crossing] = 1
-            if dt.min() <= 0 or dt.max() > gap:
+            dt[crossing] = 0
+            if dt.max() > gap:
                 return False
         e_run = v[ends] - base_v
         cov_run = (t[ends] - base_t).astype(np.float64)

@@ -384,8 +384,8 @@ def _row_groups(pf: pq.ParquetFile, cols, only_if_null, start_ms, end_ms, source
                 partial = (lo is not None and smin < lo) or (hi is not None and smax >= hi)
         ts_stats = rg.column(names.index("ts")).statistics
         if ts_stats is not None and ts_stats.has_min_max:
-            lo, hi = _stat_ms(ts_stats.min), _stat_ms(ts_stats.max)
-            if (start_ms is not None and hi < start_ms) or (end_ms is not None and lo >= end_ms):
+            t_lo, t_hi = _stat_ms(ts_stats.min), _stat_ms(ts_stats.max)
+            if (start_ms is not None and t_hi < start_ms) or (end_ms is not None and t_lo >= end_ms):
                 continue
         want = []
         for c in cols:

@@ -159,3 +159,21 @@ def test_status_documents(tmp_path):
     assert st.list_status("collector") == {"collector-a": {"messages": 3}}
     with pytest.raises(ValueError, match="plain file name"):
         st.put_status("../escape", {})
+
+
+def test_source_range_reads_only_its_sources_across_row_groups(tmp_path, monkeypatch):
+    import dcmon.store.parquet as sp
+    monkeypatch.setattr(sp, "ROW_GROUP", 7)  # many small row groups, sorted by source
+    st = open_store(tmp_path)
+    data = []
+    for s in ("a", "b", "c", "d", "e"):
+        data += rows(10, source=s)
+    st.append(to_table(data))
+    seen = {}
+    for rng in ((None, "c"), ("c", None), ("b", "d")):
+        got = [r for b in st.iter_sorted("f1", "meter", None, None, ["energy_kwh"], source_range=rng)
+               for r in b.column("source_id").to_pylist()]
+        seen[rng] = sorted(set(got)), len(got)
+    assert seen[(None, "c")] == (["a", "b"], 20)
+    assert seen[("c", None)] == (["c", "d", "e"], 30)
+    assert seen[("b", "d")] == (["b", "c"], 20)
