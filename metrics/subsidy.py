@@ -30,6 +30,7 @@ def subsidy_estimate(in_use_physical_racks: int, per_rack_max_cny: float, total_
         raise ValueError(f"in-use racks must be ≥ 0: {n}")
     steps = [f"in-use physical racks = {n}"]
     upper = always_upper_bound
+    avg = share = None
     if cost_share is not None and retrofit_cost_cny is not None and n > 0:
         avg = retrofit_cost_cny / n
         share = cost_share * avg
@@ -47,4 +48,7 @@ def subsidy_estimate(in_use_physical_racks: int, per_rack_max_cny: float, total_
     total = min(total_max_cny, gross)
     steps.append(f"{per_rack:,.2f} × {n} = {gross:,.2f} CNY; capped at {total_max_cny:,.0f} → {total:,.2f} CNY")
     return {"subsidy_cny": round(total, 2), "per_rack_cny": round(per_rack, 2), "in_use_physical_racks": n,
-            "capped": gross > total_max_cny, "subsidy_is_upper_bound": upper, "steps": steps}
+            "capped": gross > total_max_cny, "subsidy_is_upper_bound": upper, "steps": steps,
+            "retrofit_cost_cny": retrofit_cost_cny, "cost_share": cost_share,
+            "avg_cost_per_rack_cny": avg, "cost_share_per_rack_cny": share,
+            "per_rack_max_cny": per_rack_max_cny, "total_max_cny": total_max_cny, "gross_cny": gross}

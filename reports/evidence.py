@@ -1,0 +1,331 @@
+"""Subsidy evidence report: the pack an applicant files (seed 001 二(二)3), as HTML or PDF.
+
+Everything printed comes from :func:`dcmon.metrics.evaluate.evaluate` (with monthly bins).
+The report embeds a machine-readable summary (the figures, the period, the readings used,
+the config fingerprint and the SHA-256 of every data file) that ``dcmon verify`` recomputes.
+HTML: ``<script type="application/json" id="dcmon-summary">``; PDF: an attached file
+``dcmon-summary.json``. Charts are inline SVG, so the HTML works offline and the PDF keeps
+vector graphics. Chinese renders in the PDF with Debian ``fonts-noto-cjk``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+from pathlib import Path
+
+import orjson
+
+from dcmon.metrics.evaluate import Options, evaluate
+from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang, data_files, fmt_num,
+                                  provenance)
+
+SUMMARY_ID = "dcmon-summary"
+SUMMARY_NAME = "dcmon-summary.json"
+SUMMARY_SCHEMA = "dcmon-evidence/1"
+DEFAULT_PROFILE = "chengdu-2023-cloud-retrofit"
+# figures verify recomputes: (path in the summary, description)
+VERIFIED = ("pue", "facility_energy_kwh", "it_energy_kwh", "coverage", "physical_racks", "in_service_racks",
+            "standard_racks", "occupancy_rate", "compute_share", "compute_share_prior_year_end")
+
+T = {
+    "zh": {
+        "title": "数据中心改造补贴申报佐证材料", "identity": "一、申报主体与数据中心", "window": "二、评估期",
+        "method": "三、计量与计算方法", "monthly": "四、月度PUE", "energy": "五、能耗构成", "racks": "六、机架清单与标准机架折算",
+        "checks": "七、申报条件核验", "subsidy": "八、补贴测算", "quality": "九、数据覆盖与异常处理", "provenance": "十、数据来源与可复核性",
+        "operator": "运营主体", "credit": "统一社会信用代码", "facility": "数据中心", "district": "所在区（市）县",
+        "kind": "类型", "commissioned": "投运日期", "retrofit": "改造完成日期", "period": "评估期",
+        "tz": "时区（评估期为该时区的日历日）", "pue_cat": "PUE计量类别", "meters": "电表及其角色", "role": "角色",
+        "std_rule": "标准机架 = Σ机架设计功率 ÷ 2.5 kW（不含已退役机架）", "cs_reading": "计算功能占比口径",
+        "clauses": "引用条款", "month": "月份", "fac_kwh": "总耗电量 kWh", "it_kwh": "IT耗电量 kWh", "coverage": "覆盖率",
+        "role_kwh": "各角色耗电量 kWh", "room": "机房", "function": "功能", "count": "机架数", "design": "设计功率 kW",
+        "std": "标准机架", "status": "状态", "occupancy": "上架率", "compute_share": "计算功能占比",
+        "prior": "上年末计算功能占比（{date}）", "metric": "指标", "value": "数值", "threshold": "条件", "margin": "余量",
+        "result": "结果", "clause": "条款", "eligible": "综合结论", "steps": "测算步骤", "upper": "（上限估算：未提供改造成本或政策仅规定上限）",
+        "events": "异常事件", "event": "事件", "count_n": "次数", "rejected": "被拒收的数据（隔离区）", "late": "迟到读数",
+        "software": "软件版本", "config": "配置指纹 SHA-256", "files": "数据文件 SHA-256", "verify_hint":
+        "监管部门可运行 dcmon verify 本报告 --config … --data … 由原始数据复算并核对全部数值。",
+        "pue_label": "PUE性质", "total": "合计", "interim_note": "评估期不足12个月，PUE为阶段值。",
+        "none": "无", "generated": "生成时间", "physical": "物理机架", "in_service": "在用机架", "chart": "月度PUE（柱）与阈值（线）",
+        "reset": "计数器重置", "rollover": "计数器翻转", "noise_dip": "噪声回落", "gap": "数据缺口",
+        "subsidy_total": "补贴金额（元）", "not_eligible_sub": "未满足全部条件，以下为满足条件时的测算：",
+    },
+    "en": {
+        "title": "Retrofit subsidy evidence report", "identity": "1. Applicant and facility", "window": "2. Evaluation window",
+        "method": "3. Method", "monthly": "4. Monthly PUE", "energy": "5. Energy breakdown",
+        "racks": "6. Rack inventory and standard-rack conversion", "checks": "7. Eligibility checks",
+        "subsidy": "8. Subsidy computation", "quality": "9. Data coverage and anomalies handled",
+        "provenance": "10. Provenance and verification", "operator": "Operator", "credit": "Unified social credit code",
+        "facility": "Facility", "district": "District", "kind": "Kind", "commissioned": "Commissioned",
+        "retrofit": "Retrofit completed", "period": "Period", "tz": "Time zone (the period is calendar days here)",
+        "pue_cat": "PUE category", "meters": "Meters and roles", "role": "Role",
+        "std_rule": "standard racks = Σ rack design power ÷ 2.5 kW (decommissioned racks excluded)",
+        "cs_reading": "Compute-share reading", "clauses": "Clauses cited", "month": "Month", "fac_kwh": "Facility kWh",
+        "it_kwh": "IT kWh", "coverage": "Coverage", "role_kwh": "Energy by meter role, kWh", "room": "Room",
+        "function": "Function", "count": "Racks", "design": "Design power kW", "std": "Standard racks", "status": "Status",
+        "occupancy": "Occupancy rate", "compute_share": "Compute-function share", "prior": "Compute share at the end of the prior year ({date})",
+        "metric": "Metric", "value": "Value", "threshold": "Condition", "margin": "Margin", "result": "Result",
+        "clause": "Clause", "eligible": "Overall", "steps": "Steps",
+        "upper": "(upper bound: no retrofit cost given, or the policy sets only a ceiling)", "events": "Anomalies",
+        "event": "Event", "count_n": "Count", "rejected": "Rejected data (quarantine)", "late": "Late readings",
+        "software": "Software", "config": "Configuration SHA-256", "files": "Data files SHA-256",
+        "verify_hint": "A regulator can run dcmon verify on this report with --config … --data … to recompute every figure from the data.",
+        "pue_label": "PUE label", "total": "Total", "interim_note": "The period is shorter than 12 months: the PUE is an interim figure.",
+        "none": "none", "generated": "Generated", "physical": "Physical racks", "in_service": "In-service racks",
+        "chart": "Monthly PUE (bars) and threshold (line)", "reset": "counter reset", "rollover": "counter rollover",
+        "noise_dip": "noise dip", "gap": "gap", "subsidy_total": "Subsidy (CNY)",
+        "not_eligible_sub": "Not every condition is met; the computation below shows the amount if they were:",
+    },
+}
+
+
+def build_summary(registry, store, facility_id: str, period, profile: str, options: Options, result: dict) -> dict:
+    fig = result["facilities"][0]
+    prof = fig["profiles"].get(profile)
+    doc = {
+        "schema": SUMMARY_SCHEMA, "facility_id": facility_id, "period": result["period"], "profile": profile,
+        "options": {k: options.to_json()[k] for k in ("rack_basis", "compute_share_reading", "inventory", "min_coverage")},
+        "figures": {k: fig.get(k) for k in VERIFIED},
+        "profile_result": None if prof is None else {
+            "eligible": prof["eligible"], "subsidy_cny": prof["subsidy_cny"],
+            "checks": [{k: c.get(k) for k in ("metric", "value", "op", "threshold", "status")} for c in prof["checks"]]},
+        "monthly": [{k: b.get(k) for k in ("bin", "facility_energy_kwh", "it_energy_kwh", "pue", "coverage")}
+                    for b in fig.get("bins", [])],
+        **provenance(registry),
+        "data_files": data_files(store, [facility_id], period, registry),
+    }
+    doc["sha256"] = hashlib.sha256(canonical({k: v for k, v in doc.items() if k != "generated_at"})).hexdigest()
+    return doc
+
+
+def summary_digest(doc: dict) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in doc.items() if k not in ("sha256", "generated_at")})).hexdigest()
+
+
+def _fix_digest(doc: dict) -> dict:
+    doc["sha256"] = summary_digest(doc)
+    return doc
+
+
+def _svg_monthly(bins: list[dict], threshold: float | None, lang: str) -> str:
+    """Bar chart of monthly PUE with the threshold as a line, as inline SVG (vector in PDF)."""
+    vals = [b.get("pue") for b in bins]
+    present = [v for v in vals if v is not None]
+    if not present:
+        return ""
+    w, h, pad = 640, 220, 40
+    top = max(present + ([threshold] if threshold else [])) * 1.05
+    bottom = min(1.0, min(present))
+    span = max(top - bottom, 1e-9)
+    bw = (w - 2 * pad) / max(len(vals), 1)
+
+    def y(v):
+        return h - pad - (v - bottom) / span * (h - 2 * pad)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" '
+             f'aria-label="{html.escape(T[lang]["chart"])}">',
+             f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#555"/>']
+    for i, (b, v) in enumerate(zip(bins, vals)):
+        x = pad + i * bw + bw * 0.15
+        if v is not None:
+            color = "#2e7d32" if threshold is None or v < threshold else "#c62828"
+            parts.append(f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bw * 0.7:.1f}" height="{h - pad - y(v):.1f}" fill="{color}"/>')
+            parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{y(v) - 4:.1f}" font-size="10" text-anchor="middle">{v:.3f}</text>')
+        parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{h - pad + 14:.1f}" font-size="10" text-anchor="middle">{html.escape(str(b["bin"]))}</text>')
+    if threshold is not None:
+        parts.append(f'<line x1="{pad}" y1="{y(threshold):.1f}" x2="{w - pad}" y2="{y(threshold):.1f}" stroke="#1565c0" stroke-dasharray="6 4"/>')
+        parts.append(f'<text x="{w - pad}" y="{y(threshold) - 4:.1f}" font-size="10" text-anchor="end" fill="#1565c0">{threshold}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _table(head: list[str], rows: list[list], cls="") -> str:
+    th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>'
+
+
+def rejected_counts(data_dir, facility_id: str, start_ms: int, end_ms: int) -> dict[str, int]:
+    """Rejected readings or messages for the facility in the period, by reason (from the collector's quarantine)."""
+    try:
+        from dcmon.collector.quarantine import iter_records
+    except ImportError:
+        return {}
+    out: dict[str, int] = {}
+    for rec in iter_records(data_dir):
+        if f"/{facility_id}/" not in rec.get("topic", "") + "/":
+            continue
+        if not start_ms <= rec.get("received_at_ms", 0) < end_ms:
+            continue
+        reason = rec.get("reason", "").split(":")[0]
+        out[reason] = out.get(reason, 0) + 1
+    return out
+
+
+def render_html(registry, store, facility_id: str, period, *, profile: str = DEFAULT_PROFILE, lang: str = "zh",
+                options: Options | None = None) -> tuple[str, dict, dict]:
+    """The report as one self-contained HTML document, its summary and the evaluation."""
+    check_lang(lang)
+    base = options or Options()
+    options = Options(rack_basis=base.rack_basis, compute_share_reading=base.compute_share_reading,
+                      inventory=base.inventory, min_coverage=base.min_coverage, bins="month")
+    fac = registry.get(facility_id)
+    result = evaluate(registry, store, period, [facility_id], [profile], options)
+    summary = build_summary(registry, store, facility_id, period, profile, options, result)
+    fig = result["facilities"][0]
+    prof = fig["profiles"][profile]
+    t = T[lang]
+    st = STATUS_TEXT[lang]
+    b = result["basis"]
+    e = html.escape
+    name = fac.name if lang == "zh" or not fac.name_en else fac.name_en
+    pue_thr = next((c["threshold"] for c in prof["checks"] if c["metric"] == "pue"), None)
+    sec = []
+    sec.append(f"<h2>{t['identity']}</h2>" + _table([t["operator"], t["credit"], t["facility"], t["district"], t["kind"],
+                                                     t["commissioned"], t["retrofit"]],
+                                                    [[fac.operator, fac.credit_code, f"{name} ({fac.id})", fac.district, fac.kind,
+                                                      fig["commissioned"] or "—", fig["retrofit"]["completed"] or "—"]]))
+    per = result["period"]
+    sec.append(f"<h2>{t['window']}</h2><p>{t['period']}: <b>{per['from']} — {per['to']}</b> ({per['days']} d); "
+               f"{t['tz']}: {fac.timezone}; UTC {fig['utc_from']} — {fig['utc_to']}. "
+               f"{t['pue_label']}: {LABEL_TEXT[lang][fig['pue_label']]}. "
+               + (t["interim_note"] if fig["pue_label"] == "interim" else "") + "</p>")
+    meters = [[m["meter_id"], m["role"], fmt_num(m["energy_kwh"]), fmt_num(m["coverage"], 1, True), m["method"]]
+              for m in fig["meters"]]
+    clauses = sorted({c["clause"] for c in prof["checks"]})
+    sec.append(f"<h2>{t['method']}</h2><ul>"
+               f"<li>PUE: {e(b['pue'])}</li>"
+               f"<li>{t['pue_cat']}: {fig['pue_category']} ({e(fig['pue_category_text'])}); IT: {e(fig['it_energy_from'])}</li>"
+               f"<li>{e(t['std_rule'])}</li>"
+               f"<li>{t['cs_reading']}: {e(b['compute_share_reading'])} — {e(b['compute_share_text'])}</li>"
+               f"<li>{t['coverage']}: {e(b['coverage'])}; min {b['min_coverage']:.0%}</li>"
+               f"<li>{t['clauses']}: {e(prof['source'])}<br>" + "<br>".join(e(c) for c in clauses) + "</li></ul>"
+               + f"<h3>{t['meters']}</h3>" + _table(["id", t["role"], "kWh", t["coverage"], "method"], meters))
+    bins = fig.get("bins", [])
+    mrows = [[bn["bin"], fmt_num(bn["facility_energy_kwh"]), fmt_num(bn["it_energy_kwh"]),
+              "—" if bn["pue"] is None else f"{bn['pue']:.4f}", fmt_num(bn["coverage"], 1, True)] for bn in bins]
+    mrows.append([t["total"], fmt_num(fig["facility_energy_kwh"]), fmt_num(fig["it_energy_kwh"]),
+                  "—" if fig["pue"] is None else f"{fig['pue']:.4f}", fmt_num(fig["coverage"], 1, True)])
+    sec.append(f"<h2>{t['monthly']}</h2>" + _table([t["month"], t["fac_kwh"], t["it_kwh"], "PUE", t["coverage"]], mrows)
+               + f'<figure>{_svg_monthly(bins, pue_thr, lang)}<figcaption>{t["chart"]}</figcaption></figure>')
+    sec.append(f"<h2>{t['energy']}</h2>" + _table([t["role"], "kWh"], [[k, fmt_num(v)] for k, v in fig["energy_by_role_kwh"].items()]))
+    racks = fac.racks.copy()
+    inv_rows = []
+    ex = racks[racks["status"] != "decommissioned"]
+    for (room, fn), g in ex.groupby(["room", "function"], sort=True):
+        inv_rows.append([room, fn, len(g), fmt_num(g["design_power_kw"].sum()), fmt_num(g["design_power_kw"].sum() / 2.5)])
+    inv_rows.append([t["total"], "", fig["physical_racks"], fmt_num(fig["design_it_power_kw"]), fmt_num(fig["standard_racks"])])
+    status_rows = [[k, v] for k, v in fig["racks_by_status"].items()]
+    sec.append(f"<h2>{t['racks']}</h2><p>{e(t['std_rule'])}: {fmt_num(fig['design_it_power_kw'])} kW ÷ 2.5 kW = "
+               f"<b>{fmt_num(fig['standard_racks'])}</b> ({SIZE_TEXT[lang][fig['size_class']]}). "
+               f"{t['physical']}: {fig['physical_racks']}; {t['in_service']}: {fig['in_service_racks']}. "
+               f"{t['occupancy']}: <b>{fmt_num(fig['occupancy_rate'], 2, True)}</b>; {t['compute_share']}: "
+               f"<b>{fmt_num(fig['compute_share'], 2, True)}</b>; "
+               f"{t['prior'].format(date=fig['prior_year_end'])}: <b>{fmt_num(fig['compute_share_prior_year_end'], 2, True)}</b>.</p>"
+               + _table([t["room"], t["function"], t["count"], t["design"], t["std"]], inv_rows)
+               + _table([t["status"], t["count"]], status_rows))
+    crow = []
+    for c in prof["checks"]:
+        v = c["value"]
+        vtxt = "—" if v is None else (f"{v:.4f}" if c["metric"] == "pue" else
+                                      fmt_num(v, 2, True) if c["metric"] in ("compute_share", "occupancy_rate") else fmt_num(v, 1))
+        md = (c.get("margin_detail") or {}).get("text", "")
+        mtxt = "—" if c["margin"] is None else f"{c['margin']:+.4g}" + (f" ({md})" if md else "")
+        crow.append([c["metric"], vtxt, f"{c['op']} {c['threshold']}", mtxt, st[c["status"]], c["clause"]])
+    sec.append(f"<h2>{t['checks']}</h2>" + _table([t["metric"], t["value"], t["threshold"], t["margin"], t["result"], t["clause"]], crow)
+               + f"<p>{t['eligible']}: <b>{st[prof['eligible']]}</b></p>"
+               + "".join(f"<p class='note'>{e(n)}</p>" for n in prof.get("notes", [])))
+    est = prof.get("subsidy_estimate")
+    if est:
+        srows = [[t["in_service"], est["in_use_physical_racks"]]]
+        if est.get("retrofit_cost_cny") is not None:
+            srows.append(["retrofit cost CNY" if lang == "en" else "改造总成本（元）", fmt_num(est["retrofit_cost_cny"], 2)])
+        if est.get("avg_cost_per_rack_cny") is not None:
+            srows.append(["average cost per rack" if lang == "en" else "平均每架改造成本（元）", fmt_num(est["avg_cost_per_rack_cny"], 2)])
+            srows.append([f"{est['cost_share']:.0%}" + (" of it" if lang == "en" else " 比例"), fmt_num(est["cost_share_per_rack_cny"], 2)])
+        srows += [["per-rack ceiling" if lang == "en" else "单架上限（元）", fmt_num(est["per_rack_max_cny"], 0)],
+                  ["per rack" if lang == "en" else "单架补贴（元）", fmt_num(est["per_rack_cny"], 2)],
+                  ["racks × per rack" if lang == "en" else "机架数 × 单架补贴", fmt_num(est["gross_cny"], 2)],
+                  ["total ceiling" if lang == "en" else "总额上限（元）", fmt_num(est["total_max_cny"], 0)],
+                  [t["subsidy_total"], fmt_num(est["subsidy_cny"], 2)]]
+        head = "" if prof["eligible"] else f"<p>{t['not_eligible_sub']}</p>"
+        sec.append(f"<h2>{t['subsidy']}</h2>{head}" + _table([t["steps"], t["value"]], srows)
+                   + (f"<p>{t['upper']}</p>" if est["subsidy_is_upper_bound"] else "")
+                   + f"<p class='note'>{e(est.get('clause', ''))}</p>")
+    dq = fig["data_quality"]
+    ev_rows = [[t.get(k.replace("rack_", ""), k) + (" (racks)" if k.startswith("rack_") else ""), v] for k, v in sorted(dq["events"].items())]
+    start_ms = int(dt.datetime.fromisoformat(fig["utc_from"]).timestamp() * 1000)
+    end_ms = int(dt.datetime.fromisoformat(fig["utc_to"]).timestamp() * 1000)
+    rej = rejected_counts(store.root, facility_id, start_ms, end_ms)
+    samples = [[s.get("source_id", ""), dt.datetime.fromtimestamp(s["ts"] / 1000, dt.UTC).isoformat(timespec="minutes"),
+                t.get(s["event"], s["event"]), s.get("energy_kwh", s.get("hours", ""))] for s in dq["event_samples"][:50]]
+    sec.append(f"<h2>{t['quality']}</h2><p>{t['coverage']}: {fmt_num(fig['coverage'], 2, True)} "
+               f"(facility {fmt_num(fig['facility_energy_coverage'], 2, True)}, IT {fmt_num(fig['it_energy_coverage'], 2, True)}); "
+               f"{t['late']}: {dq['late_readings']}</p>"
+               + (_table([t["event"], t["count_n"]], ev_rows) if ev_rows else f"<p>{t['events']}: {t['none']}</p>")
+               + (_table(["source", "UTC", t["event"], "kWh / h"], samples) if samples else "")
+               + f"<h3>{t['rejected']}</h3>"
+               + (_table(["reason", t["count_n"]], [[k, v] for k, v in sorted(rej.items())]) if rej else f"<p>{t['none']}</p>"))
+    files = [[f["path"], f["sha256"]] for f in summary["data_files"]]
+    sec.append(f"<h2>{t['provenance']}</h2><p>{t['software']}: {summary['software']}; {t['generated']}: {summary['generated_at']}; "
+               f"{t['config']}: <code>{summary['config_fingerprint']}</code></p><p>{t['verify_hint']}</p>"
+               f"<details><summary>{t['files']} ({len(files)})</summary>" + _table(["file", "SHA-256"], files, "mono") + "</details>")
+    summary_json = orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
+    doc = f"""<!DOCTYPE html>
+<html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
+<title>{e(t['title'])} — {e(name)}</title>
+<style>
+@page {{ size: A4; margin: 16mm 14mm; @bottom-center {{ content: counter(page) " / " counter(pages); font-size: 8pt; }} }}
+body {{ font-family: "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Microsoft YaHei", sans-serif; font-size: 9.5pt; color: #111; }}
+h1 {{ font-size: 16pt; margin-bottom: 2mm; }} h2 {{ font-size: 12pt; border-bottom: 1px solid #999; margin-top: 6mm; }}
+h3 {{ font-size: 10pt; }} table {{ border-collapse: collapse; width: 100%; margin: 2mm 0; }}
+th, td {{ border: 1px solid #bbb; padding: 1mm 1.5mm; text-align: left; vertical-align: top; }}
+th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono td {{ font-family: monospace; font-size: 7pt; word-break: break-all; }}
+figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
+</style></head><body>
+<h1>{e(t['title'])}</h1>
+<p>{e(name)} · {e(fac.operator)} · {e(profile)} · {per['from']} — {per['to']}</p>
+{''.join(sec)}
+<script type="application/json" id="{SUMMARY_ID}">{summary_json}</script>
+</body></html>"""
+    return doc, summary, result
+
+
+def build_evidence(registry, store, facility_id: str, period, *, profile: str = DEFAULT_PROFILE, lang: str = "zh",
+                   fmt: str = "pdf", options: Options | None = None) -> tuple[bytes, str]:
+    """The evidence report as bytes (``fmt`` pdf or html) and a file name."""
+    if fmt not in ("pdf", "html"):
+        raise ValueError(f"format must be pdf or html: {fmt!r}")
+    doc, summary, _ = render_html(registry, store, facility_id, period, profile=profile, lang=lang, options=options)
+    stem = f"dcmon-evidence-{facility_id}-{summary['period']['from']}-{summary['period']['to']}-{lang}"
+    if fmt == "html":
+        return doc.encode("utf-8"), stem + ".html"
+    import weasyprint
+    att = weasyprint.Attachment(string=orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode(),
+                                name=SUMMARY_NAME, description="dcmon machine-readable summary (dcmon verify)")
+    pdf = weasyprint.HTML(string=doc).write_pdf(attachments=[att])
+    return pdf, stem + ".pdf"
+
+
+def read_summary(path: Path) -> dict:
+    """The embedded summary of an HTML or PDF report; ValueError naming what is missing."""
+    path = Path(path)
+    data = path.read_bytes()
+    if data[:5] == b"%PDF-":
+        import io
+
+        import pypdf
+        try:
+            reader = pypdf.PdfReader(io.BytesIO(data))
+            att = reader.attachments.get(SUMMARY_NAME)
+        except pypdf.errors.PdfReadError as e:
+            raise ValueError(f"{path}: not a readable PDF ({e})") from None
+        if not att:
+            raise ValueError(f"{path}: no embedded {SUMMARY_NAME} (not a dcmon evidence report?)")
+        return orjson.loads(att[0])
+    text = data.decode("utf-8", errors="replace")
+    marker = f'<script type="application/json" id="{SUMMARY_ID}">'
+    i = text.find(marker)
+    if i < 0:
+        raise ValueError(f"{path}: no embedded summary (<script id=\"{SUMMARY_ID}\">; not a dcmon evidence report?)")
+    j = text.find("</script>", i)
+    return orjson.loads(text[i + len(marker):j].replace("<\\/", "</"))
