@@ -31,6 +31,9 @@ from dcmon.readings import SCHEMA
 from dcmon.registry import credit_code_check_char
 from dcmon.store import open_store
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import run  # noqa: E402
+
 FIRST = dt.date(2026, 7, 1)
 
 
@@ -117,19 +120,6 @@ def generate(data: Path, n_racks: int, days: int) -> int:
         print(f"\rgenerated day {d + 1}/{days + 2}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return total
-
-
-def run(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall time [s], peak RSS [bytes] and stdout of a child process."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = p.stdout.read()
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode()}")
-    return wall, ru.ru_maxrss * 1024, out.decode()
 
 
 DUCKDB_SQL = """

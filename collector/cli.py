@@ -1,0 +1,323 @@
+"""Subcommands ``collect``, ``simulate``, ``quarantine`` and ``demo``."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import orjson
+
+from dcmon.commands import add_config_data
+from dcmon.errors import InputError
+
+log = logging.getLogger("dcmon.collector")
+
+ENV_USERNAME = "DCMON_MQTT_USERNAME"
+ENV_PASSWORD = "DCMON_MQTT_PASSWORD"
+ENV_INFLUX_TOKEN = "DCMON_INFLUX_TOKEN"
+
+
+def add_broker_options(p, *, default_client_id=None):
+    g = p.add_argument_group("broker")
+    g.add_argument("--broker", default=os.environ.get("DCMON_BROKER", "mqtt://127.0.0.1:1883"), metavar="URL",
+                   help="mqtt://host[:1883] or mqtts://host[:8883]; default $DCMON_BROKER or mqtt://127.0.0.1:1883")
+    g.add_argument("--username", default=None, help=f"MQTT user name (default ${ENV_USERNAME})")
+    g.add_argument("--password", default=None,
+                   help=f"MQTT password (default ${ENV_PASSWORD}; prefer the variable: options show in ps)")
+    g.add_argument("--ca-file", metavar="PEM", help="CA certificate(s) to verify an mqtts:// broker")
+    g.add_argument("--cert-file", metavar="PEM", help="client certificate for mqtts://")
+    g.add_argument("--key-file", metavar="PEM", help="client certificate's private key")
+    g.add_argument("--client-id", default=default_client_id, metavar="ID",
+                   help="MQTT client id; keep it stable so the broker keeps the session (default "
+                        + ("dcmon-collector-<hostname>" if default_client_id is None else default_client_id) + ")")
+    g.add_argument("--qos", type=int, default=1, help="QoS 0 or 1 (default 1)")
+    g.add_argument("--prefix", default="dcmon/v1", help="topic prefix (default dcmon/v1)")
+
+
+def mqtt_options(args, *, client_id: str, protocol: str = "3.1.1", share_group=None):
+    from dcmon.collector.mqtt import MqttOptions, parse_broker_url
+    try:
+        broker = parse_broker_url(args.broker)
+        return MqttOptions(broker=broker, client_id=client_id,
+                           username=args.username or os.environ.get(ENV_USERNAME) or None,
+                           password=args.password or os.environ.get(ENV_PASSWORD) or None,
+                           ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
+                           protocol=protocol, share_group=share_group, qos=args.qos,
+                           keepalive_s=getattr(args, "keepalive", 30))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def register(sub):
+    p = sub.add_parser("collect", help="subscribe to MQTT telemetry and store it durably",
+                       description="Subscribe to the dcmon topic contract (see docs/collector.md), validate every "
+                                   "reading against the registry, store accepted readings durably and only then "
+                                   "acknowledge them; rejected readings go to the quarantine with a reason. Runs "
+                                   "until SIGTERM or SIGINT, which store what was received and exit cleanly.")
+    add_config_data(p)
+    add_broker_options(p)
+    g = p.add_argument_group("collector")
+    g.add_argument("--protocol", choices=["3.1.1", "5"], default=None,
+                   help="MQTT protocol (default 3.1.1 with a persistent session; 5 with --share-group)")
+    g.add_argument("--share-group", metavar="NAME",
+                   help="share the load with other collectors through the MQTT 5 shared subscription "
+                        "$share/NAME/… (each message goes to one collector of the group)")
+    g.add_argument("--mapping", metavar="YAML", help="payload mappings for devices that send other shapes")
+    g.add_argument("--max-future", type=float, default=300.0, metavar="S",
+                   help="reject time stamps further ahead of the receive time than this (default 300 s)")
+    g.add_argument("--batch-delay", type=float, default=0.05, metavar="S",
+                   help="longest wait to fill a batch before storing it (default 0.05 s)")
+    g.add_argument("--health-interval", type=float, default=10.0, metavar="S",
+                   help="log and store health this often (default 10 s)")
+    g.add_argument("--compact-interval", type=float, default=600.0, metavar="S",
+                   help="merge small store files this often (default 600 s; 0 never)")
+    g.add_argument("--keepalive", type=int, default=30, metavar="S", help="MQTT keep-alive (default 30 s)")
+    g.add_argument("--no-jump-check", action="store_true", help="do not reject impossible counter jumps")
+    i = p.add_argument_group("InfluxDB sink (optional; readings are also written there through a durable outbox)")
+    i.add_argument("--influx-url", metavar="URL", help="for example http://127.0.0.1:8086")
+    i.add_argument("--influx-token", default=None, help=f"API token (default ${ENV_INFLUX_TOKEN})")
+    i.add_argument("--influx-org", default="dcmon")
+    i.add_argument("--influx-bucket", default="dcmon")
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("simulate", help="publish realistic telemetry for the configured facilities",
+                       description="Publish meter and rack telemetry for the registry's facilities (single readings, "
+                                   "rack scans and line protocol), optionally with faults: counter resets, gaps, "
+                                   "duplicates and bad payloads.")
+    add_config_data(p, data=False)
+    add_broker_options(p, default_client_id="")
+    p.add_argument("--facility", action="append", metavar="ID", help="facility id (repeatable; default all)")
+    p.add_argument("--speed", type=float, default=1.0, metavar="N",
+                   help="simulated time runs N times faster until it reaches now (default 1)")
+    p.add_argument("--start", metavar="ISO", help="simulated start time with offset (default: now, or "
+                                                  "now − 1 h × speed when --speed > 1)")
+    p.add_argument("--duration", metavar="D", help="stop after D (90, 90s, 5m, 2h); default run until stopped")
+    p.add_argument("--faults", action="store_true", help="inject resets, gaps, duplicates and bad payloads")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("quarantine", help="inspect rejected telemetry",
+                       description="List or show messages and readings the collector rejected, with their reason.")
+    qsub = p.add_subparsers(dest="action", metavar="ACTION")
+    q = qsub.add_parser("list", help="list quarantined rejections (newest last)")
+    add_config_data(q)
+    q.add_argument("--since", metavar="YYYY-MM-DD", help="only days from this UTC day on")
+    q.add_argument("--topic", help="only topics containing this text")
+    q.add_argument("--reason", help="only reasons containing this text")
+    q.add_argument("--limit", type=int, default=50, help="show the last N (default 50; 0 all)")
+    q.add_argument("--format", choices=["table", "json"], default="table")
+    q.set_defaults(func=cmd_quarantine_list)
+    q = qsub.add_parser("show", help="show one rejection with its raw payload")
+    add_config_data(q)
+    q.add_argument("id", help="id from 'dcmon quarantine list', e.g. 2026-07-01-collector:12")
+    q.set_defaults(func=cmd_quarantine_show)
+    p.set_defaults(func=lambda a, qp=p: (qp.print_help(), 2)[1])
+
+    p = sub.add_parser("demo", help="run broker, simulator, collector and dashboard on this machine",
+                       description="Start an embedded MQTT broker on 127.0.0.1 (Mosquitto when installed, else "
+                                   "amqtt), the simulator, the collector and the dashboard on a fresh data folder, "
+                                   "and print the dashboard URL. Ctrl-C stops everything.")
+    p.add_argument("--config", default=None, metavar="DIR", help="configuration folder (default: the sample facilities)")
+    p.add_argument("--data", default=None, metavar="DIR", help="data folder (default: a fresh temporary folder)")
+    p.add_argument("--port", type=int, default=8050, help="dashboard port on 127.0.0.1 (default 8050)")
+    p.add_argument("--mqtt-port", type=int, default=0, help="broker port on 127.0.0.1 (default: a free port)")
+    p.add_argument("--broker-impl", choices=["auto", "mosquitto", "amqtt"], default="auto")
+    p.add_argument("--speed", type=float, default=120.0, help="simulator speed (default 120)")
+    p.add_argument("--facility", action="append", metavar="ID", help="simulated facilities (default all)")
+    p.add_argument("--duration", metavar="D", help="stop after D (default run until Ctrl-C)")
+    p.add_argument("--faults", action="store_true", help="simulate faults and bad payloads")
+    p.set_defaults(func=cmd_demo)
+
+
+# ------------------------------------------------------------------- collect
+def _install_stop_signals(stop: threading.Event):
+    def handler(signum, frame):
+        log.info("received %s: storing what was received, then stopping", signal.Signals(signum).name)
+        stop.set()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def build_collector(args, registry):
+    from dcmon.collector.influx import InfluxSender, Outbox
+    from dcmon.collector.ingest import Ingestor
+    from dcmon.collector.mqtt import Collector, default_client_id
+    from dcmon.collector.parse import load_mappings
+    from dcmon.collector.quarantine import Quarantine
+    from dcmon.store import open_store
+
+    protocol = args.protocol or ("5" if args.share_group else "3.1.1")
+    client_id = args.client_id or default_client_id()
+    opts = mqtt_options(args, client_id=client_id, protocol=protocol, share_group=args.share_group)
+    mappings = []
+    if args.mapping:
+        import yaml
+        path = Path(args.mapping)
+        if not path.is_file():
+            raise InputError(f"--mapping {path}: no such file")
+        try:
+            mappings = load_mappings(yaml.safe_load(path.read_text(encoding="utf-8")), where=str(path))
+        except (ValueError, yaml.YAMLError) as e:
+            raise InputError(str(e)) from None
+    for name, v, lo in (("--max-future", args.max_future, 0), ("--batch-delay", args.batch_delay, 0),
+                        ("--health-interval", args.health_interval, 0.1), ("--compact-interval", args.compact_interval, 0)):
+        if not v >= lo:
+            raise InputError(f"{name} must be ≥ {lo}: {v!r}")
+    store = open_store(args.data)
+    outbox = sender = None
+    if args.influx_url:
+        token = args.influx_token or os.environ.get(ENV_INFLUX_TOKEN) or ""
+        if not args.influx_url.startswith(("http://", "https://")):
+            raise InputError(f"--influx-url must start with http:// or https://: {args.influx_url!r}")
+        outbox = Outbox(args.data)
+        sender = InfluxSender(outbox, args.influx_url, token, args.influx_org, args.influx_bucket)
+    writer = client_id
+    if args.share_group:
+        writer = f"{client_id}"
+    ingestor = Ingestor(registry, store, Quarantine(args.data, writer=writer), outbox=outbox, prefix=args.prefix,
+                        mappings=mappings, max_future=dt.timedelta(seconds=args.max_future),
+                        jump_guard=not args.no_jump_check)
+    collector = Collector(opts, ingestor, batch_max_delay_s=args.batch_delay, health_interval_s=args.health_interval,
+                          compact_interval_s=args.compact_interval)
+    return collector, sender
+
+
+def cmd_collect(args) -> int:
+    from dcmon.registry import load_registry
+    registry = load_registry(args.config)
+    collector, sender = build_collector(args, registry)
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    if sender is not None:
+        sender.start()
+    collector.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        collector.stop()
+        if sender is not None:
+            sender.stop()
+    return 0
+
+
+# ------------------------------------------------------------------ simulate
+def make_publisher_client(opts):
+    from dcmon.collector.mqtt import make_client
+    c = make_client(opts, manual_ack=False, persistent=False)
+    c.max_queued_messages_set(10_000)
+    c.max_inflight_messages_set(1000)
+    return c
+
+
+def cmd_simulate(args) -> int:
+    from dcmon.collector.simulate import Simulator, parse_duration
+    from dcmon.readings import now_ms, parse_ts
+    from dcmon.registry import load_registry
+    registry = load_registry(args.config)
+    ids = [f.id for f in registry.select(args.facility)]
+    try:
+        duration = parse_duration(args.duration)
+        if not args.speed > 0:
+            raise ValueError(f"--speed must be > 0: {args.speed!r}")
+        start = parse_ts(args.start, where="--start") if args.start else None
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    if start is None and args.speed > 1:
+        start = now_ms() - int(3_600_000 * args.speed)
+    import uuid
+    opts = mqtt_options(args, client_id=args.client_id or f"dcmon-sim-{uuid.uuid4().hex[:8]}")
+    client = make_publisher_client(opts)
+    try:
+        sim = Simulator(client, registry, ids, prefix=args.prefix, speed=args.speed, start_ms=start,
+                        duration_s=duration, faults=args.faults, qos=args.qos, seed=args.seed)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    threading.Thread(target=lambda: (stop.wait(), sim.stop_event.set()), daemon=True).start()
+    client.connect_async(opts.broker.host, opts.broker.port, keepalive=30)
+    client.loop_start()
+    try:
+        stats = sim.run()
+    finally:
+        _drain(client)
+        client.disconnect()
+        client.loop_stop()
+    print(f"published {stats.messages} messages ({stats.readings} readings, {stats.bad} bad payloads, "
+          f"{stats.duplicates} duplicates); queue-full retries {stats.queue_full_retries}, "
+          f"publish errors {stats.publish_errors}")
+    return 1 if stats.publish_errors else 0
+
+
+def _drain(client, timeout=30.0):
+    """Wait until paho has handed every queued QoS 1 message to the broker and got its PUBACK."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not client._out_messages and client.is_connected():
+            return True
+        if not client.is_connected() and time.monotonic() > deadline - timeout + 5:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+# ---------------------------------------------------------------- quarantine
+def _require_data(args):
+    data = Path(args.data)
+    if not data.is_dir():
+        raise InputError(f"--data {data}: no such folder")
+    return data
+
+
+def cmd_quarantine_list(args) -> int:
+    from dcmon.collector.quarantine import iter_records
+    data = _require_data(args)
+    if args.since:
+        try:
+            dt.date.fromisoformat(args.since)
+        except ValueError:
+            raise InputError(f"--since must be YYYY-MM-DD: {args.since!r}") from None
+    if args.limit < 0:
+        raise InputError(f"--limit must be ≥ 0: {args.limit}")
+    from collections import deque
+    recs = deque(iter_records(data, since=args.since, topic=args.topic, reason=args.reason),
+                 maxlen=args.limit or None)
+    if args.format == "json":
+        for r in recs:
+            sys.stdout.buffer.write(orjson.dumps(r) + b"\n")
+        return 0
+    if not recs:
+        print(f"no quarantined rejections in {data}/quarantine")
+        return 0
+    for r in recs:
+        print(f"{r['id']}  {r['time']}  {r['where']}\n    {r['reason']}")
+    print(f"{len(recs)} shown; 'dcmon quarantine show ID' prints the raw payload")
+    return 0
+
+
+def cmd_quarantine_show(args) -> int:
+    from dcmon.collector.quarantine import get_record
+    data = _require_data(args)
+    try:
+        rec = get_record(data, args.id)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    if rec is None:
+        raise InputError(f"no quarantine record {args.id!r} in {data}/quarantine")
+    for k in ("id", "time", "topic", "where", "reason"):
+        print(f"{k}: {rec.get(k)}")
+    print("raw:")
+    print(rec.get("raw", ""))
+    return 0
+
+
+# ---------------------------------------------------------------------- demo
+def cmd_demo(args) -> int:
+    from dcmon.collector.demo import run_demo
+    return run_demo(args)

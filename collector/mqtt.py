@@ -1,0 +1,476 @@
+"""The MQTT transport: subscribe, hand messages to the :class:`~dcmon.collector.ingest.Ingestor`,
+acknowledge only what is durable.
+
+Flow (reliability.md #3, #5): paho's network thread runs ``on_message``, which only puts
+``(topic, payload, mid, qos, generation, received_at_ms)`` on a bounded queue. One writer thread
+takes batches from the queue, has the ingestor make them durable, and *then* sends the PUBACKs
+(paho ``manual_ack=True``). A message that is not acknowledged is redelivered by the broker
+after a crash or reconnect; the store keeps the first copy of each reading (reliability.md #4).
+
+Sessions: MQTT 3.1.1 with ``clean_session=False`` and a stable client id (the default), which
+survived Mosquitto restarts in tests (reliability.md #11); MQTT 5 with a session expiry when a
+shared subscription (``$share/<group>/…``) spreads the load over several collectors.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import ssl
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from dcmon.readings import now_ms
+
+log = logging.getLogger("dcmon.collector")
+_DONE = object()
+SYS_DROPPED = "$SYS/broker/publish/messages/dropped"
+
+
+@dataclass(frozen=True)
+class BrokerURL:
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "mqtts"
+
+    def __str__(self):
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerURL:
+    """``mqtt://host[:1883]`` or ``mqtts://host[:8883]``; ``ValueError`` names the bad part.
+
+    Credentials in the URL are refused so they never reach a log or a process list.
+    """
+    try:
+        u = urlsplit(url)
+        port = u.port
+    except ValueError as e:
+        raise ValueError(f"--broker {url!r}: {e}") from None
+    if u.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"--broker {url!r}: scheme must be mqtt:// or mqtts://")
+    if u.username or u.password:
+        raise ValueError("--broker: do not put credentials in the URL; use --username and --password "
+                         "(or DCMON_MQTT_USERNAME / DCMON_MQTT_PASSWORD)")
+    if not u.hostname:
+        raise ValueError(f"--broker {url!r}: no host name")
+    if u.path not in ("", "/"):
+        raise ValueError(f"--broker {url!r}: unexpected path {u.path!r}")
+    return BrokerURL(u.scheme, u.hostname, port or (8883 if u.scheme == "mqtts" else 1883))
+
+
+@dataclass
+class MqttOptions:
+    """Connection options, validated at start-up.
+
+    protocol : ``3.1.1`` (persistent session, default) or ``5``; a shared subscription needs ``5``
+    share_group : name of the MQTT 5 shared-subscription group (None: every message to this collector)
+    qos : subscription QoS, 0 or 1 [-]
+    keepalive_s : MQTT keep-alive [s]
+    session_expiry_s : MQTT 5 session expiry interval [s]
+    """
+
+    broker: BrokerURL
+    client_id: str
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    protocol: str = "3.1.1"
+    share_group: str | None = None
+    qos: int = 1
+    keepalive_s: int = 30
+    session_expiry_s: int = 7 * 86400
+    topics: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.qos not in (0, 1):
+            raise ValueError(f"qos value must be 0 or 1: {self.qos!r}")
+        if self.protocol not in ("3.1.1", "5"):
+            raise ValueError(f"--protocol must be 3.1.1 or 5: {self.protocol!r}")
+        if self.share_group is not None:
+            if self.protocol != "5":
+                raise ValueError("--share-group needs --protocol 5 (shared subscriptions are MQTT 5)")
+            if not self.share_group or any(c in self.share_group for c in "/+#"):
+                raise ValueError(f"--share-group must be a plain name without '/', '+', '#': {self.share_group!r}")
+        for opt, path in (("--ca-file", self.ca_file), ("--cert-file", self.cert_file), ("--key-file", self.key_file)):
+            if path is not None and not os.path.isfile(path):
+                raise ValueError(f"{opt} {path}: no such file")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("--cert-file and --key-file go together (client certificate and its key)")
+        if (self.ca_file or self.cert_file) and not self.broker.tls:
+            raise ValueError("--ca-file / --cert-file need an mqtts:// broker URL")
+        if not 5 <= self.keepalive_s <= 3600:
+            raise ValueError(f"--keepalive must be 5..3600 s: {self.keepalive_s!r}")
+        if not self.client_id or len(self.client_id) > 128:
+            raise ValueError(f"--client-id must be 1..128 characters: {self.client_id!r}")
+
+
+class DrainingClient(mqtt.Client):
+    """paho's client, reading every packet the socket holds per wake-up (up to ``READ_BURST``).
+
+    paho 2.x reads one packet per ``select()`` when it has nothing in flight outbound — a
+    subscriber's normal state — so a collector pays a wake-up for every message. Reading on
+    until the socket would block (paho's own stop condition) keeps the semantics and cuts that
+    cost. Uses paho internals (``_packet_read``, ``_loop_rc_handle``; paho pinned < 3).
+    """
+
+    READ_BURST = 1000
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        if self._sock is None:
+            return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
+        for _ in range(self.READ_BURST):
+            if self._sock is None:
+                return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            elif rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
+                return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+def default_client_id() -> str:
+    return f"dcmon-collector-{socket.gethostname()}"[:64]
+
+
+def make_client(opts: MqttOptions, *, manual_ack: bool, client_id: str | None = None,
+                persistent: bool = True) -> mqtt.Client:
+    """A configured (not yet connected) paho 2.x client; ``persistent``: keep the session (3.1.1)."""
+    cid = client_id or opts.client_id
+    cls = DrainingClient if manual_ack else mqtt.Client
+    if opts.protocol == "5":
+        c = cls(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5,
+                manual_ack=manual_ack)
+    else:
+        c = cls(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311,
+                clean_session=not persistent, manual_ack=manual_ack)
+    if opts.username:
+        c.username_pw_set(opts.username, opts.password)
+    if opts.broker.tls:
+        c.tls_set(ca_certs=opts.ca_file, certfile=opts.cert_file, keyfile=opts.key_file,
+                  cert_reqs=ssl.CERT_REQUIRED)
+    c.reconnect_delay_set(1, 30)
+    c.max_queued_messages_set(0)
+    return c
+
+
+def ack_many(client: mqtt.Client, mids: list[int]) -> None:
+    """Send the PUBACKs of QoS 1 messages ``mids``, many per socket write.
+
+    ``client.ack()`` queues one 4-byte packet per message, and paho then makes one wake-up and one
+    ``send()`` per packet, which caps a collector at a few thousand acknowledgements per second.
+    PUBACK packets are independent, so a run of them concatenated is a valid byte stream (MQTT 3.1.1
+    §3.4; in MQTT 5 a 2-byte PUBACK means success). Uses paho's internal ``_packet_queue`` (paho
+    2.x, pinned < 3) and falls back to ``client.ack`` when it is not there.
+    """
+    queue_packet = getattr(client, "_packet_queue", None)
+    if queue_packet is None or not getattr(client, "_manual_ack", False):
+        for mid in mids:
+            client.ack(mid, 1)
+        return
+    for k in range(0, len(mids), 1024):
+        chunk = mids[k:k + 1024]
+        queue_packet(mqtt.PUBACK, b"".join(_PUBACK.pack(0x40, 2, mid) for mid in chunk), 0, 0)
+
+
+_PUBACK = struct.Struct("!BBH")
+
+
+def connect_properties(opts: MqttOptions):
+    if opts.protocol != "5":
+        return None
+    p = Properties(PacketTypes.CONNECT)
+    p.SessionExpiryInterval = opts.session_expiry_s
+    p.ReceiveMaximum = 1000
+    return p
+
+
+class Collector:
+    """Runs the MQTT subscription and the writer thread until :meth:`stop`.
+
+    ingestor : :class:`dcmon.collector.ingest.Ingestor`
+    batch_max_messages, batch_max_bytes, batch_max_delay_s : a batch is stored when it has this
+        many messages or payload bytes, or its oldest message waited this long [s]
+    queue_max : bound of the receive queue [messages]; when full, paho's thread waits, so
+        the broker holds the rest (memory stays bounded under a burst)
+    health_interval_s : how often health is logged and written to the store [s]
+    compact_interval_s : how often the collector merges small store files [s] (0: never)
+    """
+
+    def __init__(self, opts: MqttOptions, ingestor, *, status_name: str | None = None, batch_max_messages: int = 5000,
+                 batch_max_bytes: int = 4 << 20, batch_max_delay_s: float = 0.05, queue_max: int = 20000, health_interval_s: float = 10.0,
+                 compact_interval_s: float = 600.0):
+        self.opts = opts
+        self.ingestor = ingestor
+        self.status_name = status_name or ("collector-" + "".join(ch if ch.isalnum() or ch in "-_." else "_"
+                                                                   for ch in opts.client_id))
+        self.batch_max_messages = batch_max_messages
+        self.batch_max_bytes = batch_max_bytes
+        self.batch_max_delay_s = batch_max_delay_s
+        self.queue: queue.Queue = queue.Queue(maxsize=queue_max)
+        self.health_interval_s = health_interval_s
+        self.compact_interval_s = compact_interval_s
+        self.client = make_client(opts, manual_ack=opts.qos > 0)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.message_callback_add(SYS_DROPPED, self._on_sys_dropped)
+        self._sys_mid = None
+        self.broker_dropped: int | None = None
+        self._generation = 0
+        self._connected = threading.Event()
+        self._stopping = threading.Event()
+        self._writer_done = threading.Event()
+        self._parsed: queue.Queue = queue.Queue(maxsize=2)   # parsed batches waiting for the commit thread
+        self._writer = threading.Thread(target=self._write_loop, name="dcmon-parser", daemon=True)
+        self._committer = threading.Thread(target=self._commit_loop, name="dcmon-commit", daemon=True)
+        self.started_at = time.time()
+        self.connects = 0
+        self.last_error: str | None = None
+        self._last_health = (time.monotonic(), 0, 0)
+        self.subscribed = threading.Event()
+
+    # ------------------------------------------------------------------ topics
+    def subscriptions(self) -> list[str]:
+        topics = [f"{self.ingestor.prefix}/#"] + [m.subscription for m in self.ingestor.mappings]
+        topics = list(dict.fromkeys(topics + list(self.opts.topics)))
+        if self.opts.share_group:
+            topics = [f"$share/{self.opts.share_group}/{t}" for t in topics]
+        return topics
+
+    # --------------------------------------------------------- paho callbacks
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self.last_error = f"connection refused: {reason_code}"
+            log.error("broker %s refused the connection: %s", self.opts.broker, reason_code)
+            return
+        self._generation += 1
+        self.connects += 1
+        session = getattr(flags, "session_present", False)
+        log.info("connected to %s as %r (session present: %s)", self.opts.broker, self.opts.client_id, session)
+        subs = [(t, self.opts.qos) for t in self.subscriptions()]
+        client.subscribe(subs)
+        self._sys_mid = client.subscribe(SYS_DROPPED, 0)[1]
+        self._connected.set()
+
+    def _on_sys_dropped(self, client, userdata, msg):
+        """Mosquitto's count of messages it dropped (reliability #1); it must stay 0."""
+        try:
+            value = int(msg.payload)
+        except ValueError:
+            return
+        if value > (self.broker_dropped or 0):
+            log.error("the broker dropped messages: %s rose to %d (check max_queued_messages / "
+                      "max_queued_bytes in the broker configuration)", SYS_DROPPED, value)
+        self.broker_dropped = value
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if mid == self._sys_mid:
+            if any(rc.is_failure for rc in reason_codes):
+                log.info("cannot watch %s (not allowed or not offered by this broker)", SYS_DROPPED)
+            return
+        bad = [rc for rc in reason_codes if rc.is_failure]
+        if bad:
+            self.last_error = f"subscription refused: {bad}"
+            log.error("broker refused a subscription (%s): check the ACL of user %r", bad, self.opts.username)
+        else:
+            self.subscribed.set()
+
+    def _on_connect_fail(self, client, userdata):
+        self.last_error = f"cannot reach the broker {self.opts.broker}"
+        log.warning("cannot reach the broker %s; retrying", self.opts.broker)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self._connected.clear()
+        self.subscribed.clear()
+        if not self._stopping.is_set():
+            self.last_error = f"disconnected: {reason_code}"
+            log.warning("disconnected from %s (%s); reconnecting", self.opts.broker, reason_code)
+
+    def _on_message(self, client, userdata, msg):
+        # Tiny on purpose (reliability.md #5): the writer thread does the work.
+        if self._stopping.is_set():
+            return  # not acknowledged: the broker redelivers it to the next session
+        self.queue.put((msg.topic, msg.payload, msg.mid, msg.qos, self._generation, time.time_ns() // 1_000_000,
+                        time.monotonic(),
+                        bool(msg.dup)))
+
+    # ----------------------------------------------------------------- writer
+    def _take_batch(self):
+        try:
+            first = self.queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        size = len(first[1])
+        deadline = first[6] + self.batch_max_delay_s
+        while len(batch) < self.batch_max_messages and size < self.batch_max_bytes:
+            try:
+                item = self.queue.get_nowait()
+                batch.append(item)
+                size += len(item[1])
+                continue
+            except queue.Empty:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                item = self.queue.get(timeout=left)
+            except queue.Empty:
+                break
+            batch.append(item)
+            size += len(item[1])
+        return batch
+
+    def _write_loop(self):
+        """Parser thread: batches from the receive queue → parsed batches for the commit thread.
+        Parsing (Python) overlaps the previous batch's Parquet write and fsync (which release the GIL)."""
+        try:
+            while True:
+                batch = self._take_batch()
+                if batch:
+                    parsed = self.ingestor.parse_batch([(b[0], b[1], b[5]) for b in batch])
+                    self._parsed.put((batch, parsed))
+                elif self._stopping.is_set():
+                    break
+                else:
+                    self._parsed.put(None)   # idle tick: lets the commit thread report health
+        finally:
+            self._parsed.put(_DONE)
+
+    def _commit_loop(self):
+        next_health = time.monotonic() + self.health_interval_s
+        next_compact = time.monotonic() + self.compact_interval_s if self.compact_interval_s else float("inf")
+        try:
+            while True:
+                item = self._parsed.get()
+                if item is _DONE:
+                    break
+                if item is not None:
+                    self._store_and_ack(*item)
+                now = time.monotonic()
+                if now >= next_health:
+                    self.report_health()
+                    next_health = now + self.health_interval_s
+                if now >= next_compact:
+                    try:
+                        n = self.ingestor.store.compact()
+                        log.info("compacted %d day folder(s)", n)
+                    except Exception:
+                        log.exception("compaction failed (readings are safe; will retry)")
+                    next_compact = now + self.compact_interval_s
+        finally:
+            self._writer_done.set()
+
+    def _store_and_ack(self, batch, parsed=None):
+        if parsed is None:
+            parsed = self.ingestor.parse_batch([(b[0], b[1], b[5]) for b in batch])
+        redelivered = any(b[7] for b in batch)
+        delay = 0.5
+        while True:
+            try:
+                self.ingestor.commit(parsed, redelivered=redelivered)
+                break
+            except Exception as e:  # disk full, permissions...: keep the batch, never ack it unstored
+                self.ingestor.stats.store_errors += 1
+                self.last_error = f"store failed: {e}"
+                log.error("could not store %d message(s) (%s); retrying in %.1f s — nothing was acknowledged",
+                          len(batch), e, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30)
+        lag_ms = (time.monotonic() - batch[0][6]) * 1000
+        s = self.ingestor.stats
+        s.last_ack_lag_ms = lag_ms
+        s.max_ack_lag_ms = max(s.max_ack_lag_ms, lag_ms)
+        gen = self._generation
+        # A message from an earlier connection is redelivered by the broker; acking its
+        # packet id on the new connection could acknowledge a different message.
+        ack_many(self.client, [b[2] for b in batch if b[3] == 1 and b[4] == gen])
+
+    # ----------------------------------------------------------------- health
+    def health(self) -> dict:
+        s = self.ingestor.stats
+        now = time.monotonic()
+        t0, m0, r0 = self._last_health
+        dt_s = max(now - t0, 1e-9)
+        with self.ingestor.lock:
+            last_seen = {f: dict(v) for f, v in self.ingestor.last_seen.items()}
+            doc = {
+                "collector": self.opts.client_id,
+                "broker": str(self.opts.broker),
+                "connected": self._connected.is_set(),
+                "connects": self.connects,
+                "started_at_ms": int(self.started_at * 1000),
+                "updated_at_ms": now_ms(),
+                "messages": s.messages, "readings": s.readings, "stored": s.written, "duplicates": s.duplicates,
+                "rejected": s.rejected, "rejected_messages": s.rejected_messages,
+                "rejects_by_reason": dict(s.rejects_by_reason),
+                "messages_per_s": round((s.messages - m0) / dt_s, 1),
+                "readings_per_s": round((s.readings - r0) / dt_s, 1),
+                "queue": self.queue.qsize(), "ack_lag_ms": round(s.last_ack_lag_ms, 1),
+                "max_ack_lag_ms": round(s.max_ack_lag_ms, 1),
+                "store_errors": s.store_errors, "last_error": self.last_error,
+                "broker_dropped": self.broker_dropped,   # $SYS/broker/publish/messages/dropped
+                "last_seen": last_seen,    # facility -> source -> [meter ts ms, received ms]
+            }
+        self._last_health = (now, s.messages, s.readings)
+        return doc
+
+    def report_health(self) -> dict:
+        doc = self.health()
+        log.info("health: %s, %.1f msg/s, %.1f readings/s, %d rejected (total), queue %d, ack lag %.0f ms",
+                 "connected" if doc["connected"] else "DISCONNECTED", doc["messages_per_s"], doc["readings_per_s"],
+                 doc["rejected"], doc["queue"], doc["ack_lag_ms"])
+        self.ingestor.log_suppressed()
+        try:
+            self.ingestor.store.put_status(self.status_name, doc)
+        except Exception as e:
+            log.error("could not write health status %s: %s", self.status_name, e)
+        return doc
+
+    # -------------------------------------------------------------- lifecycle
+    def start(self):
+        self._writer.start()
+        self._committer.start()
+        self.client.connect_async(self.opts.broker.host, self.opts.broker.port, keepalive=self.opts.keepalive_s,
+                                  clean_start=False if self.opts.protocol == "5" else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                                  properties=connect_properties(self.opts))
+        self.client.loop_start()
+        log.info("collecting from %s, topics %s", self.opts.broker, ", ".join(self.subscriptions()))
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        return self.subscribed.wait(timeout)
+
+    def stop(self, timeout: float = 30.0):
+        """Stop taking messages, store and acknowledge what was taken, then disconnect."""
+        self._stopping.set()
+        self._writer_done.wait(timeout)
+        try:
+            self.report_health()
+        except Exception:
+            log.exception("final health report failed")
+        self.client.disconnect()
+        self.client.loop_stop()
+        if self.ingestor.outbox is not None:
+            self.ingestor.outbox.close()
+        self.ingestor.quarantine.close()
+        log.info("collector stopped: %d messages, %d readings stored, %d rejected",
+                 self.ingestor.stats.messages, self.ingestor.stats.written, self.ingestor.stats.rejected)

@@ -1,0 +1,835 @@
+"""Pure parsers: one MQTT message ``(topic, payload)`` → readings and rejections.
+
+Nothing here touches the network, the store or the clock: the receive time, the registry,
+the topic prefix, the payload mappings and the jump guard's state are passed in, so the
+live collector, the tests and the benchmark share one code path. Each reading is validated
+by :func:`dcmon.readings.make_reading`, the same function ``dcmon import`` uses.
+
+Topic contract (``prefix`` defaults to ``dcmon/v1``; see docs/collector.md for examples):
+
+==================================== =====================================================
+topic                                payload
+==================================== =====================================================
+``{prefix}/{facility}/meter/{meter}`` JSON object or array: ``ts`` + ``energy_kwh`` [kWh]
+                                     (cumulative) and/or ``power_kw`` [kW]
+``{prefix}/{facility}/rack/{rack}``   JSON object or array: ``ts`` + any of ``power_kw``,
+                                     ``energy_kwh``, ``status``, ``function``,
+                                     ``design_power_kw``
+``{prefix}/{facility}/racks``         ``{"ts": …, "readings": [{"rack_id": …, …}, …]}``
+``{prefix}/{facility}/lp``            InfluxDB line protocol (measurements ``meter`` and
+                                     ``rack``, tags ``meter`` / ``rack``, ns time stamps)
+==================================== =====================================================
+
+A rejected reading never costs the accepted readings of the same message.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field
+
+import orjson
+
+from dcmon.readings import (DEFAULT_MAX_FUTURE, MAX_POWER_KW, RACK_FUNCTIONS, RACK_STATUSES, Rejection,
+                            make_reading, parse_ts)
+
+DEFAULT_PREFIX = "dcmon/v1"
+ORIGIN = "mqtt"
+MAX_RAW_CHARS = 2000          # raw text kept with a rejection [characters]
+
+METER_FIELDS = ("ts", "energy_kwh", "power_kw")
+RACK_FIELDS = ("ts", "energy_kwh", "power_kw", "status", "function", "design_power_kw")
+# Identity fields a payload may repeat; they must then agree with the topic.
+IDENTITY_FIELDS = ("facility_id", "kind", "meter_id", "rack_id", "source_id")
+
+
+class Rows:
+    """Accepted readings in arrival order: dict rows (general path) and column blocks (fast path).
+
+    A rack scan of hundreds of plain ``{"rack_id", "power_kw"}`` readings becomes one block of
+    columns instead of hundreds of dicts, which is what lets the collector store several hundred
+    thousand readings per second. :meth:`as_dicts` gives every row as a dict (tests, tools);
+    :meth:`to_table` builds the Arrow table for the store, preserving arrival order (the store
+    keeps the first row of a key).
+    """
+
+    def __init__(self):
+        self.segments: list = []     # list[dict] or _Block, in arrival order
+        self.count = 0
+
+    def append(self, row: dict) -> None:
+        if not self.segments or not isinstance(self.segments[-1], list):
+            self.segments.append([])
+        self.segments[-1].append(row)
+        self.count += 1
+
+    def add_block(self, block: "_Block") -> None:
+        if block.source_ids:
+            self.segments.append(block)
+            self.count += len(block.source_ids)
+
+    def __len__(self):
+        return self.count
+
+    def as_dicts(self) -> list[dict]:
+        out = []
+        for seg in self.segments:
+            out += seg if isinstance(seg, list) else seg.as_dicts()
+        return out
+
+    def to_table(self):
+        import pyarrow as pa
+
+        from dcmon.readings import SCHEMA, to_table
+        # from_pylist is ~3× faster than column-by-column comprehension; keys missing from a row are null.
+        tables = [pa.Table.from_pylist(seg, schema=SCHEMA) if isinstance(seg, list) else seg.to_table()
+                  for seg in self.segments]
+        if not tables:
+            return to_table([])
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def update_last_seen(self, last_seen) -> None:
+        """``last_seen[facility_id][source_id] = (ts_ms, received_ms)`` for every row, in arrival order."""
+        for seg in self.segments:
+            if isinstance(seg, list):
+                for r in seg:
+                    last_seen[r["facility_id"]][r["source_id"]] = (r["ts"], r["received_at"])
+            else:
+                last_seen[seg.facility_id].update(dict.fromkeys(seg.source_ids, (seg.ts, seg.received_at)))
+
+
+@dataclass
+class _Block:
+    """Rack power readings of one scan that passed the fast checks: same facility, kind, ts."""
+
+    facility_id: str
+    kind: str
+    ts: int
+    received_at: int
+    origin: str
+    source_ids: list = field(default_factory=list)
+    power_kw: list = field(default_factory=list)
+
+    def as_dicts(self) -> list[dict]:
+        return [{"facility_id": self.facility_id, "kind": self.kind, "source_id": sid, "ts": self.ts,
+                 "received_at": self.received_at, "origin": self.origin, "energy_kwh": None, "power_kw": p,
+                 "status": None, "function": None, "design_power_kw": None}
+                for sid, p in zip(self.source_ids, self.power_kw)]
+
+    def to_table(self):
+        import numpy as np
+        import pyarrow as pa
+
+        from dcmon.readings import SCHEMA
+        n = len(self.source_ids)
+
+        def const(v, typ):
+            return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([v], typ)).cast(typ)
+        ts = pa.array(np.full(n, self.ts, dtype=np.int64)).cast(SCHEMA.field("ts").type)
+        rec = pa.array(np.full(n, self.received_at, dtype=np.int64)).cast(SCHEMA.field("received_at").type)
+        cols = {"facility_id": const(self.facility_id, pa.string()), "kind": const(self.kind, pa.string()),
+                "source_id": pa.array(self.source_ids, pa.string()), "ts": ts,
+                "energy_kwh": pa.nulls(n, pa.float64()), "power_kw": pa.array(self.power_kw, pa.float64()),
+                "status": pa.nulls(n, pa.string()), "function": pa.nulls(n, pa.string()),
+                "design_power_kw": pa.nulls(n, pa.float64()), "received_at": rec,
+                "origin": const(self.origin, pa.string())}
+        return pa.Table.from_arrays([cols[f.name] for f in SCHEMA], schema=SCHEMA)
+
+
+def _raw(value) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        text = bytes(value).decode("utf-8", errors="replace")
+    elif isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:
+            text = repr(value)
+    return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + f"… ({len(text)} characters)"
+
+
+# ----------------------------------------------------------------------------- jump guard
+@dataclass
+class JumpGuard:
+    """Rejects counter increases and power values no source could physically produce.
+
+    The ceiling of a meter is ``factor`` × the facility's design power of racks that are not
+    decommissioned (at least ``min_kw``); of a rack, ``factor`` × its design power. A counter
+    increase between two readings of one source whose mean power exceeds the ceiling is an
+    impossible jump. The guard keeps the last accepted counter of each source (bounded by the
+    registry); after a rejected jump, a next reading that continues plausibly from the jumped
+    value is accepted as a new baseline (a replaced meter that starts high), so a source is
+    never locked out.
+
+    factor : ceiling over design power [-]
+    min_kw : smallest meter ceiling [kW]
+    """
+
+    factor: float = 3.0
+    min_kw: float = 100.0
+    last: dict = field(default_factory=dict)        # (fac, kind, src) -> (ts_ms, energy_kwh)
+    candidate: dict = field(default_factory=dict)   # after a rejected jump
+    _ceilings: dict = field(default_factory=dict)
+
+    def ceiling_kw(self, facility, kind: str, source_id: str) -> float:
+        key = (facility.id, kind, source_id)
+        c = self._ceilings.get(key)
+        if c is None:
+            racks = facility.racks
+            if kind == "rack":
+                dp = racks.loc[racks["rack_id"] == source_id, "design_power_kw"]
+                c = self.factor * float(dp.iloc[0]) if len(dp) else math.inf
+            else:
+                live = racks.loc[racks["status"] != "decommissioned", "design_power_kw"].sum()
+                c = max(self.min_kw, self.factor * float(live))
+            self._ceilings[key] = c
+        return c
+
+    def rack_ceilings(self, facility) -> dict:
+        """{rack_id: ceiling [kW]} of a facility (cached), for the scan fast path."""
+        key = (facility.id, "rack", None)
+        c = self._ceilings.get(key)
+        if c is None:
+            limits = (self.factor * facility.racks["design_power_kw"].astype(float)).clip(upper=MAX_POWER_KW)
+            c = dict(zip(facility.racks["rack_id"], limits.tolist()))
+            self._ceilings[key] = c
+        return c
+
+    def check(self, facility, row: dict) -> None:
+        """Raise ``ValueError`` when ``row`` is an impossible jump; else remember it."""
+        kind, src = row["kind"], row["source_id"]
+        ceiling = self.ceiling_kw(facility, kind, src)
+        p = row.get("power_kw")
+        if p is not None and p > ceiling:
+            raise ValueError(f"power_kw {p:g} is impossible for {kind} {src!r} "
+                             f"(ceiling {ceiling:g} kW = {self.factor:g} × design power)")
+        e = row.get("energy_kwh")
+        if e is None:
+            return
+        key = (facility.id, kind, src)
+        ts = row["ts"]
+        prev = self.last.get(key)
+        if prev is None or ts <= prev[0]:
+            if prev is None:
+                self.last[key] = (ts, e)
+            return  # first or late reading: nothing to compare forward with
+        hours = (ts - prev[0]) / 3_600_000
+        rise = e - prev[1]
+        if rise > 0 and rise > ceiling * hours:
+            cand = self.candidate.get(key)
+            if cand is not None and ts > cand[0] and 0 <= e - cand[1] <= ceiling * (ts - cand[0]) / 3_600_000:
+                # Continues plausibly from the previous jump: a new baseline (meter replaced).
+                del self.candidate[key]
+                self.last[key] = (ts, e)
+                return
+            self.candidate[key] = (ts, e)
+            raise ValueError(f"energy_kwh jumps from {prev[1]:g} to {e:g} in {hours * 3600:.0f} s: "
+                             f"{rise / hours if hours else math.inf:g} kW mean power, impossible for "
+                             f"{kind} {src!r} (ceiling {ceiling:g} kW)")
+        self.candidate.pop(key, None)
+        self.last[key] = (ts, e)
+
+
+# ------------------------------------------------------------------------------ mappings
+ENERGY_UNITS = {"wh": 0.001, "kwh": 1.0, "mwh": 1000.0}
+POWER_UNITS = {"w": 0.001, "kw": 1.0, "mw": 1000.0}
+TS_FORMATS = ("auto", "iso", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns")
+
+
+@dataclass
+class Mapping:
+    """How to read payloads a device already sends in another shape (see docs/collector.md).
+
+    topic : MQTT topic template; ``{facility_id}`` and ``{source_id}`` each match one level
+    kind : ``meter`` or ``rack``
+    fields : canonical name → (dotted path in the payload, unit factor to kWh / kW)
+    ts_path, ts_format, ts_timezone : where the time stamp is, how it is written, and the zone
+        of a time without offset (``strptime:%Y-%m-%d %H:%M:%S`` + ``Asia/Shanghai``)
+    records : dotted path to an array of records (each one reading); None: the payload is one
+    facility_id, source_id : fixed values, or ``{"path": …}`` read per record
+    """
+
+    name: str
+    topic: str
+    kind: str
+    fields: dict
+    ts_path: str = "ts"
+    ts_format: str = "auto"
+    ts_timezone: str | None = None
+    records: str | None = None
+    facility_id: str | None = None
+    facility_path: str | None = None
+    source_id: str | None = None
+    source_path: str | None = None
+    _regex: re.Pattern | None = None
+
+    @property
+    def subscription(self) -> str:
+        return re.sub(r"\{(facility_id|source_id)\}", "+", self.topic)
+
+    def match(self, topic: str) -> dict | None:
+        if self._regex is None:
+            pattern = ""
+            for part in re.split(r"(\{facility_id\}|\{source_id\})", self.topic):
+                if part == "{facility_id}":
+                    pattern += r"(?P<facility_id>[^/]+)"
+                elif part == "{source_id}":
+                    pattern += r"(?P<source_id>[^/]+)"
+                else:
+                    pattern += re.escape(part)
+            self._regex = re.compile(pattern + r"\Z")
+        m = self._regex.match(topic)
+        return None if m is None else m.groupdict()
+
+
+def load_mappings(doc, where: str = "mapping") -> list[Mapping]:
+    """Validate a mapping document (``{"mappings": [...]}``, parsed YAML) once, at start-up.
+
+    Raises ``ValueError`` naming the entry, the option and the bad value.
+    """
+    if doc is None:
+        return []
+    if not isinstance(doc, dict) or not isinstance(doc.get("mappings"), list):
+        raise ValueError(f"{where}: expected a mapping with a 'mappings:' list")
+    out = []
+    known = {"name", "topic", "kind", "fields", "ts", "records", "facility_id", "source_id"}
+    for i, m in enumerate(doc["mappings"]):
+        w = f"{where} mappings[{i}]"
+        if not isinstance(m, dict):
+            raise ValueError(f"{w}: must be a mapping, got {m!r}")
+        unknown = sorted(set(m) - known)
+        if unknown:
+            raise ValueError(f"{w}: unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        name = str(m.get("name", f"mapping-{i}"))
+        w = f"{where} mapping {name!r}"
+        topic = m.get("topic")
+        if not isinstance(topic, str) or not topic or "#" in topic or "+" in topic:
+            raise ValueError(f"{w}: topic must be a topic template with {{facility_id}} / {{source_id}} "
+                             f"placeholders and no wildcards: {topic!r}")
+        kind = m.get("kind")
+        if kind not in ("meter", "rack"):
+            raise ValueError(f"{w}: kind must be meter or rack: {kind!r}")
+        fac, fac_path = _fixed_or_path(m.get("facility_id"), "facility_id", w)
+        src, src_path = _fixed_or_path(m.get("source_id"), "source_id", w)
+        if fac is None and fac_path is None and "{facility_id}" not in topic:
+            raise ValueError(f"{w}: facility_id is neither in the topic ({{facility_id}}) nor given")
+        if src is None and src_path is None and "{source_id}" not in topic:
+            raise ValueError(f"{w}: source_id is neither in the topic ({{source_id}}) nor given")
+        ts = m.get("ts", {"path": "ts"})
+        if isinstance(ts, str):
+            ts = {"path": ts}
+        if not isinstance(ts, dict) or not isinstance(ts.get("path"), str):
+            raise ValueError(f"{w}: ts must be {{path, format, timezone}}: {ts!r}")
+        fmt = str(ts.get("format", "auto"))
+        if fmt not in TS_FORMATS and not fmt.startswith("strptime:"):
+            raise ValueError(f"{w}: ts.format {fmt!r} is not one of {', '.join(TS_FORMATS)} or strptime:<pattern>")
+        tzname = ts.get("timezone")
+        if tzname is not None:
+            from dcmon.periods import zone
+            try:
+                zone(tzname)
+            except Exception:
+                raise ValueError(f"{w}: ts.timezone {tzname!r} is not a known IANA time zone") from None
+        if fmt.startswith("strptime:") and tzname is None:
+            raise ValueError(f"{w}: ts.format {fmt!r} needs ts.timezone (for example Asia/Shanghai)")
+        fields_in = m.get("fields")
+        if not isinstance(fields_in, dict) or not fields_in:
+            raise ValueError(f"{w}: fields must map canonical names to {{path, unit}}: {fields_in!r}")
+        allowed = METER_FIELDS[1:] if kind == "meter" else RACK_FIELDS[1:]
+        fields = {}
+        for fname, spec in fields_in.items():
+            if fname not in allowed:
+                raise ValueError(f"{w}: field {fname!r} is not one of {', '.join(allowed)}")
+            if isinstance(spec, str):
+                spec = {"path": spec}
+            if not isinstance(spec, dict) or not isinstance(spec.get("path"), str):
+                raise ValueError(f"{w}: fields.{fname} must be {{path, unit}}: {spec!r}")
+            unit = spec.get("unit")
+            factor = 1.0
+            if fname == "energy_kwh":
+                unit = unit or "kWh"
+                factor = ENERGY_UNITS.get(str(unit).lower())
+                if factor is None:
+                    raise ValueError(f"{w}: fields.energy_kwh unit {unit!r} is not one of Wh, kWh, MWh")
+            elif fname in ("power_kw", "design_power_kw"):
+                unit = unit or "kW"
+                factor = POWER_UNITS.get(str(unit).lower())
+                if factor is None:
+                    raise ValueError(f"{w}: fields.{fname} unit {unit!r} is not one of W, kW, MW")
+            elif unit is not None:
+                raise ValueError(f"{w}: fields.{fname} takes no unit: {unit!r}")
+            fields[fname] = (spec["path"], factor)
+        records = m.get("records")
+        if records is not None and not isinstance(records, str):
+            raise ValueError(f"{w}: records must be a dotted path: {records!r}")
+        out.append(Mapping(name=name, topic=topic, kind=kind, fields=fields, ts_path=ts["path"], ts_format=fmt,
+                           ts_timezone=tzname, records=records, facility_id=fac, facility_path=fac_path,
+                           source_id=src, source_path=src_path))
+    return out
+
+
+def _fixed_or_path(value, name, where):
+    if value is None:
+        return None, None
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, dict) and isinstance(value.get("path"), str):
+        return None, value["path"]
+    raise ValueError(f"{where}: {name} must be a fixed id or {{path: ...}}: {value!r}")
+
+
+_MISSING = object()
+
+
+def get_path(doc, path: str):
+    """``a.b.0.c`` in nested dicts and lists; a missing step gives the sentinel ``_MISSING``."""
+    cur = doc
+    for step in path.split("."):
+        if isinstance(cur, dict):
+            cur = cur.get(step, _MISSING)
+        elif isinstance(cur, list) and step.lstrip("-").isdigit() and -len(cur) <= int(step) < len(cur):
+            cur = cur[int(step)]
+        else:
+            return _MISSING
+        if cur is _MISSING:
+            return _MISSING
+    return cur
+
+
+def mapped_ts(value, fmt: str, tzname: str | None):
+    """A device time stamp in ``fmt`` → epoch ms, or the value for :func:`parse_ts` (``auto``)."""
+    if fmt in ("auto", "epoch_ms"):
+        if fmt == "auto" and isinstance(value, str) and tzname and not value.strip().lstrip("-").isdigit():
+            return _localize(value, None, tzname)
+        return value
+    if fmt == "iso":
+        if tzname and isinstance(value, str):
+            return _localize(value, None, tzname)
+        return value
+    if fmt.startswith("epoch_"):
+        scale = {"epoch_s": 1000, "epoch_us": 1e-3, "epoch_ns": 1e-6}[fmt]
+        if isinstance(value, bool):
+            raise ValueError(f"ts: not a number: {value!r}")
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"ts: not a {fmt} number: {value!r}") from None
+        if not math.isfinite(x):
+            raise ValueError(f"ts: not finite: {value!r}")
+        if fmt == "epoch_ns" and isinstance(value, int):
+            return value // 1_000_000
+        return int(round(x * scale))
+    return _localize(value, fmt[len("strptime:"):], tzname)
+
+
+def _localize(value, pattern, tzname):
+    from dcmon.periods import zone
+    if not isinstance(value, str):
+        raise ValueError(f"ts: expected a text time stamp, got {value!r}")
+    try:
+        t = dt.datetime.strptime(value.strip(), pattern) if pattern else dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"ts: {value!r} does not match the format {pattern or 'ISO 8601'!r}") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=zone(tzname))
+    return int(round(t.timestamp() * 1000))
+
+
+# -------------------------------------------------------------------------------- parsers
+@dataclass
+class Context:
+    """What the parsers need besides the message: registry, clock reading and options."""
+
+    registry: object
+    received_at_ms: int
+    prefix: str = DEFAULT_PREFIX
+    mappings: list = field(default_factory=list)
+    guard: JumpGuard | None = None
+    max_future: dt.timedelta = DEFAULT_MAX_FUTURE
+    origin: str = ORIGIN
+    fast: bool = True           # False: every reading through make_reading (the equivalence tests)
+
+
+def parse(topic: str, payload: bytes, registry, *, received_at_ms: int, prefix: str = DEFAULT_PREFIX,
+          mappings=(), guard: JumpGuard | None = None, max_future: dt.timedelta = DEFAULT_MAX_FUTURE,
+          origin: str = ORIGIN, fast: bool = True) -> tuple[list[dict], list[Rejection]]:
+    """Decode and validate one MQTT message.
+
+    Parameters
+    ----------
+    topic : the MQTT topic the message arrived on
+    payload : the raw message bytes
+    registry : :class:`dcmon.registry.Registry`
+    received_at_ms : when the message arrived [ms since epoch, UTC]
+    prefix : topic prefix of the contract (default ``dcmon/v1``)
+    mappings : :class:`Mapping` list for payloads in other shapes
+    guard : :class:`JumpGuard` holding the last counters (None: no jump check)
+    max_future : how far a time stamp may be ahead of ``received_at_ms``
+
+    Returns ``(rows, rejections)``: rows of :data:`dcmon.readings.SCHEMA` (``ts`` in epoch ms)
+    and one :class:`dcmon.readings.Rejection` per rejected reading or message.
+    """
+    ctx = Context(registry=registry, received_at_ms=received_at_ms, prefix=prefix.rstrip("/"),
+                  mappings=list(mappings), guard=guard, max_future=max_future, origin=origin, fast=fast)
+    rows, rejections = parse_message(topic, payload, ctx)
+    return rows.as_dicts(), rejections
+
+
+def parse_message(topic: str, payload: bytes, ctx: Context, rows: Rows | None = None) -> tuple[Rows, list[Rejection]]:
+    """Like :func:`parse`, appending accepted readings to ``rows`` (a :class:`Rows`, new if None)."""
+    rows = Rows() if rows is None else rows
+    rejections: list[Rejection] = []
+    pre = ctx.prefix + "/"
+    try:
+        if topic.startswith(pre):
+            parts = topic[len(pre):].split("/")
+            if len(parts) == 3 and parts[1] in ("meter", "rack"):
+                _parse_single(topic, parts[0], parts[1], parts[2], payload, ctx, rows, rejections)
+                return rows, rejections
+            if len(parts) == 2 and parts[1] == "racks":
+                _parse_scan(topic, parts[0], payload, ctx, rows, rejections)
+                return rows, rejections
+            if len(parts) == 2 and parts[1] == "lp":
+                _parse_line_protocol(topic, parts[0], payload, ctx, rows, rejections)
+                return rows, rejections
+        for m in ctx.mappings:
+            found = m.match(topic)
+            if found is not None:
+                _parse_mapped(topic, m, found, payload, ctx, rows, rejections)
+                return rows, rejections
+        rejections.append(Rejection(topic, f"topic does not follow the contract ({ctx.prefix}/<facility>/meter/<id>, "
+                                           f"…/rack/<id>, …/racks, …/lp) nor any payload mapping", _raw(payload)))
+    except Exception as e:  # a parser bug must not stop the collector: quarantine the message
+        rejections.append(Rejection(topic, f"internal error while parsing ({type(e).__name__}: {e}); "
+                                           "please report it with this payload", _raw(payload)))
+    return rows, rejections
+
+
+def _decode_json(topic, payload, rejections):
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as e:
+        rejections.append(Rejection(topic, f"malformed JSON: {e}", _raw(payload)))
+        return _MISSING
+
+
+def _accept(ctx: Context, facility_id, kind, source_id, raw, where, rows, rejections):
+    try:
+        fac = ctx.registry.facilities.get(facility_id)
+        if kind == "meter" and fac is not None:
+            raw = _apply_multiplier(fac, source_id, raw)
+        row = make_reading(ctx.registry, facility_id, kind, source_id, raw, received_at_ms=ctx.received_at_ms,
+                           origin=ctx.origin, max_future=ctx.max_future)
+        if ctx.guard is not None:
+            ctx.guard.check(fac, row)
+    except ValueError as e:
+        rejections.append(Rejection(where, str(e), _raw(raw)))
+        return
+    rows.append(row)
+
+
+def _apply_multiplier(fac, meter_id, raw):
+    """Apply the meter's CT/PT ratio (registry ``multiplier``) to raw energy and power."""
+    for m in fac.meters:
+        if m.id == meter_id:
+            if m.multiplier != 1.0:
+                raw = dict(raw)
+                for k in ("energy_kwh", "power_kw"):
+                    v = raw.get(k)
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        raw[k] = v * m.multiplier
+            break
+    return raw
+
+
+def _contradiction(obj: dict, facility_id, kind, source_id) -> str | None:
+    for k in IDENTITY_FIELDS:
+        if k not in obj:
+            continue
+        v = obj[k]
+        expected = {"facility_id": facility_id, "kind": kind, "source_id": source_id,
+                    "meter_id": source_id if kind == "meter" else None,
+                    "rack_id": source_id if kind == "rack" else None}[k]
+        if v != expected:
+            return (f"payload says {k}={v!r} but the topic says "
+                    + (f"{kind} {source_id!r} of facility {facility_id!r}" if expected is None or k != "facility_id"
+                       else f"facility {facility_id!r}"))
+    return None
+
+
+def _check_fields(obj, allowed, kind):
+    unknown = [k for k in obj if k not in allowed and k not in IDENTITY_FIELDS]
+    if unknown:
+        return (f"unknown field(s) {', '.join(map(repr, unknown))} for a {kind} reading "
+                f"(expected {', '.join(allowed)})")
+    return None
+
+
+def _parse_single(topic, facility_id, kind, source_id, payload, ctx, rows, rejections):
+    doc = _decode_json(topic, payload, rejections)
+    if doc is _MISSING:
+        return
+    items = doc if isinstance(doc, list) else [doc]
+    if isinstance(doc, list) and not doc:
+        rejections.append(Rejection(topic, "empty array: no readings", _raw(payload)))
+        return
+    # Rack fields on a meter topic pass here so make_reading can say "status applies to racks".
+    allowed = RACK_FIELDS
+    for i, obj in enumerate(items):
+        where = f"{topic}[{i}]" if isinstance(doc, list) else topic
+        if not isinstance(obj, dict):
+            rejections.append(Rejection(where, f"expected a JSON object {{\"ts\": …, …}}, got {type(obj).__name__}",
+                                        _raw(obj)))
+            continue
+        problem = _contradiction(obj, facility_id, kind, source_id) or _check_fields(obj, allowed, kind)
+        if problem:
+            rejections.append(Rejection(where, problem, _raw(obj)))
+            continue
+        _accept(ctx, facility_id, kind, source_id, obj, where, rows, rejections)
+
+
+def _parse_scan(topic, facility_id, payload, ctx, rows, rejections):
+    doc = _decode_json(topic, payload, rejections)
+    if doc is _MISSING:
+        return
+    if not isinstance(doc, dict) or not isinstance(doc.get("readings"), list):
+        rejections.append(Rejection(topic, 'a rack scan must be {"ts": …, "readings": [{"rack_id": …, …}, …]}',
+                                    _raw(payload)))
+        return
+    bad = [k for k in doc if k not in ("ts", "readings", "facility_id")]
+    if bad or ("facility_id" in doc and doc["facility_id"] != facility_id):
+        reason = (f"payload says facility_id={doc.get('facility_id')!r} but the topic says facility {facility_id!r}"
+                  if not bad else f"unknown field(s) {', '.join(map(repr, bad))} in a rack scan (expected ts, readings)")
+        rejections.append(Rejection(topic, reason, _raw(payload)))
+        return
+    scan_ts = doc.get("ts")
+    fast = _scan_fast_path(facility_id, scan_ts, ctx) if ctx.fast else None
+    block = None
+    if fast is not None:
+        scan_ms, rack_ids, ceilings = fast
+        block = _Block(facility_id, "rack", scan_ms, ctx.received_at_ms, ctx.origin)
+        src_append, p_append = block.source_ids.append, block.power_kw.append
+    for i, obj in enumerate(doc["readings"]):
+        if block is not None and type(obj) is dict and len(obj) == 2:
+            # Exactly what make_reading accepts for {"rack_id", "power_kw"} with the scan's ts;
+            # anything else takes the general path below and gets its reason from make_reading.
+            rid = obj.get("rack_id")
+            p = obj.get("power_kw")
+            if rid in rack_ids and (type(p) is float or type(p) is int) and 0 <= p <= ceilings[rid]:
+                src_append(rid)
+                p_append(float(p))
+                continue
+        if block is not None and block.source_ids:
+            # Keep arrival order (the store keeps the first row of a key): close the block here.
+            rows.add_block(block)
+            block = _Block(facility_id, "rack", scan_ms, ctx.received_at_ms, ctx.origin)
+            src_append, p_append = block.source_ids.append, block.power_kw.append
+        where = f"{topic} readings[{i}]"
+        if not isinstance(obj, dict):
+            rejections.append(Rejection(where, f"expected a JSON object with rack_id, got {type(obj).__name__}",
+                                        _raw(obj)))
+            continue
+        rid = obj.get("rack_id")
+        if not isinstance(rid, str) or not rid:
+            rejections.append(Rejection(where, "missing rack_id", _raw(obj)))
+            continue
+        extra = [k for k in obj if k not in RACK_FIELDS and k != "rack_id"]
+        if extra:
+            rejections.append(Rejection(where, f"unknown field(s) {', '.join(map(repr, extra))} for a rack reading "
+                                               f"(expected rack_id, {', '.join(RACK_FIELDS)})", _raw(obj)))
+            continue
+        raw = {k: v for k, v in obj.items() if k != "rack_id"}
+        if "ts" not in raw:
+            raw["ts"] = scan_ts
+        _accept(ctx, facility_id, "rack", rid, raw, where, rows, rejections)
+    if block is not None:
+        rows.add_block(block)
+
+
+def _scan_fast_path(facility_id, scan_ts, ctx):
+    """(scan ts [ms], rack ids, power ceilings [kW]) when the scan's own fields are valid, else None."""
+    fac = ctx.registry.facilities.get(facility_id)
+    if fac is None:
+        return None
+    try:
+        ms = parse_ts(scan_ts)
+    except ValueError:
+        return None
+    if ms > ctx.received_at_ms + ctx.max_future.total_seconds() * 1000:
+        return None
+    if ctx.guard is not None:
+        ceilings = ctx.guard.rack_ceilings(fac)
+    else:
+        ceilings = dict.fromkeys(fac.rack_ids, MAX_POWER_KW)
+    return ms, fac.rack_ids, ceilings
+
+
+# ------------------------------------------------------------------------- line protocol
+_LP_MEASUREMENTS = {"meter": ("meter", METER_FIELDS[1:]), "rack": ("rack", RACK_FIELDS[1:])}
+
+
+def _split_unescaped(text: str, sep: str, *, quotes: bool = False) -> list[str]:
+    out, cur, i, inq = [], [], 0, False
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            cur.append(text[i:i + 2])
+            i += 2
+            continue
+        if quotes and ch == '"':
+            inq = not inq
+        if ch == sep and not inq:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    if inq:
+        raise ValueError("unterminated string field")
+    out.append("".join(cur))
+    return out
+
+
+def _unescape(s: str) -> str:
+    return re.sub(r"\\([ ,=\"\\])", r"\1", s)
+
+
+def parse_line(line: str) -> tuple[str, dict, dict, int | None]:
+    """One line of InfluxDB line protocol → (measurement, tags, fields, timestamp [ns] or None)."""
+    sections = _split_unescaped(line, " ", quotes=True)
+    sections = [s for s in sections if s != ""]
+    if len(sections) < 2:
+        raise ValueError("expected 'measurement,tags fields timestamp'")
+    if len(sections) > 3:
+        raise ValueError("too many space-separated sections (unescaped space?)")
+    head = _split_unescaped(sections[0], ",")
+    measurement = _unescape(head[0])
+    tags = {}
+    for t in head[1:]:
+        kv = _split_unescaped(t, "=")
+        if len(kv) != 2 or not kv[0]:
+            raise ValueError(f"bad tag {t!r}")
+        tags[_unescape(kv[0])] = _unescape(kv[1])
+    fields = {}
+    for f in _split_unescaped(sections[1], ",", quotes=True):
+        kv = _split_unescaped(f, "=", quotes=True)
+        if len(kv) != 2 or not kv[0]:
+            raise ValueError(f"bad field {f!r}")
+        key, val = _unescape(kv[0]), kv[1]
+        if val.startswith('"'):
+            if len(val) < 2 or not val.endswith('"'):
+                raise ValueError(f"bad string field {f!r}")
+            fields[key] = _unescape(val[1:-1])
+        elif val[-1:] in ("i", "u") and val[:-1].lstrip("-").isdigit():
+            fields[key] = int(val[:-1])
+        elif val in ("t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE"):
+            fields[key] = val.lower().startswith("t")
+        else:
+            try:
+                fields[key] = float(val)
+            except ValueError:
+                raise ValueError(f"field {key!r} is not a number, string or boolean: {val!r}") from None
+    ts = None
+    if len(sections) == 3:
+        if not sections[2].lstrip("-").isdigit():
+            raise ValueError(f"timestamp is not an integer (nanoseconds): {sections[2]!r}")
+        ts = int(sections[2])
+    return measurement, tags, fields, ts
+
+
+def _parse_line_protocol(topic, facility_id, payload, ctx, rows, rejections):
+    try:
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError as e:
+        rejections.append(Rejection(topic, f"malformed line protocol: not UTF-8 ({e})", _raw(payload)))
+        return
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{topic} line {lineno}"
+        try:
+            measurement, tags, fields, ts_ns = parse_line(line)
+        except ValueError as e:
+            rejections.append(Rejection(where, f"malformed line protocol: {e}", _raw(line)))
+            continue
+        if measurement not in _LP_MEASUREMENTS:
+            rejections.append(Rejection(where, f"unknown measurement {measurement!r} (expected meter or rack)",
+                                        _raw(line)))
+            continue
+        kind, allowed = _LP_MEASUREMENTS[measurement]
+        source_id = tags.get(kind)
+        if not source_id:
+            rejections.append(Rejection(where, f"missing tag {kind}=<id>", _raw(line)))
+            continue
+        fac_tag = tags.get("facility", tags.get("facility_id"))
+        if fac_tag is not None and fac_tag != facility_id:
+            rejections.append(Rejection(where, f"tag facility={fac_tag!r} but the topic says facility "
+                                               f"{facility_id!r}", _raw(line)))
+            continue
+        unknown = [k for k in fields if k not in allowed]
+        if unknown:
+            rejections.append(Rejection(where, f"unknown field(s) {', '.join(map(repr, unknown))} for measurement "
+                                               f"{measurement} (expected {', '.join(allowed)})", _raw(line)))
+            continue
+        if ts_ns is None:
+            rejections.append(Rejection(where, "missing timestamp (the meter's time in nanoseconds is required)",
+                                        _raw(line)))
+            continue
+        raw = dict(fields)
+        raw["ts"] = ts_ns // 1_000_000
+        _accept(ctx, facility_id, kind, source_id, raw, where, rows, rejections)
+
+
+# ------------------------------------------------------------------------------- mapped
+def _parse_mapped(topic, m: Mapping, found: dict, payload, ctx, rows, rejections):
+    doc = _decode_json(topic, payload, rejections)
+    if doc is _MISSING:
+        return
+    if m.records:
+        items = get_path(doc, m.records)
+        if not isinstance(items, list):
+            rejections.append(Rejection(topic, f"mapping {m.name!r}: records path {m.records!r} is not an array",
+                                        _raw(payload)))
+            return
+    else:
+        items = doc if isinstance(doc, list) else [doc]
+    for i, obj in enumerate(items):
+        where = f"{topic}[{i}]" if len(items) > 1 or m.records else topic
+        try:
+            fac = found.get("facility_id") or m.facility_id
+            if m.facility_path:
+                fac = get_path(obj, m.facility_path)
+            src = found.get("source_id") or m.source_id
+            if m.source_path:
+                src = get_path(obj, m.source_path)
+            if fac is _MISSING or not isinstance(fac, str):
+                raise ValueError(f"mapping {m.name!r}: no facility id at {m.facility_path!r}")
+            if src is _MISSING or not isinstance(src, (str, int)):
+                raise ValueError(f"mapping {m.name!r}: no source id at {m.source_path!r}")
+            ts_val = get_path(obj, m.ts_path)
+            if ts_val is _MISSING:
+                raise ValueError(f"missing ts (mapping {m.name!r} reads it from {m.ts_path!r})")
+            raw = {"ts": mapped_ts(ts_val, m.ts_format, m.ts_timezone)}
+            for fname, (path, factor) in m.fields.items():
+                v = get_path(obj, path)
+                if v is _MISSING:
+                    continue
+                if factor != 1.0 and v is not None:
+                    if isinstance(v, bool):
+                        raise ValueError(f"{fname} (from {path!r}) is not a number: {v!r}")
+                    try:
+                        v = float(v) * factor
+                    except (TypeError, ValueError):
+                        raise ValueError(f"{fname} (from {path!r}) is not a number: {v!r}") from None
+                raw[fname] = v
+        except ValueError as e:
+            rejections.append(Rejection(where, str(e), _raw(obj)))
+            continue
+        _accept(ctx, fac, m.kind, str(src), raw, where, rows, rejections)
+
+
+__all__ = ["parse", "parse_message", "parse_line", "Context", "Rows", "JumpGuard", "Mapping", "load_mappings",
+           "DEFAULT_PREFIX", "RACK_STATUSES", "RACK_FUNCTIONS", "parse_ts"]
