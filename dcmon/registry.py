@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -151,7 +152,7 @@ class Registry:
         return h.hexdigest()
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """Safe YAML without implicit dates: dates stay strings and are validated with a named error."""
 
 
@@ -204,42 +205,56 @@ def _positive_number(value, where, errors, name, *, allow_zero=False):
 
 
 def load_racks(path: Path, errors: _Errors) -> pd.DataFrame:
-    """Read and validate a racks CSV; errors name the file, the line and the value."""
-    rows = []
+    """Read and validate a racks CSV; errors name the file, the line and the value.
+
+    Checks run on whole columns; only rows that fail are looked at one by one for messages.
+    """
     if not path.is_file():
         errors.add(path, "racks file not found")
         return pd.DataFrame(columns=list(RACK_COLUMNS))
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in RACK_COLUMNS if c not in header]
-        if missing:
-            errors.add(path, f"missing column(s) {', '.join(missing)} (header is: {','.join(header)})")
-            return pd.DataFrame(columns=list(RACK_COLUMNS))
-        seen: dict[str, int] = {}
-        for lineno, r in enumerate(reader, start=2):
-            where = f"{path}:{lineno}"
-            rid = (r.get("rack_id") or "").strip()
-            if not SOURCE_ID.match(rid):
-                errors.add(where, f"rack_id {rid!r} must be 1-64 letters, digits, '_', '.', '-'")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        errors.add(path, f"not a readable CSV: {str(e).strip()}")
+        return pd.DataFrame(columns=list(RACK_COLUMNS))
+    raw.columns = [c.strip() for c in raw.columns]
+    missing = [c for c in RACK_COLUMNS if c not in raw.columns]
+    if missing:
+        errors.add(path, f"missing column(s) {', '.join(missing)} (header is: {','.join(raw.columns)})")
+        return pd.DataFrame(columns=list(RACK_COLUMNS))
+    df = raw[list(RACK_COLUMNS)].apply(lambda c: c.str.strip())
+    line = pd.Series(range(2, len(df) + 2), index=df.index)
+    rid = df["rack_id"]
+    ok_id = rid.str.fullmatch(SOURCE_ID.pattern.strip("^$"))
+    dp = pd.to_numeric(df["design_power_kw"], errors="coerce")
+    ok_dp = dp.notna() & (dp > 0) & np.isfinite(dp)
+    ok_fn = df["function"].isin(RACK_FUNCTIONS)
+    ok_st = df["status"].isin(RACK_STATUSES)
+    dup = rid.duplicated(keep="first") & ok_id
+    bad = ~(ok_id & ok_dp & ok_fn & ok_st) | dup
+    if bad.any():
+        first_line = dict(zip(rid[~dup & ok_id], line[~dup & ok_id]))
+        for i in np.flatnonzero(bad.to_numpy()):
+            where = f"{path}:{line.iloc[i]}"
+            r = rid.iloc[i]
+            if not ok_id.iloc[i]:
+                errors.add(where, f"rack_id {r!r} must be 1-64 letters, digits, '_', '.', '-'")
                 continue
-            if rid in seen:
-                errors.add(where, f"duplicate rack_id {rid!r} (first on line {seen[rid]})")
+            if dup.iloc[i]:
+                errors.add(where, f"duplicate rack_id {r!r} (first on line {first_line[r]})")
                 continue
-            seen[rid] = lineno
-            dp = _positive_number(r.get("design_power_kw"), where, errors, f"rack {rid} design_power_kw")
-            fn = (r.get("function") or "").strip()
-            st = (r.get("status") or "").strip()
-            if fn not in RACK_FUNCTIONS:
-                errors.add(where, f"rack {rid} function {fn!r} is not one of {', '.join(RACK_FUNCTIONS)}")
-            if st not in RACK_STATUSES:
-                errors.add(where, f"rack {rid} status {st!r} is not one of {', '.join(RACK_STATUSES)}")
-            rows.append({"rack_id": rid, "room": (r.get("room") or "").strip(), "row": (r.get("row") or "").strip(),
-                         "position": (r.get("position") or "").strip(), "design_power_kw": dp,
-                         "function": fn, "status": st})
-    df = pd.DataFrame(rows, columns=list(RACK_COLUMNS))
-    df["design_power_kw"] = df["design_power_kw"].astype("float64")
-    return df
+            v = df["design_power_kw"].iloc[i]
+            if not ok_dp.iloc[i]:
+                x = dp.iloc[i]
+                errors.add(where, f"rack {r} design_power_kw is not a number: {v!r}" if pd.isna(x)
+                           else f"rack {r} design_power_kw must be > 0: {v!r}")
+            if not ok_fn.iloc[i]:
+                errors.add(where, f"rack {r} function {df['function'].iloc[i]!r} is not one of {', '.join(RACK_FUNCTIONS)}")
+            if not ok_st.iloc[i]:
+                errors.add(where, f"rack {r} status {df['status'].iloc[i]!r} is not one of {', '.join(RACK_STATUSES)}")
+        df, dp = df[~bad], dp[~bad]
+    out = df.assign(design_power_kw=dp.astype("float64")).reset_index(drop=True)
+    return out
 
 
 def load_facility(path: Path) -> Facility:

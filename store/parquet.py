@@ -39,6 +39,7 @@ ROW_GROUP = 262_144
 # LZ4: measured here, a day of 2.9 M rack readings decodes 2.6x faster than with zstd for 12% more disk.
 _DAY_MS = 86_400_000
 _STALE_TMP_S = 3600
+SMALL_READ_BYTES = 32 << 20  # below this, a period is read in one threaded scan (see _small_read)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -264,11 +265,42 @@ class ParquetStore(Store):
         sorted by source), so callers can split the sources across threads. A background
         thread reads ahead up to ``prefetch`` batches so decoding overlaps the caller's arithmetic.
         """
+        small = self._small_read(facility_id, kind, start, end, columns, source_range)
+        if small is not None:
+            yield from small
+            return
         gen = self._iter_sorted(facility_id, kind, start, end, columns, only_if_null or {}, source_range)
         if prefetch <= 0:
             yield from gen
             return
         yield from _read_ahead(gen, prefetch)
+
+    def _small_read(self, facility_id, kind, start, end, columns, source_range):
+        """For little data (meters of a quarter, say), one threaded scan of every file, then one sort.
+
+        Opening many small day files one by one costs more than the rows in them; below
+        ``SMALL_READ_BYTES`` the whole period is read at once, deduplicated and sorted by
+        (source_id, ts), which satisfies the same ordering contract. None when the data is large.
+        """
+        s, e = _to_ms(start), _to_ms(end)
+        files = [f for _, part in self._partitions(facility_id, kind, s, e) for f in self._data_files(part)]
+        if len(files) < 2:
+            return None
+        try:
+            total = sum(f.stat().st_size for f in files)
+        except FileNotFoundError:
+            return None  # compaction under way: take the streaming path, which retries
+        if total > SMALL_READ_BYTES:
+            return None
+        import pyarrow.dataset as ds
+        cols = list(dict.fromkeys(["source_id", "ts", *columns]))
+        try:
+            t = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=cols)
+        except (FileNotFoundError, OSError):
+            return None
+        t = _source_slice(_filter(t, None, s, e), source_range)
+        t, _ = sort_dedupe(t)
+        return t.to_batches(max_chunksize=ROW_GROUP)
 
     def _iter_sorted(self, facility_id, kind, start, end, columns, only_if_null, source_range):
         s, e = _to_ms(start), _to_ms(end)
