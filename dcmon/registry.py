@@ -212,17 +212,23 @@ def load_racks(path: Path, errors: _Errors) -> pd.DataFrame:
     if not path.is_file():
         errors.add(path, "racks file not found")
         return pd.DataFrame(columns=list(RACK_COLUMNS))
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        head = path.read_bytes().lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("utf-8").strip().split(",")
+        names = [h.strip() for h in head]
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+                               convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                                    strings_can_be_null=False))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
         errors.add(path, f"not a readable CSV: {str(e).strip()}")
         return pd.DataFrame(columns=list(RACK_COLUMNS))
-    raw.columns = [c.strip() for c in raw.columns]
-    missing = [c for c in RACK_COLUMNS if c not in raw.columns]
+    missing = [c for c in RACK_COLUMNS if c not in names]
     if missing:
-        errors.add(path, f"missing column(s) {', '.join(missing)} (header is: {','.join(raw.columns)})")
+        errors.add(path, f"missing column(s) {', '.join(missing)} (header is: {','.join(names)})")
         return pd.DataFrame(columns=list(RACK_COLUMNS))
-    df = raw[list(RACK_COLUMNS)].apply(lambda c: c.str.strip())
+    df = pd.DataFrame({c: pc.utf8_trim_whitespace(table.column(c)).to_pandas() for c in RACK_COLUMNS})
     line = pd.Series(range(2, len(df) + 2), index=df.index)
     rid = df["rack_id"]
     ok_id = rid.str.fullmatch(SOURCE_ID.pattern.strip("^$"))

@@ -277,9 +277,9 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
 @page {{ size: A4; margin: 16mm 14mm; @bottom-center {{ content: counter(page) " / " counter(pages); font-size: 8pt; }} }}
 body {{ font-family: "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Microsoft YaHei", sans-serif; font-size: 9.5pt; color: #111; }}
 h1 {{ font-size: 16pt; margin-bottom: 2mm; }} h2 {{ font-size: 12pt; border-bottom: 1px solid #999; margin-top: 6mm; }}
-h3 {{ font-size: 10pt; }} table {{ border-collapse: collapse; width: 100%; margin: 2mm 0; }}
-th, td {{ border: 1px solid #bbb; padding: 1mm 1.5mm; text-align: left; vertical-align: top; }}
-th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono td {{ font-family: monospace; font-size: 7pt; word-break: break-all; }}
+h3 {{ font-size: 10pt; }} table {{ border-collapse: collapse; width: 100%; margin: 2mm 0; table-layout: fixed; }}
+th, td {{ border: 1px solid #bbb; padding: 1mm 1.5mm; text-align: left; vertical-align: top; overflow-wrap: anywhere; }}
+th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono td {{ font-family: monospace; font-size: 7pt; }} .mono td:first-child {{ width: 45%; }}
 figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
 </style></head><body>
 <h1>{e(t['title'])}</h1>
