@@ -180,10 +180,10 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
     name = fac.name if lang == "zh" or not fac.name_en else fac.name_en
     pue_thr = next((c["threshold"] for c in prof["checks"] if c["metric"] == "pue"), None)
     sec = []
-    sec.append(f"<h2>{t['identity']}</h2>" + _table([t["operator"], t["credit"], t["facility"], t["district"], t["kind"],
-                                                     t["commissioned"], t["retrofit"]],
-                                                    [[fac.operator, fac.credit_code, f"{name} ({fac.id})", fac.district, fac.kind,
-                                                      fig["commissioned"] or "—", fig["retrofit"]["completed"] or "—"]]))
+    identity = [[t["operator"], fac.operator], [t["credit"], fac.credit_code], [t["facility"], f"{name} ({fac.id})"],
+                [t["district"], f"{fac.city} · {fac.district}"], [t["kind"], fac.kind],
+                [t["commissioned"], fig["commissioned"] or "—"], [t["retrofit"], fig["retrofit"]["completed"] or "—"]]
+    sec.append(f"<h2>{t['identity']}</h2>" + _table(["", ""], identity, "kv"))
     per = result["period"]
     sec.append(f"<h2>{t['window']}</h2><p>{t['period']}: <b>{per['from']} — {per['to']}</b> ({per['days']} d); "
                f"{t['tz']}: {fac.timezone}; UTC {fig['utc_from']} — {fig['utc_to']}. "
@@ -280,6 +280,7 @@ h1 {{ font-size: 16pt; margin-bottom: 2mm; }} h2 {{ font-size: 12pt; border-bott
 h3 {{ font-size: 10pt; }} table {{ border-collapse: collapse; width: 100%; margin: 2mm 0; table-layout: fixed; }}
 th, td {{ border: 1px solid #bbb; padding: 1mm 1.5mm; text-align: left; vertical-align: top; overflow-wrap: anywhere; }}
 th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono td {{ font-family: monospace; font-size: 7pt; }} .mono td:first-child {{ width: 45%; }}
+.kv thead {{ display: none; }} .kv td:first-child {{ width: 30%; background: #f6f8fa; }}
 figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
 </style></head><body>
 <h1>{e(t['title'])}</h1>

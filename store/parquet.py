@@ -2,10 +2,15 @@
 
 Layout (hive-style, one folder per facility, kind and UTC day)::
 
-    <data>/readings/facility=<id>/kind=<meter|rack>/date=<YYYY-MM-DD>/part-<ns>-<uuid>.parquet
+    <data>/readings/facility=<id>/kind=rack/date=<YYYY-MM-DD>/part-<ns>-<uuid>.parquet
+    <data>/readings/facility=<id>/kind=meter/month=<YYYY-MM>/part-<ns>-<uuid>.parquet
+    <data>/readings/facility=<id>/kind=rack-inventory/month=<YYYY-MM>/part-<ns>-<uuid>.parquet
     <data>/status/<name>.json
 
-One quarter of one facility touches ~92 day folders of that facility only. Every file is
+Rack readings (millions a day at a large site) are partitioned by UTC day; meters and the
+rack-inventory index (thousands a day) by UTC month, so small sites do not scatter into
+thousands of tiny files. One quarter of one facility touches ~92 day folders and 4 month
+folders of that facility only. Readers accept either granularity for any kind. Every file is
 sorted by ``(source_id, ts)`` and free of duplicate keys, so a day with one file streams
 straight into the counter arithmetic; a day with several files (live appends) is merged
 on read and merged on disk by :meth:`ParquetStore.compact`.
@@ -61,6 +66,39 @@ def _day(ms: int) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=ms // _DAY_MS)
 
 
+MONTHLY_KINDS = {"meter", "rack-inventory"}
+
+
+def _partition_keys(kind: str, ts_ms: np.ndarray) -> np.ndarray:
+    """Partition key per row: days since epoch (rack), or months since epoch (meter, inventory)."""
+    if kind in MONTHLY_KINDS:
+        return ts_ms.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)
+    return ts_ms // _DAY_MS
+
+
+def _partition_name(kind: str, key: int) -> str:
+    if kind in MONTHLY_KINDS:
+        return f"month={1970 + key // 12:04d}-{key % 12 + 1:02d}"
+    return f"date={(dt.date(1970, 1, 1) + dt.timedelta(days=int(key))).isoformat()}"
+
+
+def _partition_bounds(name: str) -> tuple[int, int] | None:
+    """[start, end) in ms of a partition folder name, or None if it is not one."""
+    try:
+        if name.startswith("date="):
+            d = dt.date.fromisoformat(name[5:])
+            lo = (d - dt.date(1970, 1, 1)).days * _DAY_MS
+            return lo, lo + _DAY_MS
+        if name.startswith("month="):
+            y, m = int(name[6:10]), int(name[11:13])
+            a = dt.datetime(y, m, 1, tzinfo=dt.UTC)
+            b = dt.datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=dt.UTC)
+            return int(a.timestamp() * 1000), int(b.timestamp() * 1000)
+    except ValueError:
+        return None
+    return None
+
+
 def sort_dedupe(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     """Sort by (source_id, ts) keeping input order among equal keys; return (kept, dropped).
 
@@ -96,25 +134,21 @@ class ParquetStore(Store):
             self.status_dir.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ paths
-    def _partition(self, facility_id: str, kind: str, day: dt.date) -> Path:
-        return self.readings_dir / f"facility={facility_id}" / f"kind={kind}" / f"date={day.isoformat()}"
+    def _partition(self, facility_id: str, kind: str, key: int) -> Path:
+        return self.readings_dir / f"facility={facility_id}" / f"kind={kind}" / _partition_name(kind, key)
 
-    def _partitions(self, facility_id: str, kind: str, start_ms: int | None, end_ms: int | None) -> list[tuple[dt.date, Path]]:
+    def _partitions(self, facility_id: str, kind: str, start_ms: int | None, end_ms: int | None) -> list[tuple[int, Path]]:
+        """Partition folders overlapping [start_ms, end_ms), in time order."""
         base = self.readings_dir / f"facility={facility_id}" / f"kind={kind}"
         if not base.is_dir():
             return []
         out = []
-        lo = _day(start_ms) if start_ms is not None else None
-        hi = _day(end_ms - 1) if end_ms is not None else None
         for p in base.iterdir():
-            if not p.name.startswith("date="):
+            b = _partition_bounds(p.name)
+            if b is None:
                 continue
-            try:
-                d = dt.date.fromisoformat(p.name[5:])
-            except ValueError:
-                continue
-            if (lo is None or d >= lo) and (hi is None or d <= hi):
-                out.append((d, p))
+            if (start_ms is None or b[1] > start_ms) and (end_ms is None or b[0] < end_ms):
+                out.append((b[0], p))
         out.sort()
         return out
 
@@ -169,13 +203,27 @@ class ParquetStore(Store):
         if inv is not None:
             # A small index of rack inventory changes, so "inventory as of" never scans rack power.
             table = pa.concat_tables([table, inv])
-        day_idx = pc.divide(pc.cast(pc.cast(table.column("ts"), pa.int64()), pa.int64()), _DAY_MS).to_numpy()
-        fac = table.column("facility_id").to_numpy(zero_copy_only=False)
-        kind = table.column("kind").to_numpy(zero_copy_only=False)
-        keys = pd.DataFrame({"f": fac, "k": kind, "d": day_idx})
-        for (f, k, d), idx in keys.groupby(["f", "k", "d"], sort=True).indices.items():
-            part_table = table.take(pa.array(idx))
-            part = self._partition(f, k, dt.date(1970, 1, 1) + dt.timedelta(days=int(d)))
+        ts = table.column("ts").combine_chunks().view(pa.int64()).to_numpy(zero_copy_only=False)
+        facs, kinds = pc.unique(table.column("facility_id")), pc.unique(table.column("kind"))
+        if len(facs) == 1 and len(kinds) == 1:
+            # the usual append (one facility and kind): group by partition key with numpy
+            f, k = facs[0].as_py(), kinds[0].as_py()
+            keys = _partition_keys(k, ts)
+            uniq, inverse = np.unique(keys, return_inverse=True)
+            groups = [((f, k, int(key)), np.flatnonzero(inverse == i)) for i, key in enumerate(uniq)] \
+                if len(uniq) > 1 else [((f, k, int(uniq[0])), None)]
+        else:
+            fac = table.column("facility_id").to_numpy(zero_copy_only=False)
+            kind = table.column("kind").to_numpy(zero_copy_only=False)
+            key = np.empty(len(ts), dtype=np.int64)
+            for k in np.unique(kind):
+                m = kind == k
+                key[m] = _partition_keys(str(k), ts[m])
+            frame = pd.DataFrame({"f": fac, "k": kind, "d": key})
+            groups = [((f, k, int(d)), idx) for (f, k, d), idx in frame.groupby(["f", "k", "d"], sort=True).indices.items()]
+        for (f, k, key), idx in groups:
+            part_table = table if idx is None else table.take(pa.array(idx))
+            part = self._partition(f, k, key)
             with self._lock(part, shared=True):
                 r = self._append_partition(part, part_table, check_existing)
             if k == INVENTORY_KIND:  # an index of rows already counted under kind=rack

@@ -58,15 +58,32 @@ def test_duplicates_without_check_are_invisible_to_readers_and_compacted(tmp_pat
     assert len(files) == 1 and pq.read_metadata(files[0]).num_rows == 5
 
 
-def test_partitioned_by_facility_kind_and_day(tmp_path):
+def test_partitioned_by_facility_kind_and_time(tmp_path):
+    """Racks by UTC day (high volume), meters by UTC month (few files for small sites)."""
     st = open_store(tmp_path)
-    st.append(to_table(rows(3 * 24, step=3_600_000) + rows(5, facility="other")))
-    days = sorted(p.name for p in (tmp_path / "readings" / "facility=f1" / "kind=meter").iterdir()
-                  if not p.name.startswith("."))
+    st.append(to_table(rows(3 * 24, step=3_600_000, kind="rack") + rows(5, facility="other")
+                       + rows(40, step=86_400_000, start=T0 - 5 * 86_400_000)))
+    base = tmp_path / "readings" / "facility=f1"
+    days = sorted(p.name for p in (base / "kind=rack").iterdir() if not p.name.startswith("."))
     assert days == ["date=2026-07-01", "date=2026-07-02", "date=2026-07-03"]
-    one_day = st.files("f1", "meter", pd.Timestamp("2026-07-02T00:00Z"), pd.Timestamp("2026-07-03T00:00Z"))
+    months = sorted(p.name for p in (base / "kind=meter").iterdir() if not p.name.startswith("."))
+    assert months == ["month=2026-06", "month=2026-07", "month=2026-08"]
+    one_day = st.files("f1", "rack", pd.Timestamp("2026-07-02T00:00Z"), pd.Timestamp("2026-07-03T00:00Z"))
     assert len(one_day) == 1 and "date=2026-07-02" in str(one_day[0])
-    assert st.read("f1", "meter", pd.Timestamp("2026-07-02T00:00Z"), pd.Timestamp("2026-07-02T01:00Z")).num_rows == 1
+    july = st.files("f1", "meter", pd.Timestamp("2026-07-02T00:00Z"), pd.Timestamp("2026-07-03T00:00Z"))
+    assert len(july) == 1 and "month=2026-07" in str(july[0])
+    assert st.read("f1", "rack", pd.Timestamp("2026-07-02T00:00Z"), pd.Timestamp("2026-07-02T01:00Z")).num_rows == 1
+    assert st.read("f1", "meter", pd.Timestamp("2026-06-30T00:00Z"), pd.Timestamp("2026-07-02T00:00Z")).num_rows == 2
+    assert st.files("other", "meter") and not st.files("other", "rack")
+
+
+def test_reads_accept_either_partition_granularity(tmp_path):
+    """A store written with day folders for meters (earlier layout) reads the same."""
+    st = open_store(tmp_path)
+    st.append(to_table(rows(3, start=T0)))
+    month = tmp_path / "readings" / "facility=f1" / "kind=meter" / "month=2026-07"
+    month.rename(month.with_name("date=2026-07-01"))
+    assert st.read("f1", "meter").column("energy_kwh").to_pylist() == [0.0, 1.0, 2.0]
 
 
 def test_rack_inventory_changes_are_indexed(tmp_path):

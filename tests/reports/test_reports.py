@@ -91,7 +91,7 @@ def test_export_english_headers_filters_and_all(week_store, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- evidence
-@pytest.mark.parametrize("lang, words", [("zh", ["申报条件核验", "统一社会信用代码", "标准机架", "补贴测算"]),
+@pytest.mark.parametrize("lang, words", [("zh", ["申报条件核验", "申报主体与数据中心", "标准机架", "补贴测算"]),
                                          ("en", ["Eligibility checks", "Evaluation window", "Subsidy computation"])])
 def test_evidence_pdf_renders_with_key_figures(registry, east_store, tmp_path, lang, words):
     data, store = east_store
