@@ -518,8 +518,6 @@ def _decode_json(topic, payload, rejections):
 def _accept(ctx: Context, facility_id, kind, source_id, raw, where, rows, rejections):
     try:
         fac = ctx.registry.facilities.get(facility_id)
-        if kind == "meter" and fac is not None:
-            raw = _apply_multiplier(fac, source_id, raw)
         row = make_reading(ctx.registry, facility_id, kind, source_id, raw, received_at_ms=ctx.received_at_ms,
                            origin=ctx.origin, max_future=ctx.max_future)
         if ctx.guard is not None:
@@ -528,20 +526,6 @@ def _accept(ctx: Context, facility_id, kind, source_id, raw, where, rows, reject
         rejections.append(Rejection(where, str(e), _raw(raw)))
         return
     rows.append(row)
-
-
-def _apply_multiplier(fac, meter_id, raw):
-    """Apply the meter's CT/PT ratio (registry ``multiplier``) to raw energy and power."""
-    for m in fac.meters:
-        if m.id == meter_id:
-            if m.multiplier != 1.0:
-                raw = dict(raw)
-                for k in ("energy_kwh", "power_kw"):
-                    v = raw.get(k)
-                    if isinstance(v, (int, float)) and not isinstance(v, bool):
-                        raw[k] = v * m.multiplier
-            break
-    return raw
 
 
 def _contradiction(obj: dict, facility_id, kind, source_id) -> str | None:

@@ -94,11 +94,7 @@ def to_table(rows: list[dict]) -> pa.Table:
     """Rows (dicts with SCHEMA keys; ``ts`` as epoch ms or tz-aware datetime) to an Arrow table."""
     if not rows:
         return empty_table()
-    cols = {}
-    for f in SCHEMA:
-        vals = [r.get(f.name) for r in rows]
-        cols[f.name] = pa.array(vals, type=f.type)
-    return pa.Table.from_pydict(cols, schema=SCHEMA)
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
 def conform(table: pa.Table) -> pa.Table:
@@ -200,6 +196,12 @@ def make_reading(registry, facility_id, kind, source_id, raw: dict, *, received_
            "received_at": received_at_ms, "origin": origin}
     row["energy_kwh"] = parse_number(raw.get("energy_kwh"), "energy_kwh", maximum=MAX_COUNTER_KWH)
     row["power_kw"] = parse_number(raw.get("power_kw"), "power_kw", maximum=MAX_POWER_KW)
+    if kind == "meter":
+        mult = fac.meter(source_id).multiplier  # CT/PT ratio: stored values are primary-side kWh / kW
+        if mult != 1.0:
+            for k in ("energy_kwh", "power_kw"):
+                if row[k] is not None:
+                    row[k] *= mult
     if kind == "rack":
         status = raw.get("status")
         if status not in (None, "") and status not in RACK_STATUSES:

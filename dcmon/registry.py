@@ -74,7 +74,7 @@ class Meter:
     interval_s: int = 60          # expected reporting interval [s]
     max_gap_s: int = 900          # readings further apart than this leave a coverage hole [s]
     noise_kwh: float = 0.5        # a counter dip up to this is meter noise, not a reset [kWh]
-    multiplier: float = 1.0       # CT/PT ratio applied by the collector to raw counters [-]
+    multiplier: float = 1.0       # CT/PT ratio applied to raw energy and power on ingestion (live and import) [-]
 
 
 @dataclass

@@ -177,7 +177,9 @@ def _combine(rc, rp, sources, groups, n_groups, edges, coverage_weights=None) ->
 
 
 def _meter_params(m) -> SourceParams:
-    return SourceParams(rollover_kwh=m.rollover_kwh, noise_kwh=m.noise_kwh, max_gap_ms=m.max_gap_s * 1000)
+    # stored counters are multiplied by the CT/PT ratio, so the register wraps at rollover × multiplier
+    rollover = None if m.rollover_kwh is None else m.rollover_kwh * m.multiplier
+    return SourceParams(rollover_kwh=rollover, noise_kwh=m.noise_kwh, max_gap_ms=m.max_gap_s * 1000)
 
 
 def inventory_at(store, facility, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
