@@ -558,3 +558,27 @@ def live_pue(store, facility, now: pd.Timestamp | None = None, window: dt.timede
     return {"pue": pue_mod.pue(f, i), "window_minutes": window.total_seconds() / 60, "to": now.isoformat(),
             "facility_energy_kwh": f, "it_energy_kwh": i, "facility_load_kw": f / hours, "it_load_kw": i / hours,
             "coverage": min(cov_f, cov_i)}
+
+
+def rack_snapshot(store, facility, now: pd.Timestamp | None = None,
+                  window: dt.timedelta = dt.timedelta(minutes=30)) -> pd.DataFrame:
+    """Latest power of each rack within ``window`` before ``now`` and its share of design power.
+
+    Columns: rack_id, room, row, position, design_power_kw [kW], function, status, power_kw [kW]
+    (NaN when the rack reported nothing in the window), share [-] = power_kw / design_power_kw,
+    last_ts (UTC).
+    """
+    now = now or pd.Timestamp.now(tz="UTC")
+    inv, _ = inventory_at(store, facility, now)
+    t = store.read(facility.id, "rack", now - pd.Timedelta(window), now, columns=["source_id", "ts", "power_kw"])
+    out = inv.copy()
+    if t.num_rows:
+        df = t.to_pandas().dropna(subset=["power_kw"]).sort_values(["source_id", "ts"])
+        last = df.groupby("source_id").last()
+        out["power_kw"] = out["rack_id"].map(last["power_kw"]).astype("float64")
+        out["last_ts"] = out["rack_id"].map(last["ts"])
+    else:
+        out["power_kw"] = np.nan
+        out["last_ts"] = pd.NaT
+    out["share"] = out["power_kw"] / out["design_power_kw"]
+    return out

@@ -1,0 +1,182 @@
+"""The Dash app: login, per-request access control, one router callback, downloads.
+
+``create_app(config_dir, data_dir)`` builds it; ``dcmon dashboard`` serves it. Access is
+checked server-side on every request: the page callback filters facilities by the session's
+user, and ``/download/...`` checks again before building a file.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from pathlib import Path
+
+import flask
+from dash import Dash, Input, Output, dcc, html
+
+from dcmon.dashboard import common
+from dcmon.dashboard.auth import authenticate, load_users
+from dcmon.dashboard.data import Loader
+from dcmon.dashboard.i18n import LANGS, t
+from dcmon.dashboard.pages import facility, overview, subsidy
+from dcmon.periods import Period, parse_date, quarter
+
+PUBLIC_PREFIXES = ("/login", "/_dash-component-suites/", "/assets/", "/_favicon.ico", "/favicon.ico")
+CSS = """
+body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-serif; margin: 0 16px; color: #111; }
+.cards { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 8px 12px; min-width: 120px; }
+.card-title { font-size: 12px; color: #555; } .card-value { font-size: 22px; font-weight: 600; } .card-sub { font-size: 11px; color: #777; }
+.topbar { display: flex; gap: 12px; align-items: center; border-bottom: 1px solid #ddd; padding: 6px 0; flex-wrap: wrap; }
+.button { display: inline-block; margin-right: 8px; padding: 6px 10px; background: #1565c0; color: white; border-radius: 4px; text-decoration: none; }
+.note { color: #555; font-size: 12px; }
+"""
+
+_loader: Loader | None = None
+
+
+def loader() -> Loader:
+    return flask.current_app.config["DCMON_LOADER"]
+
+
+def create_app(config_dir, data_dir, *, users_file=None) -> Dash:
+    """Build the dashboard for a configuration folder and a data folder."""
+    ld = Loader(config_dir, data_dir)
+    users_path = Path(users_file) if users_file else Path(config_dir) / "users.yaml"
+    users = load_users(users_path, ld.registry)
+    server = flask.Flask("dcmon.dashboard")
+    server.config.update(DCMON_LOADER=ld, DCMON_USERS=users, SECRET_KEY=os.environ.get("DCMON_SECRET_KEY") or secrets.token_hex(32),
+                         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    app = Dash("dcmon.dashboard", server=server, title="dcmon", suppress_callback_exceptions=True,
+               update_title=None)
+    app.index_string = app.index_string.replace("</head>", f"<style>{CSS}</style></head>")
+    app.layout = layout
+    # registered on this app, not globally: Dash hands global callbacks to the first app only,
+    # and a process may serve several apps (tests, demo)
+    app.callback(*ROUTER)(render_page)
+    _routes(server)
+    return app
+
+
+def layout():
+    choices = common.period_choices()
+    return html.Div([
+        dcc.Location(id="url"),
+        dcc.Interval(id="tick", interval=10_000),
+        html.Div([
+            dcc.Link(html.B("dcmon"), href="/"),
+            dcc.Dropdown(id="period", options=[{"label": c, "value": c} for c in choices], value=None, clearable=False,
+                         placeholder=choices[0], style={"width": "140px"}),
+            dcc.DatePickerRange(id="range", display_format="YYYY-MM-DD"),
+            dcc.Dropdown(id="lang", options=[{"label": "中文", "value": "zh"}, {"label": "English", "value": "en"}],
+                         value=None, clearable=False, placeholder="中文", style={"width": "110px"}),
+            html.A(id="logout", href="/logout"),
+        ], className="topbar"),
+        dcc.Loading(html.Div(id="page"), delay_show=400),
+    ])
+
+
+ROUTER = (Output("page", "children"), Output("logout", "children"),
+          Input("url", "pathname"), Input("url", "search"), Input("period", "value"), Input("range", "start_date"),
+          Input("range", "end_date"), Input("lang", "value"), Input("tick", "n_intervals"))
+
+
+def render_page(pathname, search, period_value, start, end, lang_value, _tick):
+    """The router: the page for the URL, for this request's user, in the chosen language and period."""
+    q = common.query(search)
+    lang = lang_value or q.get("lang") or "zh"
+    lang = lang if lang in LANGS else "zh"
+    user = common.current_user()
+    if user is None:
+        return html.Div(html.A(t(lang, "login"), href="/login")), ""
+    try:
+        period = common.period_from(period_value or q.get("period"), start or q.get("from"), end or q.get("to"))
+    except Exception as e:  # a bad period in the URL: say which
+        return html.Div(str(e), id="error"), t(lang, "logout")
+    ld = loader()
+    path = (pathname or "/").rstrip("/") or "/"
+    parts = path.strip("/").split("/")
+    if path == "/":
+        page = overview.render(ld, user, period, lang)
+    elif parts[0] == "facility" and len(parts) == 2:
+        page = facility.render(ld, user, parts[1], period, lang)
+    elif parts[0] == "subsidy" and len(parts) == 2:
+        page = subsidy.render(ld, user, parts[1], period, lang, q.get("profile"))
+    else:
+        page = html.H3("404")
+    return page, (t(lang, "logout") if user.name != "local" else "")
+
+
+LOGIN_FORM = """<!doctype html><html><head><meta charset="utf-8"><title>dcmon</title></head>
+<body style="font-family:sans-serif;max-width:320px;margin:80px auto"><h2>dcmon</h2>{error}
+<form method="post"><p><label>用户名 / User<br><input name="user" id="user" autofocus></label></p>
+<p><label>密码 / Password<br><input name="password" id="password" type="password"></label></p>
+<p><button type="submit" id="login">登录 / Log in</button></p></form></body></html>"""
+
+
+def _routes(server: flask.Flask):
+    @server.before_request
+    def require_login():
+        users = server.config["DCMON_USERS"]
+        if users is None or flask.request.path.startswith(PUBLIC_PREFIXES):
+            return None
+        if flask.session.get("user") in users:
+            return None
+        if flask.request.path.startswith(("/_dash-", "/download/")):
+            return flask.Response("login required", status=401)
+        return flask.redirect("/login")
+
+    @server.route("/login", methods=["GET", "POST"])
+    def login():
+        users = server.config["DCMON_USERS"]
+        if users is None:
+            return flask.redirect("/")
+        if flask.request.method == "POST":
+            u = authenticate(users, flask.request.form.get("user", ""), flask.request.form.get("password", ""))
+            if u is not None:
+                flask.session.clear()
+                flask.session["user"] = u.name
+                return flask.redirect("/")
+            return LOGIN_FORM.format(error="<p style='color:#c62828'>用户名或密码错误 / wrong user or password</p>"), 401
+        return LOGIN_FORM.format(error="")
+
+    @server.route("/logout")
+    def logout():
+        flask.session.clear()
+        return flask.redirect("/login")
+
+    @server.route("/download/evidence/<facility_id>")
+    def download_evidence(facility_id):
+        user = common.current_user()
+        ld = server.config["DCMON_LOADER"]
+        if user is None or facility_id not in ld.registry.facilities or not user.may_see(facility_id):
+            return flask.Response("forbidden: you may not see this facility", status=403)
+        a = flask.request.args
+        try:
+            period = Period(parse_date(a["from"]), parse_date(a["to"]))
+        except (KeyError, Exception) as e:
+            return flask.Response(f"bad period: {e}", status=400)
+        from dcmon.reports.evidence import build_evidence
+        data, name = build_evidence(ld.registry, ld.store, facility_id, period,
+                                    profile=a.get("profile", "chengdu-2023-cloud-retrofit"),
+                                    lang=a.get("lang", "zh") if a.get("lang") in LANGS else "zh", fmt="pdf")
+        return flask.Response(data, mimetype="application/pdf",
+                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @server.route("/download/export")
+    def download_export():
+        user = common.current_user()
+        if user is None or not user.may_export():
+            return flask.Response("forbidden: the quarterly list is for regulators", status=403)
+        ld = server.config["DCMON_LOADER"]
+        a = flask.request.args
+        try:
+            d = parse_date(a.get("from", dt.date.today().isoformat()))
+            period = quarter(f"{d.year}Q{(d.month - 1) // 3 + 1}")
+        except Exception as e:
+            return flask.Response(f"bad period: {e}", status=400)
+        from dcmon.reports.export import build_export
+        data, name, _ = build_export(ld.registry, ld.store, period, fmt="xlsx",
+                                     lang=a.get("lang", "zh") if a.get("lang") in LANGS else "zh")
+        return flask.Response(data, headers={"Content-Disposition": f'attachment; filename="{name}"'},
+                              mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")

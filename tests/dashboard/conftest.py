@@ -1,0 +1,73 @@
+"""Dashboard fixtures: a config with users, a served app, and headless Chromium."""
+import shutil
+import socket
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def users_config(tmp_path_factory):
+    """The fixture facilities plus users.yaml: an operator of cd-east-01 and a regulator."""
+    cfg = tmp_path_factory.mktemp("cfg")
+    shutil.copytree(REPO / "fixtures" / "facilities", cfg / "facilities")
+    (cfg / "users.yaml").write_text(
+        "users:\n"
+        f"  - {{name: east-ops, role: operator, facilities: [cd-east-01], password_hash: '{generate_password_hash('east-pw')}'}}\n"
+        f"  - {{name: reviewer, role: regulator, password_hash: '{generate_password_hash('rev-pw')}'}}\n", encoding="utf-8")
+    return cfg
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def serve():
+    """Serve a Dash app on 127.0.0.1 in a thread; yields a function app -> base URL."""
+    from werkzeug.serving import make_server
+    servers = []
+
+    def start(app):
+        port = free_port()
+        srv = make_server("127.0.0.1", port, app.server, threaded=True)
+        th = threading.Thread(target=srv.serve_forever, daemon=True)
+        th.start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{port}"
+    yield start
+    for s in servers:
+        s.shutdown()
+
+
+@pytest.fixture()
+def browser():
+    if not Path("/usr/bin/chromium").exists() or not Path("/usr/bin/chromedriver").exists():
+        pytest.skip("Debian chromium and chromium-driver are not installed (scripts/setup installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    profile = tempfile.mkdtemp(prefix="dcmon-chrome-")
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+              "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--window-size=1400,1000", f"--user-data-dir={profile}"):
+        opts.add_argument(a)
+    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    drv.set_page_load_timeout(60)
+    yield drv
+    drv.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def shot(drv, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    drv.save_screenshot(str(SHOTS / f"{name}.png"))
