@@ -39,9 +39,17 @@ def loader() -> Loader:
     return flask.current_app.config["DCMON_LOADER"]
 
 
-def create_app(config_dir, data_dir, *, users_file=None) -> Dash:
-    """Build the dashboard for a configuration folder and a data folder."""
+def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False) -> Dash:
+    """Build the dashboard for a configuration folder and a data folder.
+
+    With ``warm`` the default period's evaluation of every facility starts in the background,
+    so the first visitor does not wait for it (a dashboard is left open all day).
+    """
     ld = Loader(config_dir, data_dir)
+    if warm:
+        import threading
+        threading.Thread(target=lambda: ld.evaluation(quarter(common.default_quarter()), sorted(ld.registry.facilities)),
+                         name="dcmon-dashboard-warm", daemon=True).start()
     users_path = Path(users_file) if users_file else Path(config_dir) / "users.yaml"
     users = load_users(users_path, ld.registry)
     server = flask.Flask("dcmon.dashboard")

@@ -38,7 +38,7 @@ def cmd_dashboard(args) -> int:
                          f"(create {users} with roles and password hashes)")
     if not 1 <= args.port <= 65535:
         raise InputError(f"--port must be 1..65535: {args.port}")
-    app = create_app(args.config, args.data, users_file=users if users.is_file() else None)
+    app = create_app(args.config, args.data, users_file=users if users.is_file() else None, warm=True)
     print(f"dcmon dashboard: http://{args.host}:{args.port}/", flush=True)
     app.run(host=args.host, port=args.port, debug=False)
     return 0

@@ -67,8 +67,9 @@ def badge(status, lang: str, id_=None) -> html.Span:
 
 
 def card(title: str, value: str, sub: str = "", id_: str | None = None) -> html.Div:
-    return html.Div([html.Div(title, className="card-title"), html.Div(value, className="card-value", id=id_ or ""),
-                     html.Div(sub, className="card-sub")], className="card")
+    value_div = html.Div(value, className="card-value", id=id_) if id_ else html.Div(value, className="card-value")
+    return html.Div([html.Div(title, className="card-title"), value_div, html.Div(sub, className="card-sub")],
+                    className="card")
 
 
 def forbidden(lang: str) -> html.Div:
