@@ -226,7 +226,8 @@ def cmd_import(args) -> int:
             try:
                 header = [h.strip() for h in next(reader)]
             except StopIteration:
-                raise InputError(f"{path}: empty file (expected a header: {','.join(IMPORT_REQUIRED + IMPORT_OPTIONAL)})")
+                raise InputError(f"{path}: empty file (expected a header: "
+                                 f"{','.join(IMPORT_REQUIRED + IMPORT_OPTIONAL)})") from None
             missing = [c for c in IMPORT_REQUIRED if c not in header]
             unknown = [c for c in header if c not in IMPORT_REQUIRED + IMPORT_OPTIONAL]
             if missing or unknown:

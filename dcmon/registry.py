@@ -6,7 +6,6 @@ See ``config/facilities/example.yaml`` for an annotated facility.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import re

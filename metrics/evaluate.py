@@ -303,7 +303,9 @@ def facility_figures(store, facility, period: Period, options: Options | None = 
         cshare = racks_mod.compute_share(inv, options.compute_share_reading, en.rack_energy_kwh)
     prev_end = pd.Timestamp(dt.datetime.combine(period.previous_year_end() + dt.timedelta(days=1), dt.time(),
                                                 zone(facility.timezone))).tz_convert("UTC")
-    inv_prev, _ = inventory_at(store, facility, prev_end)
+    # the prior year ends before the period starts: the changes already read cover it
+    prev_ms = prev_end.value // 10**6
+    inv_prev = racks_mod.apply_changes(facility.racks, changes[changes["ts"] < prev_ms] if len(changes) else changes)
     out = {
         "facility_id": facility.id, "name": facility.name, "name_en": facility.name_en,
         "operator": facility.operator, "credit_code": facility.credit_code, "city": facility.city,

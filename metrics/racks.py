@@ -101,6 +101,15 @@ def rack_summary(inv: pd.DataFrame) -> dict:
     }
 
 
+def racks_by(inv: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Existing racks grouped by ``keys``: racks [-], design_power_kw [kW], standard_racks [-] per group."""
+    ex = existing(inv)
+    g = ex.groupby(keys, sort=True)["design_power_kw"]
+    out = pd.DataFrame({"racks": g.size(), "design_power_kw": g.sum()})
+    out["standard_racks"] = out["design_power_kw"] / STANDARD_RACK_KW
+    return out.reset_index()
+
+
 def apply_changes(baseline: pd.DataFrame, changes: pd.DataFrame) -> pd.DataFrame:
     """Inventory after telemetry changes: the latest non-null status, function and design power per rack.
 

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import orjson
 
-from dcmon.metrics.evaluate import Options, evaluate
+import pandas as pd
+
+from dcmon.metrics.evaluate import Options, evaluate, inventory_at
+from dcmon.metrics.racks import racks_by
 from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang, data_files, fmt_num,
                                   provenance)
 
@@ -208,11 +211,10 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
     sec.append(f"<h2>{t['monthly']}</h2>" + _table([t["month"], t["fac_kwh"], t["it_kwh"], "PUE", t["coverage"]], mrows)
                + f'<figure>{_svg_monthly(bins, pue_thr, lang)}<figcaption>{t["chart"]}</figcaption></figure>')
     sec.append(f"<h2>{t['energy']}</h2>" + _table([t["role"], "kWh"], [[k, fmt_num(v)] for k, v in fig["energy_by_role_kwh"].items()]))
-    racks = fac.racks.copy()
-    inv_rows = []
-    ex = racks[racks["status"] != "decommissioned"]
-    for (room, fn), g in ex.groupby(["room", "function"], sort=True):
-        inv_rows.append([room, fn, len(g), fmt_num(g["design_power_kw"].sum()), fmt_num(g["design_power_kw"].sum() / 2.5)])
+    # the same inventory the figures use: the racks CSV updated by telemetry, as of the period end
+    inv, _ = inventory_at(store, fac, pd.Timestamp(fig["utc_to"]))
+    inv_rows = [[r.room, r.function, int(r.racks), fmt_num(r.design_power_kw), fmt_num(r.standard_racks)]
+                for r in racks_by(inv, ["room", "function"]).itertuples()]
     inv_rows.append([t["total"], "", fig["physical_racks"], fmt_num(fig["design_it_power_kw"]), fmt_num(fig["standard_racks"])])
     status_rows = [[k, v] for k, v in fig["racks_by_status"].items()]
     sec.append(f"<h2>{t['racks']}</h2><p>{e(t['std_rule'])}: {fmt_num(fig['design_it_power_kw'])} kW ÷ 2.5 kW = "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dcmon.metrics.evaluate import Options, evaluate
 from dcmon.periods import Period, parse_date
-from dcmon.reports.common import data_files, sha256_file
+from dcmon.reports.common import data_files
 from dcmon.reports.evidence import VERIFIED, read_summary, summary_digest
 
 REL_TOL = 1e-9

@@ -297,8 +297,8 @@ class ParquetStore(Store):
         if not parts:
             return pa.schema([SCHEMA.field(c) for c in base_cols]).empty_table()
         out = pa.concat_tables(parts)
-        if len(parts) > 1:
-            out = out.sort_by([("source_id", "ascending"), ("ts", "ascending")]) if len(kinds) == 1 else out
+        if len(parts) > 1:  # each part is sorted; together they are not
+            out = out.sort_by([("source_id", "ascending"), ("ts", "ascending")])
         return out.select(base_cols)
 
     def iter_sorted(self, facility_id, kind, start, end, columns, *, only_if_null: dict | None = None,

@@ -134,3 +134,9 @@ def test_live_pue_is_a_short_window_energy_ratio(registry, week_store):
     assert live["window_minutes"] == 15 and live["coverage"] == pytest.approx(1.0)
     assert live["pue"] == pytest.approx(1.25, abs=0.2)
     assert live["it_load_kw"] == pytest.approx(live["it_energy_kwh"] * 4)
+
+
+def test_racks_by_room_adds_up_to_the_totals():
+    g = R.racks_by(INV, ["function"])
+    assert g.set_index("function")["racks"].to_dict() == {"compute": 2, "network": 1, "storage": 1}
+    assert g["standard_racks"].sum() == R.rack_summary(INV)["standard_racks"] == 9.0
