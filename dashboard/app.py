@@ -1,8 +1,11 @@
-"""The Dash app: login, per-request access control, one router callback, downloads.
+"""The Dash app: login, the top bar, the router, per-request access control, downloads.
 
-``create_app(config_dir, data_dir)`` builds it; ``dcmon dashboard`` serves it. Access is
-checked server-side on every request: the page callback filters facilities by the session's
-user, and ``/download/...`` checks again before building a file.
+``create_app(config_dir, data_dir)`` builds it; ``dcmon dashboard`` serves it. The router lays
+out the page for the URL; each page module (``pages/overview.py``, ``pages/facility.py``,
+``pages/subsidy.py``) fills it with its own callbacks, which ask the one loader
+(``data.Loader``) for figures computed by ``metrics``. Access is checked server-side on every
+request: a login is required before any Dash endpoint (when users are configured), every page
+callback filters by the session's user, and ``/download/...`` checks again before building a file.
 """
 from __future__ import annotations
 
@@ -12,16 +15,17 @@ import secrets
 from pathlib import Path
 
 import flask
-from dash import Dash, Input, Output, dcc, html
+from dash import ClientsideFunction, Dash, Input, Output, dcc, html
 
 from dcmon.dashboard import common
 from dcmon.dashboard.auth import authenticate, load_users
 from dcmon.dashboard.data import Loader
-from dcmon.dashboard.i18n import LANGS, t
+from dcmon.dashboard.i18n import LANGS, quarter_label, t
 from dcmon.dashboard.pages import facility, overview, subsidy
 from dcmon.periods import Period, parse_date, quarter
 
 PUBLIC_PREFIXES = ("/login", "/_dash-component-suites/", "/assets/", "/_favicon.ico", "/favicon.ico")
+ASSETS = Path(__file__).with_name("assets")
 CSS = """
 body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-serif; margin: 0 16px; color: #111; }
 .cards { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0; }
@@ -29,90 +33,93 @@ body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-
 .card-title { font-size: 12px; color: #555; } .card-value { font-size: 22px; font-weight: 600; } .card-sub { font-size: 11px; color: #777; }
 .topbar { display: flex; gap: 12px; align-items: center; border-bottom: 1px solid #ddd; padding: 6px 0; flex-wrap: wrap; }
 .button { display: inline-block; margin-right: 8px; padding: 6px 10px; background: #1565c0; color: white; border-radius: 4px; text-decoration: none; }
-.note { color: #555; font-size: 12px; }
+.note { color: #555; font-size: 12px; } .error { color: #c62828; }
 """
 
-_loader: Loader | None = None
 
-
-def loader() -> Loader:
-    return flask.current_app.config["DCMON_LOADER"]
-
-
-def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False) -> Dash:
+def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, compress: bool = True) -> Dash:
     """Build the dashboard for a configuration folder and a data folder.
 
     With ``warm`` the default period's evaluation of every facility starts in the background,
-    so the first visitor does not wait for it (a dashboard is left open all day).
+    so the first visitor does not wait for it (a dashboard is left open all day). Responses
+    are compressed (gzip/brotli) when the browser accepts it.
     """
     ld = Loader(config_dir, data_dir)
     if warm:
-        import threading
-        threading.Thread(target=lambda: ld.evaluation(quarter(common.default_quarter()), sorted(ld.registry.facilities)),
-                         name="dcmon-dashboard-warm", daemon=True).start()
+        ld.warm(quarter(common.default_quarter()), sorted(ld.registry.facilities))
     users_path = Path(users_file) if users_file else Path(config_dir) / "users.yaml"
     users = load_users(users_path, ld.registry)
     server = flask.Flask("dcmon.dashboard")
     server.config.update(DCMON_LOADER=ld, DCMON_USERS=users, SECRET_KEY=os.environ.get("DCMON_SECRET_KEY") or secrets.token_hex(32),
                          SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     app = Dash("dcmon.dashboard", server=server, title="dcmon", suppress_callback_exceptions=True,
-               update_title=None)
+               update_title=None, assets_folder=str(ASSETS), compress=compress)
     app.index_string = app.index_string.replace("</head>", f"<style>{CSS}</style></head>")
     app.layout = layout
-    # registered on this app, not globally: Dash hands global callbacks to the first app only,
-    # and a process may serve several apps (tests, demo)
-    app.callback(*ROUTER)(render_page)
+    # Callbacks are registered on this app, not globally: Dash hands global callbacks to the
+    # first app only, and a process may serve several apps (tests, demo). Each page module
+    # keeps its callbacks as module-level functions and wires them here.
+    app.callback(*ROUTER)(display_page)
+    app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="periodChoice"), *PERIOD_CHOICE)
+    for page in (overview, facility, subsidy):
+        page.register(app)
     _routes(server)
     return app
 
 
 def layout():
-    choices = common.period_choices()
     return html.Div([
         dcc.Location(id="url"),
-        dcc.Interval(id="tick", interval=10_000),
+        dcc.Store(id="period-choice"),
         html.Div([
-            dcc.Link(html.B("dcmon"), href="/"),
-            dcc.Dropdown(id="period", options=[{"label": c, "value": c} for c in choices], value=None, clearable=False,
-                         placeholder=choices[0], style={"width": "140px"}),
-            dcc.DatePickerRange(id="range", display_format="YYYY-MM-DD"),
+            dcc.Link(html.B("dcmon"), href="/", id="home"),
+            dcc.Dropdown(id="period", value=None, clearable=False, searchable=False, style={"width": "160px"}),
+            dcc.DatePickerRange(id="range", display_format="YYYY-MM-DD", clearable=True),
             dcc.Dropdown(id="lang", options=[{"label": "中文", "value": "zh"}, {"label": "English", "value": "en"}],
-                         value=None, clearable=False, placeholder="中文", style={"width": "110px"}),
+                         value=None, clearable=False, searchable=False, placeholder="中文", style={"width": "110px"},
+                         persistence=True, persistence_type="local"),
             html.A(id="logout", href="/logout"),
         ], className="topbar"),
-        dcc.Loading(html.Div(id="page"), delay_show=400),
+        html.Div(id="page"),
     ])
 
 
-ROUTER = (Output("page", "children"), Output("logout", "children"),
-          Input("url", "pathname"), Input("url", "search"), Input("period", "value"), Input("range", "start_date"),
-          Input("range", "end_date"), Input("lang", "value"), Input("tick", "n_intervals"))
+ROUTER = (Output("page", "children"), Output("logout", "children"), Output("period", "options"),
+          Output("period", "placeholder"),
+          Input("url", "pathname"), Input("url", "search"), Input("lang", "value"))
+PERIOD_CHOICE = (Output("period-choice", "data"), Output("period", "value"), Output("range", "start_date"),
+                 Output("range", "end_date"),
+                 Input("period", "value"), Input("range", "start_date"), Input("range", "end_date"))
 
 
-def render_page(pathname, search, period_value, start, end, lang_value, _tick):
-    """The router: the page for the URL, for this request's user, in the chosen language and period."""
-    q = common.query(search)
-    lang = lang_value or q.get("lang") or "zh"
-    lang = lang if lang in LANGS else "zh"
+def display_page(pathname, search, lang_value):
+    """The router: the empty page for the URL in the chosen language; the page's callbacks fill it.
+
+    The user is checked here too, so a page the user may not see is not even laid out.
+    """
+    lang = common.lang_of(lang_value, search)
     user = common.current_user()
+    options = common.period_options(lang)
+    url_period = common.url_period(search)
+    placeholder = (quarter_label(url_period["period"], lang) if url_period.get("period") else
+                   t(lang, "custom") if url_period.get("from") else quarter_label(common.default_quarter(), lang))
     if user is None:
-        return html.Div(html.A(t(lang, "login"), href="/login")), ""
-    try:
-        period = common.period_from(period_value or q.get("period"), start or q.get("from"), end or q.get("to"))
-    except Exception as e:  # a bad period in the URL: say which
-        return html.Div(str(e), id="error"), t(lang, "logout")
-    ld = loader()
+        return html.Div(html.A(t(lang, "login"), href="/login")), "", options, placeholder
+    ld = common.loader()
     path = (pathname or "/").rstrip("/") or "/"
     parts = path.strip("/").split("/")
     if path == "/":
-        page = overview.render(ld, user, period, lang)
-    elif parts[0] == "facility" and len(parts) == 2:
-        page = facility.render(ld, user, parts[1], period, lang)
-    elif parts[0] == "subsidy" and len(parts) == 2:
-        page = subsidy.render(ld, user, parts[1], period, lang, q.get("profile"))
+        page = overview.layout(lang, url_period)
+    elif len(parts) == 2 and parts[0] in ("facility", "subsidy"):
+        if not common.may_see(ld.registry, user, parts[1]):
+            page = common.forbidden(lang)
+        elif parts[0] == "facility":
+            page = facility.layout(parts[1], lang, url_period)
+        else:
+            page = subsidy.layout(parts[1], lang, url_period, common.query(search).get("profile"))
     else:
-        page = html.H3("404")
-    return page, (t(lang, "logout") if user.name != "local" else "")
+        page = html.H3(t(lang, "not_found"), id="not-found")
+    return page, (t(lang, "logout") if user.name != "local" else ""), options, placeholder
 
 
 LOGIN_FORM = """<!doctype html><html><head><meta charset="utf-8"><title>dcmon</title></head>

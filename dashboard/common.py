@@ -1,4 +1,9 @@
-"""Shared pieces of the pages: the current user, the period from the controls, small components."""
+"""Shared pieces of the pages: the current user, the chosen period, small components.
+
+The period a page shows comes from, in order: the period controls of the top bar (a quarter or
+year from the dropdown, or a custom date range), the URL (``?period=2026Q3``, ``?period=2026``
+or ``?from=2026-07-01&to=2026-07-31``), and otherwise the current quarter in China time.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,10 +13,16 @@ import flask
 from dash import dcc, html
 
 from dcmon.dashboard.auth import LOCAL_USER, User
-from dcmon.dashboard.i18n import badge_text, t
+from dcmon.dashboard.i18n import LANGS, badge_text, date, quarter_label, t, timestamp
 from dcmon.periods import Period, from_options, quarter
 
 BADGE_COLORS = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#f9a825", "not_applicable": "#9e9e9e"}
+CHINA = dt.timezone(dt.timedelta(hours=8))
+
+
+def loader():
+    """The app's one data loader (``dashboard.data.Loader``)."""
+    return flask.current_app.config["DCMON_LOADER"]
 
 
 def current_user() -> User | None:
@@ -24,19 +35,30 @@ def current_user() -> User | None:
     return users.get(name) if name else None
 
 
-def visible_ids(loader, user: User | None) -> list[str]:
+def visible_ids(registry, user: User | None) -> list[str]:
+    """The facilities this user may see (server-side filter of every query)."""
     if user is None:
         return []
-    return [f for f in sorted(loader.registry.facilities) if user.may_see(f)]
+    return [f for f in sorted(registry.facilities) if user.may_see(f)]
+
+
+def may_see(registry, user: User | None, facility_id) -> bool:
+    return user is not None and isinstance(facility_id, str) and facility_id in registry.facilities \
+        and user.may_see(facility_id)
+
+
+def today_china() -> dt.date:
+    return dt.datetime.now(CHINA).date()
 
 
 def default_quarter(today: dt.date | None = None) -> str:
-    today = today or dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+    today = today or today_china()
     return f"{today.year}Q{(today.month - 1) // 3 + 1}"
 
 
 def period_choices(today: dt.date | None = None) -> list[str]:
-    today = today or dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+    """The last eight quarters and the last two years, newest first."""
+    today = today or today_china()
     q = (today.month - 1) // 3 + 1
     out, y = [], today.year
     for _ in range(8):
@@ -47,15 +69,37 @@ def period_choices(today: dt.date | None = None) -> list[str]:
     return out + [str(today.year), str(today.year - 1)]
 
 
-def period_from(value: str | None, start: str | None, end: str | None) -> Period:
-    if start and end:
-        return from_options(from_text=start[:10], to_text=end[:10])
-    value = value or default_quarter()
-    return quarter(value) if "Q" in value.upper() else from_options(year_text=value)
+def period_options(lang: str) -> list[dict]:
+    return [{"label": quarter_label(c, lang), "value": c} for c in period_choices()]
 
 
 def query(search: str | None) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+
+
+def lang_of(lang_value: str | None, search: str | None) -> str:
+    lang = lang_value or query(search).get("lang") or "zh"
+    return lang if lang in LANGS else "zh"
+
+
+def url_period(search: str | None) -> dict:
+    """The period named in the URL, unparsed (parsed, with errors, by ``period_from``)."""
+    q = query(search)
+    return {k: q[k] for k in ("period", "from", "to") if q.get(k)}
+
+
+def period_from(choice: dict | None, url: dict | None) -> Period:
+    """The period to show: the top-bar choice, else the URL's, else the current quarter.
+
+    Raises ``InputError`` (from ``dcmon.periods``) naming a malformed value.
+    """
+    for src in (choice or {}, url or {}):
+        if src.get("from") and src.get("to"):
+            return from_options(from_text=str(src["from"])[:10], to_text=str(src["to"])[:10])
+        if src.get("period"):
+            v = str(src["period"])
+            return quarter(v) if "Q" in v.upper() else from_options(year_text=v)
+    return quarter(default_quarter())
 
 
 def badge(status, lang: str, id_=None) -> html.Span:
@@ -72,5 +116,18 @@ def card(title: str, value: str, sub: str = "", id_: str | None = None) -> html.
                     className="card")
 
 
+def computed_note(computed_at: dt.datetime, lang: str) -> str:
+    """When the figures were computed (China time), so a cached value is never taken for a live one."""
+    return f"{t(lang, 'computed_at')} {timestamp(int(computed_at.timestamp() * 1000), 'Asia/Shanghai', lang)}"
+
+
+def period_heading(period_json: dict, lang: str) -> str:
+    return f"{date(period_json['from'], lang)} — {date(period_json['to'], lang)}"
+
+
 def forbidden(lang: str) -> html.Div:
     return html.Div([html.H3(t(lang, "forbidden"), id="forbidden"), dcc.Link(t(lang, "back"), href="/")])
+
+
+def error(message: str) -> html.Div:
+    return html.Div(message, id="error", className="error")

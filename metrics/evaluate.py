@@ -584,3 +584,29 @@ def rack_snapshot(store, facility, now: pd.Timestamp | None = None,
         out["last_ts"] = pd.NaT
     out["share"] = out["power_kw"] / out["design_power_kw"]
     return out
+
+
+def meter_status(store, facility, now: pd.Timestamp | None = None,
+                 lookback: dt.timedelta = dt.timedelta(hours=24)) -> list[dict]:
+    """Each meter's latest reading before ``now`` and whether it has gone silent.
+
+    A meter is ``silent`` when its latest reading is older than its ``max_gap_s`` (the gap after
+    which coverage is lost) or when it sent nothing in the ``lookback`` window.
+    Returns, per meter in registry order: meter_id, role, last_ts (UTC ms or None),
+    age_s [s] (None when nothing in the lookback), max_gap_s [s], silent [bool].
+    """
+    now = now or pd.Timestamp.now(tz="UTC")
+    now_ms = now.value // 10**6
+    t = store.read(facility.id, "meter", now - pd.Timedelta(lookback), now, columns=["source_id", "ts"])
+    last: dict[str, int] = {}
+    if t.num_rows:
+        g = t.group_by("source_id").aggregate([("ts", "max")])
+        ts_ms = pc.cast(g.column("ts_max"), pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+        last = dict(zip(g.column("source_id").to_pylist(), ts_ms.to_pylist()))
+    out = []
+    for m in facility.meters:
+        ts = last.get(m.id)
+        age = None if ts is None else (now_ms - int(ts)) / 1000
+        out.append({"meter_id": m.id, "role": m.role, "last_ts": ts, "age_s": age, "max_gap_s": m.max_gap_s,
+                    "silent": age is None or age > m.max_gap_s})
+    return out

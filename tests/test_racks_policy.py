@@ -136,6 +136,27 @@ def test_live_pue_is_a_short_window_energy_ratio(registry, week_store):
     assert live["it_load_kw"] == pytest.approx(live["it_energy_kwh"] * 4)
 
 
+def test_meter_status_flags_meters_silent_longer_than_their_max_gap(registry, tmp_path):
+    from dcmon.metrics.evaluate import meter_status
+    from dcmon.readings import to_table
+    from dcmon.store import open_store
+    store = open_store(tmp_path)
+    fac = registry.get("cd-boundary")
+    now = pd.Timestamp("2026-07-12T12:00+08:00").tz_convert("UTC")
+    ms = lambda minutes: int((now - pd.Timedelta(minutes=minutes)).value // 10**6)  # noqa: E731
+    gap = {m.id: m.max_gap_s for m in fac.meters}
+    store.append(to_table([
+        {"facility_id": fac.id, "kind": "meter", "source_id": "grid-a", "ts": ms(1), "energy_kwh": 10.0, "received_at": ms(1)},
+        {"facility_id": fac.id, "kind": "meter", "source_id": "grid-b", "ts": ms(gap["grid-b"] / 60 + 1), "energy_kwh": 10.0,
+         "received_at": ms(1)},
+    ]))
+    status = {m["meter_id"]: m for m in meter_status(store, fac, now)}
+    assert list(status) == [m.id for m in fac.meters]
+    assert status["grid-a"]["silent"] is False and status["grid-a"]["age_s"] == 60
+    assert status["grid-b"]["silent"] is True and status["grid-b"]["age_s"] == gap["grid-b"] + 60
+    assert status["ups-1"]["silent"] is True and status["ups-1"]["last_ts"] is None
+
+
 def test_racks_by_room_adds_up_to_the_totals():
     g = R.racks_by(INV, ["function"])
     assert g.set_index("function")["racks"].to_dict() == {"compute": 2, "network": 1, "storage": 1}

@@ -1,93 +1,265 @@
-"""Facility page: live PUE, period PUE, trends, energy by role, rack floor map, data quality, collector health."""
+"""Facility page (``/facility/<id>``): live PUE, period figures, trends, rack floor map, data quality.
+
+Two callbacks, both checking the user on every call:
+
+- ``update_period`` (period chosen, and once a minute): the period's PUE, occupancy, compute
+  share and standard racks; today's, this quarter's and the trailing twelve months' PUE; the
+  daily and monthly trends; energy by meter role.
+- ``update_live`` (every 10 s, without a reload): live PUE over the last 15 minutes, IT and
+  facility load, the rack floor map (latest power as a share of design power), data-quality
+  events (meter silent, counter reset, rollover, gap, rejected payloads) and collector health.
+
+Figures come from ``metrics`` through the loader; this module only lays them out.
+"""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
+import dash_ag_grid as dag
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
-from dash import dash_table, dcc, html
+from dash import Input, Output, dcc, html
 
-from dcmon.dashboard.common import card, default_quarter, forbidden
-from dcmon.dashboard.i18n import num, pct, t
+from dcmon.dashboard import common
+from dcmon.dashboard.common import card, forbidden, may_see
+from dcmon.dashboard.i18n import (BROWSER_LOCALES, GRID_LOCALE_ZH, event_text, num, pct, t, timestamp)
+from dcmon.errors import InputError
 from dcmon.periods import Period, quarter
 
+LIVE_MS = 10_000
+SLOW_MS = 60_000
+HEALTH_STALE_S = 60  # a collector reports health every 10 s by default; three missed reports is stale
 
-def _trend(bins: list[dict] | None, lang: str, title: str, id_: str):
+
+def layout(facility_id: str, lang: str, url_period: dict) -> html.Div:
+    graph = {"config": {"displayModeBar": False}, "figure": _empty_figure()}
+    return html.Div([
+        dcc.Store(id="facility-params", data={"facility_id": facility_id, "lang": lang, "url_period": url_period}),
+        dcc.Interval(id="facility-tick", interval=LIVE_MS),
+        dcc.Interval(id="facility-slow-tick", interval=SLOW_MS),
+        html.H2(facility_id, id="facility-title"),
+        html.P(id="facility-header"),
+        html.Div([dcc.Link(t(lang, "subsidy"), href=f"/subsidy/{facility_id}", id="facility-subsidy-link"),
+                  html.Span(f" · {t(lang, 'refreshing')}", className="note")]),
+        html.Div(className="cards", id="facility-live-cards"),
+        html.Div(className="cards", id="facility-period-cards"),
+        html.Div(className="note", id="facility-basis"),
+        dcc.Graph(id="trend-day", **graph),
+        dcc.Graph(id="trend-month", **graph),
+        dcc.Graph(id="energy-by-role", **graph),
+        dcc.Graph(id="floor-map", **graph),
+        html.H3(t(lang, "events")),
+        dag.AgGrid(id="events", rowData=[], columnDefs=[{"field": k, "headerName": t(lang, k)}
+                                                        for k in ("time", "source", "event", "detail")],
+                   defaultColDef={"sortable": True, "filter": True, "resizable": True},
+                   dashGridOptions={"localeText": GRID_LOCALE_ZH if lang == "zh" else {}, "animateRows": False,
+                                    "domLayout": "autoHeight", "pagination": True, "paginationPageSize": 10,
+                                    "paginationPageSizeSelector": False},
+                   columnSize="responsiveSizeToFit"),
+        html.H3(t(lang, "health")),
+        html.Ul(id="collector-health"),
+    ])
+
+
+def _empty_figure() -> go.Figure:
     fig = go.Figure()
-    if bins:
-        x = [b["bin"] for b in bins]
-        fig.add_bar(x=x, y=[b["facility_energy_kwh"] for b in bins], name=t(lang, "facility_kwh"), opacity=0.5)
-        fig.add_bar(x=x, y=[b["it_energy_kwh"] for b in bins], name=t(lang, "it_kwh"), opacity=0.5)
-        fig.add_scatter(x=x, y=[b["pue"] for b in bins], name="PUE", yaxis="y2", mode="lines+markers")
-    fig.update_layout(title=title, barmode="group", height=300, margin=dict(l=40, r=40, t=40, b=30),
-                      yaxis=dict(title="kWh"), yaxis2=dict(title="PUE", overlaying="y", side="right"),
-                      legend=dict(orientation="h"))
-    return dcc.Graph(id=id_, figure=fig, config={"displayModeBar": False})
+    fig.update_layout(height=60, margin=dict(l=0, r=0, t=0, b=0), xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return fig
 
 
-def _floor(racks, lang: str):
-    """Scatter of racks by room/row (y) and position (x), coloured by share of design power."""
+# ------------------------------------------------------------------------------------------- charts
+def trend_figure(bins: pd.DataFrame | None, lang: str, title: str, monthly: bool) -> go.Figure:
+    """Facility and IT energy as bars [kWh] and the PUE of each bin as a line (right axis)."""
+    fig = go.Figure()
+    if bins is not None and len(bins):
+        x = list(bins["bin"])
+        fig.add_bar(x=x, y=bins["facility_energy_kwh"], name=t(lang, "facility_kwh"), opacity=0.55)
+        fig.add_bar(x=x, y=bins["it_energy_kwh"], name=t(lang, "it_kwh"), opacity=0.55)
+        fig.add_scatter(x=x, y=bins["pue"], name="PUE", yaxis="y2", mode="lines+markers",
+                        customdata=np.asarray(bins["coverage"], dtype=float) * 100,
+                        hovertemplate="%{x}: PUE %{y:.3f}<br>" + t(lang, "coverage") + " %{customdata:.1f}%<extra></extra>")
+    fig.update_layout(title=title, barmode="group", height=300, margin=dict(l=50, r=50, t=40, b=30),
+                      yaxis=dict(title="kWh", tickformat=",.0f"), separators=".,",
+                      yaxis2=dict(title="PUE", overlaying="y", side="right", tickformat=".2f", showgrid=False),
+                      xaxis=dict(type="category"), legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+def role_figure(roles: dict[str, float], lang: str) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(roles), y=list(roles.values()), hovertemplate="%{x}: %{y:,.1f} kWh<extra></extra>"))
+    fig.update_layout(title=t(lang, "by_role"), height=260, margin=dict(l=50, r=20, t=40, b=30),
+                      yaxis=dict(title="kWh", tickformat=",.0f"))
+    return fig
+
+
+def _natural(values) -> list:
+    """Labels in natural order (row 2 before row 10)."""
+    def key(v):
+        s = str(v)
+        return (0, float(s), s) if s.replace(".", "", 1).isdigit() else (1, 0.0, s)
+    return sorted(set(values), key=key)
+
+
+def floor_figure(racks: pd.DataFrame, lang: str) -> go.Figure:
+    """Racks as cells of a heatmap: room·row down, position across, colour = share of design power.
+
+    One heatmap trace (not a marker per rack) keeps a 10 000-rack floor quick to draw.
+    Racks without a reading in the window are grey; share above 1 (over design power) is
+    drawn at the top of the scale.
+    """
     fig = go.Figure()
     if len(racks):
-        y = racks["room"].astype(str) + "-" + racks["row"].astype(str)
-        hover = [f"{r.rack_id}<br>{r.function} · {r.status}<br>{'—' if r.power_kw != r.power_kw else f'{r.power_kw:.2f}'} kW"
-                 f" / {r.design_power_kw:g} kW" for r in racks.itertuples()]
-        fig.add_scatter(x=racks["position"].astype(str), y=y, mode="markers", text=hover, hoverinfo="text",
-                        marker=dict(symbol="square", size=9, color=racks["share"].fillna(-0.05), cmin=0, cmax=1,
-                                    colorscale="RdYlGn_r", colorbar=dict(title="P/Pdesign")))
-    fig.update_layout(title=t(lang, "floor"), height=max(300, min(900, 12 * racks["row"].nunique() * max(1, racks["room"].nunique()))),
-                      margin=dict(l=60, r=20, t=40, b=30), yaxis=dict(type="category"), xaxis=dict(type="category"))
-    return dcc.Graph(id="floor-map", figure=fig, config={"displayModeBar": False})
+        y = racks["room"].astype(str) + " · " + racks["row"].astype(str)
+        x = racks["position"].astype(str)
+        ys, xs = _natural(y), _natural(x)
+        yi = pd.Index(ys).get_indexer(y)
+        xi = pd.Index(xs).get_indexer(x)
+        no_reading = -0.1
+        share = racks["share"].to_numpy(dtype=float)
+        z = np.full((len(ys), len(xs)), np.nan)
+        z[yi, xi] = np.where(np.isnan(share), no_reading, np.minimum(share, 1.2))
+        text = np.full((len(ys), len(xs)), "", dtype=object)
+        power = racks["power_kw"].to_numpy(dtype=float)
+        for k, r in enumerate(racks[["rack_id", "design_power_kw", "function", "status"]].itertuples(index=False)):
+            p = t(lang, "no_reading") if np.isnan(power[k]) else f"{num(power[k], lang, 2)} kW ({pct(share[k], lang, 0)})"
+            text[yi[k], xi[k]] = f"{r.rack_id}<br>{p} / {num(r.design_power_kw, lang, 1)} kW<br>{r.function} · {r.status}"
+        grey = 0.1 / 1.3
+        scale = [[0, "#bdbdbd"], [grey, "#bdbdbd"], [grey + 1e-9, "#1a9850"], [grey + (1 - grey) * 0.45, "#fee08b"],
+                 [grey + (1 - grey) * 0.77, "#f46d43"], [1, "#a50026"]]
+        fig.add_heatmap(x=xs, y=ys, z=z, text=text, hovertemplate="%{text}<extra></extra>", zmin=no_reading,
+                        zmax=1.2, colorscale=scale, xgap=1, ygap=1,
+                        colorbar=dict(title="P / P<sub>design</sub>", tickvals=[no_reading, 0, 0.5, 1, 1.2],
+                                      ticktext=[t(lang, "no_reading"), "0%", "50%", "100%", "≥120%"]))
+        height = max(300, min(1400, 14 * len(ys) + 80))
+    else:
+        height = 200
+    fig.update_layout(title=t(lang, "floor"), height=height, margin=dict(l=90, r=20, t=40, b=30),
+                      yaxis=dict(type="category", autorange="reversed"), xaxis=dict(type="category", side="top"),
+                      plot_bgcolor="white")
+    return fig
 
 
-def render(loader, user, facility_id: str, period: Period, lang: str):
-    if facility_id not in loader.registry.facilities or user is None or not user.may_see(facility_id):
-        return forbidden(lang)
-    fac = loader.registry.get(facility_id)
-    fig = loader.figures(period, facility_id, "day")
-    live = loader.live(facility_id)
-    today_local = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
-    today = loader.figures(Period(today_local, today_local), facility_id, None)
-    this_q = loader.figures(quarter(default_quarter(today_local)), facility_id, None)
-    ttm = loader.figures(Period(today_local.replace(day=1) - dt.timedelta(days=365) + dt.timedelta(days=1), today_local),
-                         facility_id, "month")
-    racks = loader.racks(facility_id)
-    events = [{"source": e.get("source_id", ""), "event": e["event"],
-               "time": dt.datetime.fromtimestamp(e["ts"] / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M"),
-               "detail": str(e.get("energy_kwh", e.get("hours", "")))} for e in fig["data_quality"]["event_samples"][-20:]]
-    events += [{"source": r.get("topic", ""), "event": "rejected", "time": r.get("time", ""), "detail": r.get("reason", "")}
-               for r in loader.rejected(facility_id)]
-    silent = [m["meter_id"] for m in fig["meters"] if m["readings"] == 0]
-    events += [{"source": m, "event": "silent", "time": "", "detail": "no readings in the period"} for m in silent]
-    health = [html.Li(f"{name}: {h.get('state', '')} · {h.get('messages_per_s', h.get('rate_msg_s', ''))} msg/s · "
-                      f"rejected {h.get('rejected', '')} · {t(lang, 'updated')} {h.get('updated_at', h.get('time', ''))}")
-              for name, h in loader.collector_health().items()]
-    roles = fig["energy_by_role_kwh"]
-    role_fig = go.Figure(go.Bar(x=list(roles), y=list(roles.values())))
-    role_fig.update_layout(title=t(lang, "by_role"), height=260, margin=dict(l=40, r=20, t=40, b=30))
+# ------------------------------------------------------------------------------------------- callbacks
+def _context(params: dict | None, choice: dict | None):
+    """(lang, facility, period, user-allowed) for a callback; access is checked here, per call."""
+    params = params or {}
+    lang = params.get("lang", "zh")
+    ld = common.loader()
+    fid = params.get("facility_id")
+    if not may_see(ld.registry, common.current_user(), fid):
+        return lang, None, None
+    return lang, ld.registry.get(fid), common.period_from(choice, params.get("url_period"))
+
+
+PERIOD_OUTPUTS = (Output("facility-title", "children"), Output("facility-header", "children"),
+                  Output("facility-period-cards", "children"), Output("facility-basis", "children"),
+                  Output("trend-day", "figure"), Output("trend-month", "figure"), Output("energy-by-role", "figure"))
+PERIOD_INPUTS = (Input("facility-params", "data"), Input("period-choice", "data"),
+                 Input("facility-slow-tick", "n_intervals"))
+
+
+def update_period(params: dict, choice: dict | None, _tick=None):
+    """The period's figures and the now-relative PUEs (today, this quarter, trailing 12 months)."""
+    try:
+        lang, fac, period = _context(params, choice)
+    except InputError as e:
+        return (t((params or {}).get("lang", "zh"), "bad_period"), common.error(str(e)), [], "",
+                _empty_figure(), _empty_figure(), _empty_figure())
+    if fac is None:
+        return (forbidden(lang), "", [], "", _empty_figure(), _empty_figure(), _empty_figure())
+    ld = common.loader()
+    fig = ld.figures(period, fac.id, "day")
+    today = common.today_china()
+    today_fig = ld.figures(Period(today, today), fac.id, None)
+    this_q = ld.figures(quarter(common.default_quarter(today)), fac.id, None)
+    first_month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    for _ in range(10):
+        first_month = (first_month - dt.timedelta(days=1)).replace(day=1)
+    ttm = ld.figures(Period(first_month, today), fac.id, "month")
     name = fac.name if lang == "zh" or not fac.name_en else fac.name_en
-    return html.Div([
-        html.H2(f"{name} ({fac.id})", id="facility-title"),
-        html.P(f"{fac.operator} · {fac.district} · {fac.kind} · PUE cat. {fac.pue_category} · "
-               f"{t(lang, 'period')} {period.first_day} — {period.last_day}"),
-        dcc.Link(t(lang, "subsidy"), href=f"/subsidy/{fac.id}"),
-        html.Div([card(t(lang, "live_pue"), num(live["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(live['coverage'], lang)}",
-                       id_="live-pue"),
-                  card(t(lang, "it_load"), f"{num(live['it_load_kw'], lang)} kW"),
-                  card(t(lang, "fac_load"), f"{num(live['facility_load_kw'], lang)} kW"),
-                  card(t(lang, "today"), num(today["pue"], lang, 3)),
-                  card(t(lang, "this_quarter"), num(this_q["pue"], lang, 3)),
-                  card(t(lang, "ttm"), num(ttm["pue"], lang, 3)),
-                  card(t(lang, "period"), num(fig["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(fig['coverage'], lang)}",
-                       id_="period-pue"),
-                  card(t(lang, "occupancy"), pct(fig["occupancy_rate"], lang)),
-                  card(t(lang, "compute"), pct(fig["compute_share"], lang)),
-                  card(t(lang, "std_racks"), num(fig["standard_racks"], lang))], className="cards"),
-        _trend(fig.get("bins").to_dict("records") if fig.get("bins") is not None else None, lang, t(lang, "trend_day"), "trend-day"),
-        _trend(ttm.get("bins").to_dict("records") if ttm.get("bins") is not None else None, lang, t(lang, "trend_month"), "trend-month"),
-        dcc.Graph(id="energy-by-role", figure=role_fig, config={"displayModeBar": False}),
-        _floor(racks, lang),
-        html.H3(t(lang, "events")),
-        dash_table.DataTable(id="events", data=events, columns=[{"name": k, "id": k} for k in ("time", "source", "event", "detail")],
-                             page_size=15, style_cell={"fontSize": "12px", "textAlign": "left"}),
-        html.H3(t(lang, "health")), html.Ul(health or [html.Li(t(lang, "no_data"))], id="collector-health"),
-    ])
+    header = (f"{fac.operator} · {fac.district} · {fac.kind} · {fig['pue_category_text']} · "
+              f"{t(lang, 'period')} {common.period_heading({'from': period.first_day.isoformat(), 'to': period.last_day.isoformat()}, lang)}")
+    cards = [card(t(lang, "period_pue"), num(fig["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(fig['coverage'], lang)}",
+                  id_="period-pue"),
+             card(t(lang, "today"), num(today_fig["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(today_fig['coverage'], lang)}"),
+             card(t(lang, "this_quarter"), num(this_q["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(this_q['coverage'], lang)}"),
+             card(t(lang, "ttm"), num(ttm["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(ttm['coverage'], lang)}"),
+             card(t(lang, "occupancy"), pct(fig["occupancy_rate"], lang), id_="period-occupancy"),
+             card(t(lang, "compute"), pct(fig["compute_share"], lang), id_="period-compute"),
+             card(t(lang, "std_racks"), num(fig["standard_racks"], lang),
+                  f"{t(lang, 'phys_racks')} {num(fig['physical_racks'], lang, 0)}")]
+    basis = f"{fig['pue_label']} · {t(lang, 'readings_used')}: IT = {fig['it_energy_from']}"
+    return (f"{name} ({fac.id})", header, cards, basis,
+            trend_figure(fig.get("bins"), lang, t(lang, "trend_day"), monthly=False),
+            trend_figure(ttm.get("bins"), lang, t(lang, "trend_month"), monthly=True),
+            role_figure(fig["energy_by_role_kwh"], lang))
+
+
+LIVE_OUTPUTS = (Output("facility-live-cards", "children"), Output("floor-map", "figure"),
+                Output("events", "rowData"), Output("collector-health", "children"))
+LIVE_INPUTS = (Input("facility-params", "data"), Input("period-choice", "data"), Input("facility-tick", "n_intervals"))
+
+
+def events_rows(fac, fig: dict, meters: list[dict], rejected: list[dict], lang: str) -> list[dict]:
+    """Data-quality events, newest first: silent meters now, quarantined payloads, the period's counter events."""
+    rows = []
+    for m in meters:
+        if m["silent"]:
+            detail = (t(lang, "no_data") if m["last_ts"] is None else
+                      f"{t(lang, 'last_reading')} {timestamp(m['last_ts'], fac.timezone, lang)}")
+            rows.append({"time": "", "source": m["meter_id"], "event": event_text("silent", lang), "detail": detail})
+    for r in reversed(rejected):
+        rows.append({"time": timestamp(r.get("received_at_ms"), fac.timezone, lang), "source": r.get("topic", ""),
+                     "event": event_text("rejected", lang), "detail": r.get("reason", "")})
+    for e in reversed(fig["data_quality"]["event_samples"][-50:]):
+        if e["event"] == "gap":
+            detail = f"{num(e.get('hours'), lang, 2)} {t(lang, 'hours')}"
+        else:
+            detail = f"{num(e.get('energy_kwh'), lang, 3)} kWh"
+        rows.append({"time": timestamp(e["ts"], fac.timezone, lang), "source": e.get("source_id", ""),
+                     "event": event_text(e["event"], lang), "detail": detail})
+    return rows
+
+
+def health_items(health: dict[str, dict], lang: str, now_ms: int | None = None) -> list:
+    """One line per collector: connected / stale, rates, rejects, queue and ack lag, last report."""
+    now_ms = now_ms or int(time.time() * 1000)
+    out = []
+    for name, h in sorted(health.items()):
+        updated = h.get("updated_at_ms")
+        stale = updated is None or now_ms - updated > HEALTH_STALE_S * 1000
+        state = t(lang, "stale") if stale else t(lang, "connected" if h.get("connected") else "disconnected")
+        colour = "#c62828" if stale or not h.get("connected") else "#2e7d32"
+        out.append(html.Li([html.B(name), " · ", html.Span(state, style={"color": colour}),
+                            f" · {num(h.get('messages_per_s'), lang, 1)} {t(lang, 'msg_s')}"
+                            f" · {num(h.get('readings_per_s'), lang, 1)} {t(lang, 'readings_s')}"
+                            f" · {t(lang, 'rejected')} {num(h.get('rejected'), lang, 0)}"
+                            f" · {t(lang, 'queue')} {num(h.get('queue'), lang, 0)}"
+                            f" · {t(lang, 'ack_lag')} {num(h.get('ack_lag_ms'), lang, 0)} ms"
+                            f" · {t(lang, 'updated')} {timestamp(updated, 'Asia/Shanghai', lang)}"]))
+    return out or [html.Li(t(lang, "no_data"))]
+
+
+def update_live(params: dict, choice: dict | None, _tick=None):
+    """The live part of the page, refreshed every 10 s while the page is open."""
+    try:
+        lang, fac, period = _context(params, choice)
+    except InputError:
+        return [], _empty_figure(), [], []
+    if fac is None:
+        return [], _empty_figure(), [], []
+    ld = common.loader()
+    live = ld.live(fac.id)
+    cards = [card(t(lang, "live_pue"), num(live["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(live['coverage'], lang)}",
+                  id_="live-pue"),
+             card(t(lang, "it_load"), f"{num(live['it_load_kw'], lang)} kW", id_="live-it-load"),
+             card(t(lang, "fac_load"), f"{num(live['facility_load_kw'], lang)} kW", id_="live-facility-load")]
+    events = events_rows(fac, ld.figures(period, fac.id, "day"), ld.meters(fac.id), ld.rejected(fac.id), lang)
+    return cards, floor_figure(ld.racks(fac.id), lang), events, health_items(ld.collector_health(), lang)
+
+
+def register(app) -> None:
+    app.callback(*PERIOD_OUTPUTS, *PERIOD_INPUTS)(update_period)
+    app.callback(*LIVE_OUTPUTS, *LIVE_INPUTS)(update_live)

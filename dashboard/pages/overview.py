@@ -1,24 +1,79 @@
-"""Overview: every facility the user may see, with a badge per policy profile, and portfolio figures."""
+"""Overview (``/``): every facility the user may see, a badge per policy profile, portfolio figures.
+
+``layout(lang, url_period)`` is the empty page; ``update`` fills it (the one callback of this
+page, wired by ``register``). ``update`` checks the user on every call and evaluates only the
+facilities that user may see; every figure comes from ``metrics.evaluate`` through the loader.
+"""
 from __future__ import annotations
 
-from dash import dash_table, html
+import dash_ag_grid as dag
+from dash import Input, Output, State, dcc, html
 
+from dcmon.dashboard import common
 from dcmon.dashboard.common import badge, card, visible_ids
-from dcmon.dashboard.i18n import badge_text, num, pct, t
+from dcmon.dashboard.i18n import BROWSER_LOCALES, GRID_LOCALE_ZH, badge_text, num, pct, t
+from dcmon.errors import InputError
+
+REFRESH_MS = 60_000  # a district overview changes slowly; the loader refreshes in the background
+
+
+def layout(lang: str, url_period: dict) -> html.Div:
+    return html.Div([
+        dcc.Store(id="overview-params", data={"lang": lang, "url_period": url_period}),
+        dcc.Interval(id="overview-tick", interval=REFRESH_MS),
+        html.H2(t(lang, "overview"), id="overview-title"),
+        html.Div(className="note", id="overview-basis"),
+        html.Div(className="cards", id="overview-cards"),
+        html.Ul(className="portfolio-checks", id="overview-checks"),
+        dag.AgGrid(id="overview-grid", rowData=[], columnDefs=columns([], lang),
+                   defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
+                                  "minWidth": 90},
+                   getRowId="params.data.id",
+                   dashGridOptions={"localeText": GRID_LOCALE_ZH if lang == "zh" else {}, "animateRows": False,
+                                    "suppressDragLeaveHidesColumns": True, "tooltipShowDelay": 300,
+                                    "suppressColumnVirtualisation": True},
+                   columnSize="autoSize", style={"height": "calc(100vh - 260px)", "minHeight": "420px"}),
+    ])
+
+
+def _number_col(field: str, header: str, lang: str, digits: int, percent: bool = False) -> dict:
+    fn = "dcmonPercent" if percent else "dcmonNumber"
+    return {"field": field, "headerName": header, "type": "numericColumn", "filter": "agNumberColumnFilter",
+            "valueFormatter": {"function": f"{fn}(params.value, '{BROWSER_LOCALES[lang]}', {digits})"}}
+
+
+def columns(profiles: list[str], lang: str) -> list[dict]:
+    cols = [{"field": "facility", "headerName": t(lang, "facility"), "cellRenderer": "markdown", "linkTarget": "_self",
+             "pinned": "left", "minWidth": 180},
+            {"field": "id", "headerName": "ID"},
+            {"field": "district", "headerName": t(lang, "district")},
+            {"field": "city", "headerName": t(lang, "city")},
+            {"field": "kind", "headerName": t(lang, "kind")},
+            {"field": "size", "headerName": t(lang, "size")},
+            _number_col("std_racks", t(lang, "std_racks"), lang, 1),
+            _number_col("phys_racks", t(lang, "phys_racks"), lang, 0),
+            _number_col("occupancy", t(lang, "occupancy"), lang, 1, percent=True),
+            _number_col("pue", t(lang, "pue"), lang, 3),
+            _number_col("compute", t(lang, "compute"), lang, 1, percent=True),
+            _number_col("coverage", t(lang, "coverage"), lang, 1, percent=True)]
+    style = {"styleConditions": [
+        {"condition": "params.value && params.value.startsWith('✔')", "style": {"color": "#2e7d32", "fontWeight": "bold"}},
+        {"condition": "params.value && params.value.startsWith('✘')", "style": {"color": "#c62828", "fontWeight": "bold"}},
+        {"condition": "params.value && params.value.startsWith('?')", "style": {"color": "#b26a00"}}]}
+    cols += [{"field": p, "headerName": p, "cellStyle": style, "headerTooltip": p} for p in profiles]
+    return cols
 
 
 def rows(result: dict, lang: str) -> tuple[list[dict], list[str]]:
-    """Grid rows (formatting only; every figure comes from the evaluation)."""
+    """Grid rows: the evaluation's figures as they are (the grid formats them), and badge texts."""
     profiles = sorted({p for f in result["facilities"] for p in f["profiles"]})
     out = []
     for f in result["facilities"]:
-        r = {"facility": f"[{f['name']}](/facility/{f['facility_id']})", "id": f["facility_id"],
+        name = f["name"] if lang == "zh" or not f.get("name_en") else f["name_en"]
+        r = {"facility": f"[{name}](/facility/{f['facility_id']})", "id": f["facility_id"],
              "district": f["district"], "city": f["city"], "kind": f["kind"], "size": f["size_class"],
-             "std_racks": round(f["standard_racks"], 1), "phys_racks": f["physical_racks"],
-             "occupancy": None if f["occupancy_rate"] is None else round(f["occupancy_rate"] * 100, 1),
-             "pue": None if f["pue"] is None else round(f["pue"], 3),
-             "compute": None if f["compute_share"] is None else round(f["compute_share"] * 100, 1),
-             "coverage": round(f["coverage"] * 100, 1)}
+             "std_racks": f["standard_racks"], "phys_racks": f["physical_racks"], "occupancy": f["occupancy_rate"],
+             "pue": f["pue"], "compute": f["compute_share"], "coverage": f["coverage"]}
         for p in profiles:
             pr = f["profiles"].get(p)
             r[p] = badge_text("not_applicable" if pr is None or not pr["applicable"] else pr["eligible"], lang)
@@ -26,37 +81,35 @@ def rows(result: dict, lang: str) -> tuple[list[dict], list[str]]:
     return out, profiles
 
 
-def render(loader, user, period, lang: str):
-    ids = visible_ids(loader, user)
-    result = loader.evaluation(period, ids)
+OUTPUTS = (Output("overview-title", "children"), Output("overview-basis", "children"),
+           Output("overview-cards", "children"), Output("overview-checks", "children"),
+           Output("overview-grid", "rowData"), Output("overview-grid", "columnDefs"))
+INPUTS = (Input("overview-params", "data"), Input("period-choice", "data"), Input("overview-tick", "n_intervals"))
+
+
+def update(params: dict, choice: dict | None, _tick=None):
+    """Fill the overview for this request's user, language and period."""
+    params = params or {}
+    lang = params.get("lang", "zh")
+    user = common.current_user()
+    try:
+        period = common.period_from(choice, params.get("url_period"))
+    except InputError as e:
+        return t(lang, "bad_period"), common.error(str(e)), [], [], [], columns([], lang)
+    ld = common.loader()
+    entry = ld.evaluation_entry(period, visible_ids(ld.registry, user))
+    result = entry.value
     data, profiles = rows(result, lang)
-    cols = [{"name": t(lang, "facility"), "id": "facility", "presentation": "markdown"},
-            {"name": "id", "id": "id"}, {"name": t(lang, "district"), "id": "district"},
-            {"name": t(lang, "city"), "id": "city"}, {"name": t(lang, "kind"), "id": "kind"},
-            {"name": t(lang, "size"), "id": "size"}, {"name": t(lang, "std_racks"), "id": "std_racks", "type": "numeric"},
-            {"name": t(lang, "phys_racks"), "id": "phys_racks", "type": "numeric"},
-            {"name": t(lang, "occupancy") + " %", "id": "occupancy", "type": "numeric"},
-            {"name": t(lang, "pue"), "id": "pue", "type": "numeric"},
-            {"name": t(lang, "compute") + " %", "id": "compute", "type": "numeric"},
-            {"name": t(lang, "coverage") + " %", "id": "coverage", "type": "numeric"}]
-    cols += [{"name": p, "id": p} for p in profiles]
-    style = [{"if": {"filter_query": f'{{{p}}} contains "✔"', "column_id": p}, "color": "#2e7d32", "fontWeight": "bold"}
-             for p in profiles] + \
-            [{"if": {"filter_query": f'{{{p}}} contains "✘"', "column_id": p}, "color": "#c62828", "fontWeight": "bold"}
-             for p in profiles] + \
-            [{"if": {"filter_query": f'{{{p}}} contains "?"', "column_id": p}, "color": "#b26a00"} for p in profiles]
     pf = result.get("portfolio") or {}
     checks = [html.Li([badge(c["status"], lang), f" {c['profile']} · {c['scope']} · {c['metric']} {c['op']} {c['threshold']}"])
               for c in pf.get("checks", [])]
-    per = result["period"]
-    return html.Div([
-        html.H2(f"{t(lang, 'overview')} · {per['from']} — {per['to']}"),
-        html.Div([card(t(lang, "portfolio_pue"), num(pf.get("pue"), lang, 3), id_="portfolio-pue"),
-                  card(t(lang, "portfolio_occ"), pct(pf.get("occupancy_rate"), lang), id_="portfolio-occ"),
-                  card(t(lang, "coverage"), pct(pf.get("coverage"), lang))], className="cards"),
-        html.Ul(checks, className="portfolio-checks"),
-        dash_table.DataTable(id="overview-grid", columns=cols, data=data, sort_action="native",
-                             filter_action="native", page_size=50, markdown_options={"link_target": "_self"},
-                             style_data_conditional=style, style_table={"overflowX": "auto"},
-                             style_cell={"fontFamily": "inherit", "fontSize": "13px", "padding": "4px"}),
-    ])
+    cards = [card(t(lang, "portfolio_pue"), num(pf.get("pue"), lang, 3), id_="portfolio-pue"),
+             card(t(lang, "portfolio_occ"), pct(pf.get("occupancy_rate"), lang), id_="portfolio-occ"),
+             card(t(lang, "coverage"), pct(pf.get("coverage"), lang))]
+    title = f"{t(lang, 'overview')} · {common.period_heading(result['period'], lang)}"
+    basis = f"{t(lang, 'n_facilities').format(n=len(data))} · {common.computed_note(entry.computed_at, lang)}"
+    return title, basis, cards, checks, data, columns(profiles, lang)
+
+
+def register(app) -> None:
+    app.callback(*OUTPUTS, *INPUTS)(update)

@@ -1,49 +1,103 @@
-"""Subsidy page: each threshold with value, margin and clause, the estimate, and downloads."""
+"""Subsidy page (``/subsidy/<id>``): for a facility and a policy profile, each threshold with its
+value, margin and source clause, the subsidy estimate, and the downloads.
+
+``update`` checks the user on every call; the downloads behind the buttons check again
+(``dashboard.app``: ``/download/evidence/<id>`` and ``/download/export``).
+"""
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from dash import dash_table, html
+import dash_ag_grid as dag
+from dash import Input, Output, dcc, html
 
-from dcmon.dashboard.common import badge, forbidden
-from dcmon.dashboard.i18n import num, t
+from dcmon.dashboard import common
+from dcmon.dashboard.common import badge, forbidden, may_see
+from dcmon.dashboard.i18n import GRID_LOCALE_ZH, metric_text, num, t
+from dcmon.errors import InputError
 
 DEFAULT_PROFILE = "chengdu-2023-cloud-retrofit"
+CHECK_FIELDS = ("check", "value", "threshold", "margin", "result", "clause")
+HEADERS = {"check": "checks", "value": "value", "threshold": "threshold", "margin": "margin", "result": "result",
+           "clause": "clause"}
 
 
-def render(loader, user, facility_id: str, period, lang: str, profile: str | None = None):
-    if facility_id not in loader.registry.facilities or user is None or not user.may_see(facility_id):
-        return forbidden(lang)
-    result = loader.evaluation(period, [facility_id])
+def layout(facility_id: str, lang: str, url_period: dict, profile: str | None) -> html.Div:
+    return html.Div([
+        dcc.Store(id="subsidy-params", data={"facility_id": facility_id, "lang": lang, "url_period": url_period}),
+        html.H2(t(lang, "subsidy"), id="subsidy-title"),
+        html.Div([html.Span(t(lang, "profile") + " "),
+                  dcc.Dropdown(id="subsidy-profile", value=profile, clearable=False, style={"width": "360px"})],
+                 style={"display": "flex", "alignItems": "center", "gap": "8px"}),
+        html.Div(id="subsidy-body"),
+    ])
+
+
+def check_rows(profile_result: dict, lang: str) -> list[dict]:
+    rows = []
+    for c in profile_result["checks"]:
+        margin = "—" if c["margin"] is None else f"{c['margin']:+.4g} " + ((c.get("margin_detail") or {}).get("text", ""))
+        rows.append({"check": metric_text(c["metric"], lang), "metric": c["metric"], "value": "—" if c["value"] is None else f"{c['value']:.4g}",
+                     "threshold": f"{c['op']} {c['threshold']}", "margin": margin,
+                     "result": t(lang, c["status"]), "status": c["status"], "clause": c["clause"]})
+    return rows
+
+
+OUTPUTS = (Output("subsidy-title", "children"), Output("subsidy-profile", "options"),
+           Output("subsidy-profile", "value"), Output("subsidy-body", "children"))
+INPUTS = (Input("subsidy-params", "data"), Input("period-choice", "data"), Input("subsidy-profile", "value"))
+
+
+def update(params: dict, choice: dict | None, profile: str | None):
+    params = params or {}
+    lang = params.get("lang", "zh")
+    ld = common.loader()
+    user = common.current_user()
+    fid = params.get("facility_id")
+    if not may_see(ld.registry, user, fid):
+        return t(lang, "subsidy"), [], None, forbidden(lang)
+    try:
+        period = common.period_from(choice, params.get("url_period"))
+    except InputError as e:
+        return t(lang, "bad_period"), [], profile, common.error(str(e))
+    result = ld.evaluation(period, [fid])
     f = result["facilities"][0]
     profiles = f["profiles"]
-    profile = profile if profile in profiles else (DEFAULT_PROFILE if DEFAULT_PROFILE in profiles else next(iter(profiles), None))
+    options = [{"label": p, "value": p} for p in profiles]
+    if profile not in profiles:
+        profile = DEFAULT_PROFILE if DEFAULT_PROFILE in profiles else next(iter(profiles), None)
     if profile is None:
-        return html.Div(t(lang, "no_data"))
+        return t(lang, "subsidy"), options, None, html.Div(t(lang, "no_data"))
     pr = profiles[profile]
-    rows = [{"check": c["metric"], "value": "—" if c["value"] is None else f"{c['value']:.4g}",
-             "threshold": f"{c['op']} {c['threshold']}", "margin": "—" if c["margin"] is None else
-             f"{c['margin']:+.4g} " + ((c.get("margin_detail") or {}).get("text", "")),
-             "result": t(lang, c["status"]), "clause": c["clause"]} for c in pr["checks"]]
     est = pr.get("subsidy_estimate")
-    steps = [html.Li(s) for s in (est or {}).get("steps", [])]
     q = urlencode({"from": result["period"]["from"], "to": result["period"]["to"], "lang": lang, "profile": profile})
-    links = [html.A(t(lang, "download_evidence"), href=f"/download/evidence/{facility_id}?{q}", id="dl-evidence",
+    links = [html.A(t(lang, "download_evidence"), href=f"/download/evidence/{fid}?{q}", id="dl-evidence",
                     className="button")]
     if user.may_export():
         links.append(html.A(t(lang, "download_export"), id="dl-export", className="button",
                             href=f"/download/export?{urlencode({'from': result['period']['from'], 'lang': lang})}"))
-    return html.Div([
-        html.H2(f"{t(lang, 'subsidy')} · {f['name']} · {profile}", id="subsidy-title"),
-        html.P([t(lang, "eligible"), ": ", badge(pr["eligible"], lang, "subsidy-eligible")]),
+    status_style = {"styleConditions": [
+        {"condition": "params.data.status === 'pass'", "style": {"color": "#2e7d32", "fontWeight": "bold"}},
+        {"condition": "params.data.status === 'fail'", "style": {"color": "#c62828", "fontWeight": "bold"}},
+        {"condition": "params.data.status === 'inconclusive'", "style": {"color": "#b26a00"}}]}
+    name = f["name"] if lang == "zh" or not f.get("name_en") else f["name_en"]
+    body = [
+        html.P([t(lang, "eligible"), ": ", badge(pr["eligible"], lang, "subsidy-eligible"),
+                f" · {t(lang, 'period')} {common.period_heading(result['period'], lang)}"]),
         html.P(pr.get("source", ""), className="note"),
-        dash_table.DataTable(id="subsidy-checks", data=rows, columns=[{"name": t(lang, k2), "id": k} for k, k2 in
-                             (("check", "checks"), ("value", "value"), ("threshold", "threshold"), ("margin", "margin"),
-                              ("result", "result"), ("clause", "clause"))],
-                             style_cell={"whiteSpace": "normal", "height": "auto", "textAlign": "left", "fontSize": "13px"}),
+        dag.AgGrid(id="subsidy-checks", rowData=check_rows(pr, lang),
+                   columnDefs=[{"field": k, "headerName": t(lang, HEADERS[k]), "wrapText": True, "autoHeight": True,
+                                **({"cellStyle": status_style} if k == "result" else {})} for k in CHECK_FIELDS],
+                   defaultColDef={"resizable": True}, columnSize="responsiveSizeToFit",
+                   dashGridOptions={"domLayout": "autoHeight", "localeText": GRID_LOCALE_ZH if lang == "zh" else {}}),
         html.H3(t(lang, "estimate")),
         html.P(("—" if est is None else f"{num(est['subsidy_cny'], lang, 0)} CNY "
                 + (t(lang, "upper_bound") if est["subsidy_is_upper_bound"] else "")), id="subsidy-amount"),
-        html.Ol(steps),
+        html.Ol([html.Li(s) for s in (est or {}).get("steps", [])]),
         html.Div(links, className="downloads"),
-    ])
+    ]
+    return f"{t(lang, 'subsidy')} · {name} · {profile}", options, profile, body
+
+
+def register(app) -> None:
+    app.callback(*OUTPUTS, *INPUTS)(update)

@@ -5,35 +5,53 @@ import time
 import pytest
 from conftest import shot
 
-from dcmon.dashboard.app import create_app, render_page
+from dcmon.dashboard.app import create_app, display_page
+from dcmon.dashboard.pages import facility, overview, subsidy
 
 WEEK = "?from=2026-07-06&to=2026-07-12"
+URL_WEEK = {"from": "2026-07-06", "to": "2026-07-12"}
 
 
 def _text(component) -> str:
-    return json.dumps(component.to_plotly_json(), default=lambda o: o.to_plotly_json() if hasattr(o, "to_plotly_json") else str(o),
-                      ensure_ascii=False)
+    return json.dumps(component.to_plotly_json() if hasattr(component, "to_plotly_json") else component,
+                      default=lambda o: o.to_plotly_json() if hasattr(o, "to_plotly_json") else str(o), ensure_ascii=False)
 
 
-def call(app, path, search=WEEK, lang=None, user=None):
-    with app.server.test_request_context(path):
-        import flask
+def in_request(app, fn, *args, user=None):
+    """Call a page callback the way Dash does: inside a request of this app, as ``user``."""
+    import flask
+    with app.server.test_request_context("/_dash-update-component"):
         if user:
             flask.session["user"] = user
-        return render_page(path, search, None, None, None, lang, 0)
+        return fn(*args)
+
+
+def grid_rows(app, lang="zh", user=None, url_period=URL_WEEK):
+    out = in_request(app, overview.update, {"lang": lang, "url_period": url_period}, None, user=user)
+    return {r["id"]: r for r in out[4]}, out
 
 
 def test_overview_callback_shows_the_right_badges(week_store):
     data, _, _ = week_store
     app = create_app("fixtures", data)
-    page, _ = call(app, "/")
-    grid = next(c for c in _walk(page) if getattr(c, "id", None) == "overview-grid")
-    rows = {r["id"]: r for r in grid.data}
+    rows, out = grid_rows(app)
     assert rows["cd-east-01"]["chengdu-2023-cloud-retrofit"].startswith("✔")
     for fid in ("cd-pue-fail", "cd-racks-fail", "cd-compute-fail", "cd-boundary"):
         assert rows[fid]["chengdu-2023-cloud-retrofit"].startswith("✘"), fid
-    assert rows["cd-boundary"]["pue"] == 1.25
+    assert rows["cd-boundary"]["pue"] == 1.25   # the figure itself; the grid formats it in the browser
     assert "✔" in rows["bd-cloud-01"]["baoding-2024-cloud-retrofit"]
+    fields = [c["field"] for c in out[5]]
+    assert "chengdu-2023-cloud-retrofit" in fields and "pue" in fields
+    assert "2026年7月6日 — 2026年7月12日" in out[0]
+
+
+def test_period_choice_overrides_the_url(week_store):
+    data, _, _ = week_store
+    app = create_app("fixtures", data)
+    out = in_request(app, overview.update, {"lang": "en", "url_period": URL_WEEK}, {"from": "2026-07-06", "to": "2026-07-06"})
+    assert out[0].endswith("6 Jul 2026 — 6 Jul 2026")
+    bad = in_request(app, overview.update, {"lang": "en", "url_period": {"from": "2026-07-32", "to": "2026-08-01"}}, None)
+    assert "2026-07-32" in _text(bad[1]) and bad[4] == []
 
 
 def _walk(c):
@@ -46,27 +64,86 @@ def _walk(c):
         yield from _walk(kids)
 
 
-def test_language_switch_in_the_callback(week_store):
+def test_language_switch_in_the_callbacks(week_store):
     data, _, _ = week_store
     app = create_app("fixtures", data)
-    zh, _ = call(app, "/")
-    en, _ = call(app, "/", lang="en")
-    assert "总览" in _text(zh) and "Overview" in _text(en)
+    zh = in_request(app, display_page, "/", WEEK, None)
+    en = in_request(app, display_page, "/", WEEK, "en")
+    assert "总览" in _text(zh[0]) and "Overview" in _text(en[0])
+    assert zh[2][0]["label"].endswith("季度") and "Q" in en[2][0]["label"]
+    _, out_zh = grid_rows(app, "zh")
+    _, out_en = grid_rows(app, "en")
+    assert "zh-CN" in json.dumps(out_zh[5]) and "en-GB" in json.dumps(out_en[5])
+    fz = in_request(app, facility.update_period, {"facility_id": "cd-east-01", "lang": "zh", "url_period": URL_WEEK}, None)
+    fe = in_request(app, facility.update_period, {"facility_id": "cd-east-01", "lang": "en", "url_period": URL_WEEK}, None)
+    assert "统计期PUE" in _text(fz[2]) and "PUE of the period" in _text(fe[2])
+    assert "2026年7月6日" in fz[1] and "6 Jul 2026" in fe[1]
+
+
+def test_number_and_date_formats_follow_the_language():
+    from dcmon.dashboard.i18n import date, num, pct, quarter_label
+    assert num(1234567.891, "zh", 3) == "1,234,567.891" and num(None, "en") == "—" and num(float("nan"), "en") == "—"
+    assert pct(0.7012, "zh") == "70.1%" and pct(0.7012, "en", 0) == "70%"
+    assert date("2026-07-06", "zh") == "2026年7月6日" and date("2026-07-06", "en") == "6 Jul 2026"
+    assert quarter_label("2026Q3", "zh") == "2026年第3季度" and quarter_label("2026Q3", "en") == "2026 Q3"
 
 
 def test_operator_sees_only_its_facilities(week_store, users_config):
     data, _, _ = week_store
     app = create_app(users_config, data)
-    page, _ = call(app, "/", user="east-ops")
-    grid = next(c for c in _walk(page) if getattr(c, "id", None) == "overview-grid")
-    assert [r["id"] for r in grid.data] == ["cd-east-01"]
-    other, _ = call(app, "/facility/cd-pue-fail", user="east-ops")
-    assert "forbidden" in _text(other) and "cd-pue-fail" not in _text(other).replace("/facility/cd-pue-fail", "")
-    own, _ = call(app, "/facility/cd-east-01", user="east-ops")
-    assert "live-pue" in _text(own)
-    regulator, _ = call(app, "/", user="reviewer")
-    grid = next(c for c in _walk(regulator) if getattr(c, "id", None) == "overview-grid")
-    assert len(grid.data) == 9
+    rows, _ = grid_rows(app, user="east-ops")
+    assert list(rows) == ["cd-east-01"]
+    page = in_request(app, display_page, "/facility/cd-pue-fail", WEEK, None, user="east-ops")[0]
+    assert "forbidden" in _text(page) and "facility-params" not in _text(page)
+    # the page callbacks refuse too, whatever the client claims
+    other = {"facility_id": "cd-pue-fail", "lang": "en", "url_period": URL_WEEK}
+    period = in_request(app, facility.update_period, other, None, user="east-ops")
+    assert "You may not see this facility" in _text(period[0]) and period[2] == []
+    live = in_request(app, facility.update_live, other, None, user="east-ops")
+    assert live[0] == [] and live[2] == []
+    sub = in_request(app, subsidy.update, other, None, None, user="east-ops")
+    assert "You may not see this facility" in _text(sub[3])
+    own = in_request(app, facility.update_live, {**other, "facility_id": "cd-east-01"}, None, user="east-ops")
+    assert "live-pue" in _text(own[0])
+    rows, _ = grid_rows(app, user="reviewer")
+    assert len(rows) == 9
+    assert grid_rows(app, user=None)[0] == {}
+
+
+def test_subsidy_callback_lists_checks_with_clauses(week_store):
+    data, _, _ = week_store
+    app = create_app("fixtures", data)
+    title, options, profile, body = in_request(app, subsidy.update, {"facility_id": "cd-east-01", "lang": "en",
+                                                                     "url_period": URL_WEEK}, None, None)
+    assert profile == "chengdu-2023-cloud-retrofit" and any(o["value"] == profile for o in options)
+    text = _text(body)
+    assert "subsidy-eligible" in text and "/download/evidence/cd-east-01?" in text
+    grid = next(c for c in _walk(html_div(body)) if getattr(c, "id", None) == "subsidy-checks")
+    assert {r["metric"] for r in grid.rowData} >= {"pue", "racks", "compute_share"}
+    assert any(r["check"] == "standard racks (racks)" for r in grid.rowData)
+    assert all(r["clause"] for r in grid.rowData)
+
+
+def html_div(children):
+    from dash import html
+    return html.Div(children)
+
+
+def test_facility_live_parts(week_store):
+    """Floor map is one heatmap over every rack; silent meters show as events."""
+    data, _, _ = week_store
+    app = create_app("fixtures", data)
+    cards, floor, events, health = in_request(app, facility.update_live, {"facility_id": "cd-east-01", "lang": "en",
+                                                                           "url_period": URL_WEEK}, None)
+    heat = floor.data[0]
+    assert heat.type == "heatmap"
+    cells = sum(1 for row in heat.text for v in row if v)
+    from dcmon.registry import load_registry
+    assert cells == len(load_registry("fixtures").get("cd-east-01").racks)
+    # nothing arrived in the last minutes for the fixture week: every meter is silent now
+    assert {e["source"] for e in events if e["event"] == "meter silent"} == \
+        {m.id for m in load_registry("fixtures").get("cd-east-01").meters}
+    assert "no data" in _text(health)
 
 
 def _login(client, user, pw):
@@ -74,31 +151,42 @@ def _login(client, user, pw):
     assert r.status_code == 302, r.data
 
 
-def _update_request(path):
-    """The POST a browser sends to the callback endpoint for the page router."""
-    return {"output": "..page.children...logout.children..", "outputs": [{"id": "page", "property": "children"},
-                                                                         {"id": "logout", "property": "children"}],
-            "inputs": [{"id": "url", "property": "pathname", "value": path}, {"id": "url", "property": "search", "value": WEEK},
-                       {"id": "period", "property": "value", "value": None}, {"id": "range", "property": "start_date", "value": None},
-                       {"id": "range", "property": "end_date", "value": None}, {"id": "lang", "property": "value", "value": "en"},
-                       {"id": "tick", "property": "n_intervals", "value": 0}],
-            "changedPropIds": ["url.pathname"], "state": []}
+LIVE_OUTS = [("facility-live-cards", "children"), ("floor-map", "figure"), ("events", "rowData"),
+             ("collector-health", "children")]
+PERIOD_OUTS = [("facility-title", "children"), ("facility-header", "children"), ("facility-period-cards", "children"),
+               ("facility-basis", "children"), ("trend-day", "figure"), ("trend-month", "figure"),
+               ("energy-by-role", "figure")]
+
+
+def _update_request(facility_id, outs=LIVE_OUTS):
+    """The POST a browser sends to the callback endpoint for a part of the facility page."""
+    tick = "facility-tick" if outs is LIVE_OUTS else "facility-slow-tick"
+    return {"output": ".." + "...".join(f"{i}.{p}" for i, p in outs) + "..",
+            "outputs": [{"id": i, "property": p} for i, p in outs],
+            "inputs": [{"id": "facility-params", "property": "data",
+                        "value": {"facility_id": facility_id, "lang": "en", "url_period": URL_WEEK}},
+                       {"id": "period-choice", "property": "data", "value": None},
+                       {"id": tick, "property": "n_intervals", "value": 1}],
+            "changedPropIds": [f"{tick}.n_intervals"], "state": []}
 
 
 def test_callback_endpoint_and_downloads_enforce_access(week_store, users_config):
     data, store, _ = week_store
     app = create_app(users_config, data)
     c = app.server.test_client()
-    assert c.post("/_dash-update-component", json=_update_request("/facility/cd-pue-fail")).status_code == 401
+    assert c.post("/_dash-update-component", json=_update_request("cd-pue-fail")).status_code == 401
     assert c.get("/download/evidence/cd-east-01?from=2026-07-06&to=2026-07-12").status_code == 401
     assert c.post("/login", data={"user": "east-ops", "password": "wrong"}).status_code == 401
     _login(c, "east-ops", "east-pw")
-    r = c.post("/_dash-update-component", json=_update_request("/facility/cd-pue-fail"))
+    r = c.post("/_dash-update-component", json=_update_request("cd-pue-fail"))
     assert r.status_code == 200
     body = r.get_data(as_text=True)
-    assert "You may not see this facility" in body and "live-pue" not in body
-    r = c.post("/_dash-update-component", json=_update_request("/facility/cd-east-01"))
-    assert "live-pue" in r.get_data(as_text=True)
+    assert "live-pue" not in body and "A1-01-01" not in body   # no figure, no rack of the other facility
+    r = c.post("/_dash-update-component", json=_update_request("cd-pue-fail", PERIOD_OUTS))
+    body = r.get_data(as_text=True)
+    assert "You may not see this facility" in body and "period-pue" not in body
+    r = c.post("/_dash-update-component", json=_update_request("cd-east-01"))
+    assert "live-pue" in r.get_data(as_text=True) and "A1-01-01" in r.get_data(as_text=True)
     assert c.get("/download/evidence/cd-pue-fail?from=2026-07-06&to=2026-07-12").status_code == 403
     assert c.get("/download/export?from=2026-07-06").status_code == 403
     own = c.get("/download/evidence/cd-east-01?from=2026-07-06&to=2026-07-12&lang=en")
