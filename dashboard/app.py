@@ -16,12 +16,12 @@ from pathlib import Path
 
 import flask
 from dash import ClientsideFunction, Dash, Input, Output, dcc, html
-
 from dcmon.dashboard import common
 from dcmon.dashboard.auth import authenticate, load_users
 from dcmon.dashboard.data import Loader
 from dcmon.dashboard.i18n import LANGS, quarter_label, t
 from dcmon.dashboard.pages import facility, overview, subsidy
+
 from dcmon.periods import Period, parse_date, quarter
 
 PUBLIC_PREFIXES = ("/login", "/_dash-component-suites/", "/assets/", "/_favicon.ico", "/favicon.ico")
@@ -74,7 +74,7 @@ def layout():
         html.Div([
             dcc.Link(html.B("dcmon"), href="/", id="home"),
             dcc.Dropdown(id="period", value=None, clearable=False, searchable=False, style={"width": "160px"}),
-            dcc.DatePickerRange(id="range", display_format="YYYY-MM-DD", clearable=True),
+            html.Div(dcc.DatePickerRange(id="range", display_format="YYYY-MM-DD", clearable=True), style={"width": "300px"}),
             dcc.Dropdown(id="lang", options=[{"label": "中文", "value": "zh"}, {"label": "English", "value": "en"}],
                          value=None, clearable=False, searchable=False, placeholder="中文", style={"width": "110px"},
                          persistence=True, persistence_type="local"),
@@ -85,7 +85,8 @@ def layout():
 
 
 ROUTER = (Output("page", "children"), Output("logout", "children"), Output("period", "options"),
-          Output("period", "placeholder"),
+          Output("period", "placeholder"), Output("range", "start_date_placeholder_text"),
+          Output("range", "end_date_placeholder_text"),
           Input("url", "pathname"), Input("url", "search"), Input("lang", "value"))
 PERIOD_CHOICE = (Output("period-choice", "data"), Output("period", "value"), Output("range", "start_date"),
                  Output("range", "end_date"),
@@ -103,8 +104,9 @@ def display_page(pathname, search, lang_value):
     url_period = common.url_period(search)
     placeholder = (quarter_label(url_period["period"], lang) if url_period.get("period") else
                    t(lang, "custom") if url_period.get("from") else quarter_label(common.default_quarter(), lang))
+    dates = (t(lang, "start_date"), t(lang, "end_date"))
     if user is None:
-        return html.Div(html.A(t(lang, "login"), href="/login")), "", options, placeholder
+        return html.Div(html.A(t(lang, "login"), href="/login")), "", options, placeholder, *dates
     ld = common.loader()
     path = (pathname or "/").rstrip("/") or "/"
     parts = path.strip("/").split("/")
@@ -119,7 +121,7 @@ def display_page(pathname, search, lang_value):
             page = subsidy.layout(parts[1], lang, url_period, common.query(search).get("profile"))
     else:
         page = html.H3(t(lang, "not_found"), id="not-found")
-    return page, (t(lang, "logout") if user.name != "local" else ""), options, placeholder
+    return page, (t(lang, "logout") if user.name != "local" else ""), options, placeholder, *dates
 
 
 LOGIN_FORM = """<!doctype html><html><head><meta charset="utf-8"><title>dcmon</title></head>

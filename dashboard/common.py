@@ -11,9 +11,9 @@ from urllib.parse import parse_qs
 
 import flask
 from dash import dcc, html
-
 from dcmon.dashboard.auth import LOCAL_USER, User
 from dcmon.dashboard.i18n import LANGS, badge_text, date, quarter_label, t, timestamp
+
 from dcmon.periods import Period, from_options, quarter
 
 BADGE_COLORS = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#f9a825", "not_applicable": "#9e9e9e"}

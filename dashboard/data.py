@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
 from dcmon.metrics import evaluate as ev
-from dcmon.registry import load_registry
 from dcmon.store import open_store
+
+from dcmon.registry import load_registry
 
 log = logging.getLogger("dcmon.dashboard")
 
@@ -68,7 +68,7 @@ class Loader:
         def run():
             try:
                 self._compute(key, fn)
-            except Exception:  # noqa: BLE001 - a failed refresh keeps the previous value; say why
+            except Exception:
                 log.exception("dashboard: background refresh of %s failed; serving the previous value", key[:2])
         threading.Thread(target=run, name="dcmon-dashboard-refresh", daemon=True).start()
 

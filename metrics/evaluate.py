@@ -16,15 +16,23 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from dcmon.metrics import pue as pue_mod
 from dcmon.metrics import racks as racks_mod
 from dcmon.metrics.energy import EnergyAccumulator, SourceParams, merge_results
-from dcmon.metrics.policy import (DEFAULT_MIN_COVERAGE, OP_WORDS, Profile, compare, condition_holds, grade,
-                                  load_profiles, select_profiles)
+from dcmon.metrics.policy import (
+    DEFAULT_MIN_COVERAGE,
+    OP_WORDS,
+    Profile,
+    compare,
+    condition_holds,
+    grade,
+    load_profiles,
+    select_profiles,
+)
 from dcmon.metrics.subsidy import subsidy_estimate
-from dcmon.periods import Period, zone
 from dcmon.store.parquet import INVENTORY_KIND
+
+from dcmon.periods import Period, zone
 
 ENERGY_COLUMNS = ["source_id", "ts", "energy_kwh", "power_kw", "received_at"]
 

@@ -8,19 +8,8 @@ from pathlib import Path
 import orjson
 
 from dcmon import __version__
+from dcmon.terms import KIND_TEXT, LABEL_TEXT, SIZE_TEXT, STATUS_TEXT  # noqa: F401 - re-exported for the reports
 
-STATUS_TEXT = {
-    "zh": {"pass": "达标", "fail": "未达标", "inconclusive": "数据不足", "not_applicable": "不适用",
-           True: "符合", False: "不符合", None: "待定（数据不足）"},
-    "en": {"pass": "pass", "fail": "fail", "inconclusive": "inconclusive", "not_applicable": "not applicable",
-           True: "eligible", False: "not eligible", None: "inconclusive"},
-}
-SIZE_TEXT = {"zh": {"hyperscale": "超大型", "large": "大型", "small_medium": "中小型", "micro": "边缘/微型"},
-             "en": {"hyperscale": "hyperscale", "large": "large", "small_medium": "small/medium", "micro": "micro/edge"}}
-KIND_TEXT = {"zh": {"cloud": "云计算中心", "supercomputing": "超算中心", "intelligent": "智算中心", "edge": "边缘数据中心",
-                    "enterprise": "企业数据中心"},
-             "en": {k: k for k in ("cloud", "supercomputing", "intelligent", "edge", "enterprise")}}
-LABEL_TEXT = {"zh": {"interim": "阶段值（不足12个月）", "annual": "年度值"}, "en": {"interim": "interim", "annual": "annual"}}
 LANGS = ("zh", "en")
 
 

@@ -21,12 +21,21 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
-
 from dcmon.dashboard import common
 from dcmon.dashboard.common import card, forbidden, may_see
-from dcmon.dashboard.i18n import (BROWSER_LOCALES, GRID_LOCALE_ZH, event_text, num, pct, t, timestamp)
+from dcmon.dashboard.i18n import (
+    GRID_LOCALE_ZH,
+    event_text,
+    num,
+    pct,
+    plotly_separators,
+    t,
+    timestamp,
+)
+
 from dcmon.errors import InputError
 from dcmon.periods import Period, quarter
+from dcmon.terms import KIND_TEXT, LABEL_TEXT, PUE_CATEGORY_TEXT, term
 
 LIVE_MS = 10_000
 SLOW_MS = 60_000
@@ -63,10 +72,9 @@ def layout(facility_id: str, lang: str, url_period: dict) -> html.Div:
     ])
 
 
-def _empty_figure() -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(height=60, margin=dict(l=0, r=0, t=0, b=0), xaxis=dict(visible=False), yaxis=dict(visible=False))
-    return fig
+def _empty_figure() -> dict:
+    return {"data": [], "layout": {"height": 60, "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+                                   "xaxis": {"visible": False}, "yaxis": {"visible": False}}}
 
 
 # ------------------------------------------------------------------------------------------- charts
@@ -81,15 +89,17 @@ def trend_figure(bins: pd.DataFrame | None, lang: str, title: str, monthly: bool
                         customdata=np.asarray(bins["coverage"], dtype=float) * 100,
                         hovertemplate="%{x}: PUE %{y:.3f}<br>" + t(lang, "coverage") + " %{customdata:.1f}%<extra></extra>")
     fig.update_layout(title=title, barmode="group", height=300, margin=dict(l=50, r=50, t=40, b=30),
-                      yaxis=dict(title="kWh", tickformat=",.0f"), separators=".,",
-                      yaxis2=dict(title="PUE", overlaying="y", side="right", tickformat=".2f", showgrid=False),
-                      xaxis=dict(type="category"), legend=dict(orientation="h", y=-0.15))
+                      yaxis=dict(title="kWh", tickformat=",.0f"), separators=plotly_separators(lang),
+                      yaxis2=dict(title="PUE", overlaying="y", side="right", showgrid=False),
+                      xaxis=dict(type="date", tickformat="%Y-%m" if monthly else "%Y-%m-%d",
+                                 dtick="M1" if monthly else None, hoverformat="%Y-%m" if monthly else "%Y-%m-%d"),
+                      legend=dict(orientation="h", y=-0.15))
     return fig
 
 
 def role_figure(roles: dict[str, float], lang: str) -> go.Figure:
     fig = go.Figure(go.Bar(x=list(roles), y=list(roles.values()), hovertemplate="%{x}: %{y:,.1f} kWh<extra></extra>"))
-    fig.update_layout(title=t(lang, "by_role"), height=260, margin=dict(l=50, r=20, t=40, b=30),
+    fig.update_layout(title=t(lang, "by_role"), height=260, separators=plotly_separators(lang), margin=dict(l=50, r=20, t=40, b=30),
                       yaxis=dict(title="kWh", tickformat=",.0f"))
     return fig
 
@@ -102,43 +112,44 @@ def _natural(values) -> list:
     return sorted(set(values), key=key)
 
 
-def floor_figure(racks: pd.DataFrame, lang: str) -> go.Figure:
+def floor_figure(racks: pd.DataFrame, lang: str) -> dict:
     """Racks as cells of a heatmap: room·row down, position across, colour = share of design power.
 
-    One heatmap trace (not a marker per rack) keeps a 10 000-rack floor quick to draw.
-    Racks without a reading in the window are grey; share above 1 (over design power) is
+    One heatmap trace (not a marker per rack) keeps a 10 000-rack floor quick to draw, and the
+    figure is a plain dict (no per-element validation) because it is rebuilt every 10 s.
+    Racks without a reading in the window are grey; a share above 1 (over design power) is
     drawn at the top of the scale.
     """
-    fig = go.Figure()
-    if len(racks):
-        y = racks["room"].astype(str) + " · " + racks["row"].astype(str)
-        x = racks["position"].astype(str)
-        ys, xs = _natural(y), _natural(x)
-        yi = pd.Index(ys).get_indexer(y)
-        xi = pd.Index(xs).get_indexer(x)
-        no_reading = -0.1
-        share = racks["share"].to_numpy(dtype=float)
-        z = np.full((len(ys), len(xs)), np.nan)
-        z[yi, xi] = np.where(np.isnan(share), no_reading, np.minimum(share, 1.2))
-        text = np.full((len(ys), len(xs)), "", dtype=object)
-        power = racks["power_kw"].to_numpy(dtype=float)
-        for k, r in enumerate(racks[["rack_id", "design_power_kw", "function", "status"]].itertuples(index=False)):
-            p = t(lang, "no_reading") if np.isnan(power[k]) else f"{num(power[k], lang, 2)} kW ({pct(share[k], lang, 0)})"
-            text[yi[k], xi[k]] = f"{r.rack_id}<br>{p} / {num(r.design_power_kw, lang, 1)} kW<br>{r.function} · {r.status}"
-        grey = 0.1 / 1.3
-        scale = [[0, "#bdbdbd"], [grey, "#bdbdbd"], [grey + 1e-9, "#1a9850"], [grey + (1 - grey) * 0.45, "#fee08b"],
-                 [grey + (1 - grey) * 0.77, "#f46d43"], [1, "#a50026"]]
-        fig.add_heatmap(x=xs, y=ys, z=z, text=text, hovertemplate="%{text}<extra></extra>", zmin=no_reading,
-                        zmax=1.2, colorscale=scale, xgap=1, ygap=1,
-                        colorbar=dict(title="P / P<sub>design</sub>", tickvals=[no_reading, 0, 0.5, 1, 1.2],
-                                      ticktext=[t(lang, "no_reading"), "0%", "50%", "100%", "≥120%"]))
-        height = max(300, min(1400, 14 * len(ys) + 80))
-    else:
-        height = 200
-    fig.update_layout(title=t(lang, "floor"), height=height, margin=dict(l=90, r=20, t=40, b=30),
-                      yaxis=dict(type="category", autorange="reversed"), xaxis=dict(type="category", side="top"),
-                      plot_bgcolor="white")
-    return fig
+    layout = {"title": {"text": t(lang, "floor")}, "margin": {"l": 90, "r": 20, "t": 60, "b": 20},
+              "yaxis": {"type": "category", "autorange": "reversed"}, "xaxis": {"type": "category", "side": "top"},
+              "plot_bgcolor": "white", "separators": plotly_separators(lang), "height": 200}
+    if not len(racks):
+        return {"data": [], "layout": layout}
+    y = racks["room"].astype(str) + " · " + racks["row"].astype(str)
+    x = racks["position"].astype(str)
+    ys, xs = _natural(y), _natural(x)
+    yi = pd.Index(ys).get_indexer(y)
+    xi = pd.Index(xs).get_indexer(x)
+    no_reading = -0.1
+    share = racks["share"].to_numpy(dtype=float)
+    z = np.full((len(ys), len(xs)), np.nan)
+    z[yi, xi] = np.where(np.isnan(share), no_reading, np.minimum(share, 1.2))
+    text = np.full((len(ys), len(xs)), "", dtype=object)
+    none = t(lang, "no_reading")
+    power = [none if p != p else f"{num(p, lang, 2)} kW ({pct(sh, lang, 0)})"
+             for p, sh in zip(racks["power_kw"].to_numpy(dtype=float), share)]
+    text[yi, xi] = [f"{r}<br>{p} / {num(d, lang, 1)} kW<br>{fn} · {st}" for r, p, d, fn, st in
+                    zip(racks["rack_id"], power, racks["design_power_kw"], racks["function"], racks["status"])]
+    grey = 0.1 / 1.3
+    scale = [[0, "#bdbdbd"], [grey, "#bdbdbd"], [grey + 1e-9, "#1a9850"], [grey + (1 - grey) * 0.45, "#fee08b"],
+             [grey + (1 - grey) * 0.77, "#f46d43"], [1, "#a50026"]]
+    trace = {"type": "heatmap", "x": xs, "y": ys, "z": np.where(np.isnan(z), None, z).tolist(), "text": text.tolist(),
+             "hovertemplate": "%{text}<extra></extra>", "zmin": no_reading, "zmax": 1.2, "colorscale": scale,
+             "xgap": 1, "ygap": 1,
+             "colorbar": {"title": {"text": "P / P<sub>design</sub>"}, "tickvals": [no_reading, 0, 0.5, 1, 1.2],
+                          "ticktext": [none, "0%", "50%", "100%", "≥120%"]}}
+    layout["height"] = max(300, min(1400, 14 * len(ys) + 100))
+    return {"data": [trace], "layout": layout}
 
 
 # ------------------------------------------------------------------------------------------- callbacks
@@ -179,7 +190,8 @@ def update_period(params: dict, choice: dict | None, _tick=None):
         first_month = (first_month - dt.timedelta(days=1)).replace(day=1)
     ttm = ld.figures(Period(first_month, today), fac.id, "month")
     name = fac.name if lang == "zh" or not fac.name_en else fac.name_en
-    header = (f"{fac.operator} · {fac.district} · {fac.kind} · {fig['pue_category_text']} · "
+    header = (f"{fac.operator} · {fac.district} · {term(KIND_TEXT, lang, fac.kind)} · "
+              f"{term(PUE_CATEGORY_TEXT, lang, fac.pue_category)} · "
               f"{t(lang, 'period')} {common.period_heading({'from': period.first_day.isoformat(), 'to': period.last_day.isoformat()}, lang)}")
     cards = [card(t(lang, "period_pue"), num(fig["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(fig['coverage'], lang)}",
                   id_="period-pue"),
@@ -190,7 +202,8 @@ def update_period(params: dict, choice: dict | None, _tick=None):
              card(t(lang, "compute"), pct(fig["compute_share"], lang), id_="period-compute"),
              card(t(lang, "std_racks"), num(fig["standard_racks"], lang),
                   f"{t(lang, 'phys_racks')} {num(fig['physical_racks'], lang, 0)}")]
-    basis = f"{fig['pue_label']} · {t(lang, 'readings_used')}: IT = {fig['it_energy_from']}"
+    basis = (f"{t(lang, 'pue_label')}: {term(LABEL_TEXT, lang, fig['pue_label'])} · "
+             f"{t(lang, 'it_from')}: {t(lang, 'it_from_' + fig['it_energy_from'])}")
     return (f"{name} ({fac.id})", header, cards, basis,
             trend_figure(fig.get("bins"), lang, t(lang, "trend_day"), monthly=False),
             trend_figure(ttm.get("bins"), lang, t(lang, "trend_month"), monthly=True),

@@ -7,12 +7,20 @@ facilities that user may see; every figure comes from ``metrics.evaluate`` throu
 from __future__ import annotations
 
 import dash_ag_grid as dag
-from dash import Input, Output, State, dcc, html
-
+from dash import Input, Output, dcc, html
 from dcmon.dashboard import common
 from dcmon.dashboard.common import badge, card, visible_ids
-from dcmon.dashboard.i18n import BROWSER_LOCALES, GRID_LOCALE_ZH, badge_text, num, pct, t
+from dcmon.dashboard.i18n import (
+    BROWSER_LOCALES,
+    GRID_LOCALE_ZH,
+    badge_text,
+    num,
+    pct,
+    t,
+)
+
 from dcmon.errors import InputError
+from dcmon.terms import KIND_TEXT, SIZE_TEXT, term
 
 REFRESH_MS = 60_000  # a district overview changes slowly; the loader refreshes in the background
 
@@ -27,12 +35,12 @@ def layout(lang: str, url_period: dict) -> html.Div:
         html.Ul(className="portfolio-checks", id="overview-checks"),
         dag.AgGrid(id="overview-grid", rowData=[], columnDefs=columns([], lang),
                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
-                                  "minWidth": 90},
+                                  "minWidth": 90, "width": 120},
                    getRowId="params.data.id",
                    dashGridOptions={"localeText": GRID_LOCALE_ZH if lang == "zh" else {}, "animateRows": False,
                                     "suppressDragLeaveHidesColumns": True, "tooltipShowDelay": 300,
                                     "suppressColumnVirtualisation": True},
-                   columnSize="autoSize", style={"height": "calc(100vh - 260px)", "minHeight": "420px"}),
+                   style={"height": "calc(100vh - 260px)", "minHeight": "420px"}),
     ])
 
 
@@ -43,8 +51,8 @@ def _number_col(field: str, header: str, lang: str, digits: int, percent: bool =
 
 
 def columns(profiles: list[str], lang: str) -> list[dict]:
-    cols = [{"field": "facility", "headerName": t(lang, "facility"), "cellRenderer": "markdown", "linkTarget": "_self",
-             "pinned": "left", "minWidth": 180},
+    cols = [{"field": "facility", "headerName": t(lang, "facility"), "cellRenderer": "FacilityLink",
+             "pinned": "left", "width": 220},
             {"field": "id", "headerName": "ID"},
             {"field": "district", "headerName": t(lang, "district")},
             {"field": "city", "headerName": t(lang, "city")},
@@ -70,8 +78,9 @@ def rows(result: dict, lang: str) -> tuple[list[dict], list[str]]:
     out = []
     for f in result["facilities"]:
         name = f["name"] if lang == "zh" or not f.get("name_en") else f["name_en"]
-        r = {"facility": f"[{name}](/facility/{f['facility_id']})", "id": f["facility_id"],
-             "district": f["district"], "city": f["city"], "kind": f["kind"], "size": f["size_class"],
+        r = {"facility": name, "id": f["facility_id"],
+             "district": f["district"], "city": f["city"], "kind": term(KIND_TEXT, lang, f["kind"]),
+             "size": term(SIZE_TEXT, lang, f["size_class"]),
              "std_racks": f["standard_racks"], "phys_racks": f["physical_racks"], "occupancy": f["occupancy_rate"],
              "pue": f["pue"], "compute": f["compute_share"], "coverage": f["coverage"]}
         for p in profiles:

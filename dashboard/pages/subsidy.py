@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 
 import dash_ag_grid as dag
 from dash import Input, Output, dcc, html
-
 from dcmon.dashboard import common
 from dcmon.dashboard.common import badge, forbidden, may_see
 from dcmon.dashboard.i18n import GRID_LOCALE_ZH, metric_text, num, t
+
 from dcmon.errors import InputError
 
 DEFAULT_PROFILE = "chengdu-2023-cloud-retrofit"

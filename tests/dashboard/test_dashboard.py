@@ -2,9 +2,7 @@
 import json
 import time
 
-import pytest
 from conftest import shot
-
 from dcmon.dashboard.app import create_app, display_page
 from dcmon.dashboard.pages import facility, overview, subsidy
 
@@ -135,9 +133,9 @@ def test_facility_live_parts(week_store):
     app = create_app("fixtures", data)
     cards, floor, events, health = in_request(app, facility.update_live, {"facility_id": "cd-east-01", "lang": "en",
                                                                            "url_period": URL_WEEK}, None)
-    heat = floor.data[0]
-    assert heat.type == "heatmap"
-    cells = sum(1 for row in heat.text for v in row if v)
+    heat = floor["data"][0]
+    assert heat["type"] == "heatmap"
+    cells = sum(1 for row in heat["text"] for v in row if v)
     from dcmon.registry import load_registry
     assert cells == len(load_registry("fixtures").get("cd-east-01").racks)
     # nothing arrived in the last minutes for the fixture week: every meter is silent now
@@ -215,7 +213,7 @@ def _wait_text(drv, css, text, timeout=90):
             last = drv.find_element(By.CSS_SELECTOR, css).text
             if text in last:
                 return last
-        except Exception:  # noqa: BLE001 - not rendered yet
+        except Exception:
             pass
         time.sleep(0.3)
     raise AssertionError(f"{css!r} never showed {text!r}; last text {last[:300]!r}")
@@ -253,12 +251,11 @@ def test_e2e_overview_facility_subsidy_and_language(week_store, serve, browser):
 
 def test_e2e_facility_page_updates_when_readings_arrive(registry, serve, browser, tmp_path):
     """Live PUE goes from no data to a figure while the page is open, without a reload."""
-    import datetime as dt
 
     import pandas as pd
+    from dcmon.store import open_store
 
     from dcmon.readings import to_table
-    from dcmon.store import open_store
     store = open_store(tmp_path)
     app = create_app("fixtures", tmp_path)
     base = serve(app)
