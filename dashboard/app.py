@@ -34,6 +34,7 @@ body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-
 .topbar { display: flex; gap: 12px; align-items: center; border-bottom: 1px solid #ddd; padding: 6px 0; flex-wrap: wrap; }
 .button { display: inline-block; margin-right: 8px; padding: 6px 10px; background: #1565c0; color: white; border-radius: 4px; text-decoration: none; }
 .note { color: #555; font-size: 12px; } .error { color: #c62828; }
+.ag-cell-wrap-text { line-height: 1.5; padding-top: 6px; padding-bottom: 6px; word-break: normal; }
 """
 
 

@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +24,11 @@ import pandas as pd
 from dcmon.metrics import evaluate as ev
 from dcmon.store import open_store
 
+from dcmon.periods import Period, quarter
 from dcmon.registry import load_registry
 
 log = logging.getLogger("dcmon.dashboard")
+CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
 @dataclass
@@ -113,10 +116,36 @@ class Loader:
         return self.cached(("fig", period, facility_id, bins),
                            lambda: ev.facility_figures(self.store, fac, period, ev.Options(bins=bins))).value
 
-    def warm(self, period, facility_ids: list[str]) -> threading.Thread:
-        """Evaluate in the background now, so the first visitor finds it cached."""
-        th = threading.Thread(target=lambda: self.evaluation(period, facility_ids), name="dcmon-dashboard-warm",
-                              daemon=True)
+    def figures_many(self, facility_id: str, requests: list[tuple]) -> list[dict]:
+        """``figures`` for several (period, bins) of one facility, computed side by side (threads)."""
+        if len(requests) == 1:
+            return [self.figures(facility_id=facility_id, period=requests[0][0], bins=requests[0][1])]
+        with ThreadPoolExecutor(max_workers=min(4, len(requests)), thread_name_prefix="dcmon-figures") as pool:
+            return list(pool.map(lambda r: self.figures(r[0], facility_id, r[1]), requests))
+
+    def facility_page_figures(self, facility_id: str, period, today: dt.date) -> list[dict]:
+        """What a facility page shows: the period by day, today, this quarter, the trailing 12 months by month."""
+        first_month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+        for _ in range(10):
+            first_month = (first_month - dt.timedelta(days=1)).replace(day=1)
+        q = f"{today.year}Q{(today.month - 1) // 3 + 1}"
+        return self.figures_many(facility_id, [(period, "day"), (Period(today, today), None), (quarter(q), None),
+                                               (Period(first_month, today), "month")])
+
+    def warm(self, period, facility_ids: list[str], today: dt.date | None = None,
+             facility_pages: bool = True) -> threading.Thread:
+        """Compute in the background now what the first visitors will ask for: the evaluation of
+        ``period`` (the overview), then each facility page's figures, largest facility first."""
+        def run():
+            try:
+                self.evaluation(period, facility_ids)
+                if facility_pages:
+                    by_size = sorted(facility_ids, key=lambda f: -len(self.registry.get(f).racks))
+                    for fid in by_size:
+                        self.facility_page_figures(fid, period, today or dt.datetime.now(CHINA).date())
+            except Exception:  # noqa: BLE001 - warming is an optimisation: say why it stopped, serve on demand
+                log.exception("dashboard: pre-warm stopped; figures will be computed on demand")
+        th = threading.Thread(target=run, name="dcmon-dashboard-warm", daemon=True)
         th.start()
         return th
 

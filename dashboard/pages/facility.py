@@ -13,7 +13,6 @@ Figures come from ``metrics`` through the loader; this module only lays them out
 """
 from __future__ import annotations
 
-import datetime as dt
 import time
 
 import dash_ag_grid as dag
@@ -34,7 +33,6 @@ from dcmon.dashboard.i18n import (
 )
 
 from dcmon.errors import InputError
-from dcmon.periods import Period, quarter
 from dcmon.terms import KIND_TEXT, LABEL_TEXT, PUE_CATEGORY_TEXT, term
 
 LIVE_MS = 10_000
@@ -180,15 +178,7 @@ def update_period(params: dict, choice: dict | None, _tick=None):
                 _empty_figure(), _empty_figure(), _empty_figure())
     if fac is None:
         return (forbidden(lang), "", [], "", _empty_figure(), _empty_figure(), _empty_figure())
-    ld = common.loader()
-    fig = ld.figures(period, fac.id, "day")
-    today = common.today_china()
-    today_fig = ld.figures(Period(today, today), fac.id, None)
-    this_q = ld.figures(quarter(common.default_quarter(today)), fac.id, None)
-    first_month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
-    for _ in range(10):
-        first_month = (first_month - dt.timedelta(days=1)).replace(day=1)
-    ttm = ld.figures(Period(first_month, today), fac.id, "month")
+    fig, today_fig, this_q, ttm = common.loader().facility_page_figures(fac.id, period, common.today_china())
     name = fac.name if lang == "zh" or not fac.name_en else fac.name_en
     header = (f"{fac.operator} · {fac.district} · {term(KIND_TEXT, lang, fac.kind)} · "
               f"{term(PUE_CATEGORY_TEXT, lang, fac.pue_category)} · "

@@ -62,3 +62,19 @@ def test_a_failed_refresh_keeps_the_previous_value_and_logs_it(tmp_path, caplog)
     assert ld.cached("k", broken).value == "old"
     assert _wait(lambda: "background refresh" in caplog.text)
     assert "store unreadable" in caplog.text and ld.cached("k", lambda: "new").value in ("old", "new")
+
+
+def test_warm_computes_the_overview_then_every_facility_page(week_store):
+    import datetime as dt
+
+    from dcmon.periods import from_options
+    data, _, _ = week_store
+    ld = Loader("fixtures", data)
+    period = from_options(from_text="2026-07-06", to_text="2026-07-12")
+    ids = sorted(ld.registry.facilities)
+    ld.warm(period, ids, today=dt.date(2026, 7, 12)).join(120)
+    keys = set(ld._cache)
+    assert ("eval", period, tuple(ids)) in keys
+    for fid in ids:
+        assert ("fig", period, fid, "day") in keys, fid
+        assert any(k[0] == "fig" and k[2] == fid and k[3] == "month" for k in keys), fid
