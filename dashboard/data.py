@@ -37,10 +37,11 @@ class _Entry:
     computed_at: dt.datetime  # UTC, when the computation started (the data is at least this fresh)
     monotonic: float
     cost_s: float
+    last_used: float = 0.0
 
 
 class Loader:
-    def __init__(self, config_dir, data_dir, ttl_s: float = 30.0, max_entries: int = 256):
+    def __init__(self, config_dir, data_dir, ttl_s: float = 30.0, max_entries: int = 4096):
         self.config_dir = Path(config_dir)
         self.data_dir = Path(data_dir)
         self.registry = load_registry(self.config_dir)
@@ -56,11 +57,11 @@ class Loader:
         started, t0 = dt.datetime.now(dt.UTC), time.monotonic()
         try:
             value = fn()
-            entry = _Entry(value, started, t0, time.monotonic() - t0)
+            entry = _Entry(value, started, t0, time.monotonic() - t0, time.monotonic())
             with self._lock:
                 self._cache[key] = entry
-                if len(self._cache) > self.max_entries:
-                    for k, _ in sorted(self._cache.items(), key=lambda kv: kv[1].monotonic)[: self.max_entries // 4]:
+                if len(self._cache) > self.max_entries:  # drop the least recently used quarter
+                    for k, _ in sorted(self._cache.items(), key=lambda kv: kv[1].last_used)[: self.max_entries // 4]:
                         self._cache.pop(k, None)
             return entry
         finally:
@@ -83,6 +84,7 @@ class Loader:
                 hit = self._cache.get(key)
                 busy = self._inflight.get(key)
                 if hit is not None:
+                    hit.last_used = now
                     if now - hit.monotonic >= max(self.ttl_s, 4 * hit.cost_s) and busy is None:
                         self._inflight[key] = threading.Event()
                         refresh = True

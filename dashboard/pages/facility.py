@@ -92,6 +92,10 @@ def trend_figure(bins: pd.DataFrame | None, lang: str, title: str, monthly: bool
                       xaxis=dict(type="date", tickformat="%Y-%m" if monthly else "%Y-%m-%d",
                                  dtick="M1" if monthly else None, hoverformat="%Y-%m" if monthly else "%Y-%m-%d"),
                       legend=dict(orientation="h", y=-0.15))
+    if bins is None or not len(bins) or not (bins["facility_energy_kwh"] > 0).any():
+        fig.add_annotation(text=t(lang, "no_data"), showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                           font=dict(size=16, color="#777"))
+        fig.update_yaxes(showticklabels=False)
     return fig
 
 

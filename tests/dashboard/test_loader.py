@@ -78,3 +78,13 @@ def test_warm_computes_the_overview_then_every_facility_page(week_store):
     for fid in ids:
         assert ("fig", period, fid, "day") in keys, fid
         assert any(k[0] == "fig" and k[2] == fid and k[3] == "month" for k in keys), fid
+
+
+def test_the_cache_drops_the_least_recently_used_entries(tmp_path):
+    ld = Loader("fixtures", tmp_path, max_entries=8)
+    ld.cached("keep", lambda: "often read")
+    for i in range(20):
+        ld.cached(("other", i), lambda: i)
+        ld.cached("keep", lambda: "recomputed")
+    assert ld.cached("keep", lambda: "recomputed").value == "often read"
+    assert len(ld._cache) <= 8
