@@ -13,13 +13,14 @@ Figures come from ``metrics`` through the loader; this module only lays them out
 """
 from __future__ import annotations
 
+import hashlib
 import time
 
 import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 from dcmon.dashboard import common
 from dcmon.dashboard.common import card, forbidden, may_see
 from dcmon.dashboard.i18n import (
@@ -57,6 +58,7 @@ def layout(facility_id: str, lang: str, url_period: dict) -> html.Div:
         dcc.Graph(id="trend-month", **graph),
         dcc.Graph(id="energy-by-role", **graph),
         dcc.Graph(id="floor-map", **graph),
+        dcc.Store(id="floor-map-drawn"),
         html.H3(t(lang, "events")),
         dag.AgGrid(id="events", rowData=[], columnDefs=[{"field": k, "headerName": t(lang, k)}
                                                         for k in ("time", "source", "event", "detail")],
@@ -205,8 +207,19 @@ def update_period(params: dict, choice: dict | None, _tick=None):
 
 
 LIVE_OUTPUTS = (Output("facility-live-cards", "children"), Output("floor-map", "figure"),
-                Output("events", "rowData"), Output("collector-health", "children"))
-LIVE_INPUTS = (Input("facility-params", "data"), Input("period-choice", "data"), Input("facility-tick", "n_intervals"))
+                Output("events", "rowData"), Output("collector-health", "children"), Output("floor-map-drawn", "data"))
+LIVE_INPUTS = (Input("facility-params", "data"), Input("period-choice", "data"), Input("facility-tick", "n_intervals"),
+               State("floor-map-drawn", "data"))
+
+
+def floor_signature(racks: pd.DataFrame, lang: str) -> str:
+    """A digest of what the floor map shows, so an unchanged map is not sent again every 10 s."""
+    h = hashlib.blake2b(lang.encode(), digest_size=16)
+    for col in ("rack_id", "status", "function"):
+        h.update("\x1f".join(racks[col].astype(str)).encode())
+    for col in ("power_kw", "design_power_kw"):
+        h.update(racks[col].to_numpy(dtype="float64").tobytes())
+    return h.hexdigest()
 
 
 def events_rows(fac, fig: dict, meters: list[dict], rejected: list[dict], lang: str) -> list[dict]:
@@ -249,14 +262,18 @@ def health_items(health: dict[str, dict], lang: str, now_ms: int | None = None) 
     return out or [html.Li(t(lang, "no_data"))]
 
 
-def update_live(params: dict, choice: dict | None, _tick=None):
-    """The live part of the page, refreshed every 10 s while the page is open."""
+def update_live(params: dict, choice: dict | None, _tick=None, drawn: str | None = None):
+    """The live part of the page, refreshed every 10 s while the page is open.
+
+    ``drawn`` is the digest of the floor map the browser already shows: when the racks have not
+    reported anything new, the map (10 000 cells at a large site) is not rebuilt or sent again.
+    """
     try:
         lang, fac, period = _context(params, choice)
     except InputError:
-        return [], _empty_figure(), [], []
+        return [], _empty_figure(), [], [], None
     if fac is None:
-        return [], _empty_figure(), [], []
+        return [], _empty_figure(), [], [], None
     ld = common.loader()
     live = ld.live(fac.id)
     cards = [card(t(lang, "live_pue"), num(live["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(live['coverage'], lang)}",
@@ -264,7 +281,10 @@ def update_live(params: dict, choice: dict | None, _tick=None):
              card(t(lang, "it_load"), f"{num(live['it_load_kw'], lang)} kW", id_="live-it-load"),
              card(t(lang, "fac_load"), f"{num(live['facility_load_kw'], lang)} kW", id_="live-facility-load")]
     events = events_rows(fac, ld.figures(period, fac.id, "day"), ld.meters(fac.id), ld.rejected(fac.id), lang)
-    return cards, floor_figure(ld.racks(fac.id), lang), events, health_items(ld.collector_health(), lang)
+    racks = ld.racks(fac.id)
+    signature = floor_signature(racks, lang)
+    floor = no_update if drawn == signature else floor_figure(racks, lang)
+    return cards, floor, events, health_items(ld.collector_health(), lang), signature
 
 
 def register(app) -> None:

@@ -131,8 +131,12 @@ def test_facility_live_parts(week_store):
     """Floor map is one heatmap over every rack; silent meters show as events."""
     data, _, _ = week_store
     app = create_app("fixtures", data)
-    cards, floor, events, health = in_request(app, facility.update_live, {"facility_id": "cd-east-01", "lang": "en",
-                                                                           "url_period": URL_WEEK}, None)
+    params = {"facility_id": "cd-east-01", "lang": "en", "url_period": URL_WEEK}
+    cards, floor, events, health, drawn = in_request(app, facility.update_live, params, None)
+    # the next tick with nothing new from the racks does not send the map again
+    from dash import no_update
+    assert in_request(app, facility.update_live, params, None, 1, drawn)[1] is no_update
+    assert in_request(app, facility.update_live, {**params, "lang": "zh"}, None, 1, drawn)[1] is not no_update
     heat = floor["data"][0]
     assert heat["type"] == "heatmap"
     cells = sum(1 for row in heat["text"] for v in row if v)
@@ -150,7 +154,7 @@ def _login(client, user, pw):
 
 
 LIVE_OUTS = [("facility-live-cards", "children"), ("floor-map", "figure"), ("events", "rowData"),
-             ("collector-health", "children")]
+             ("collector-health", "children"), ("floor-map-drawn", "data")]
 PERIOD_OUTS = [("facility-title", "children"), ("facility-header", "children"), ("facility-period-cards", "children"),
                ("facility-basis", "children"), ("trend-day", "figure"), ("trend-month", "figure"),
                ("energy-by-role", "figure")]
@@ -165,7 +169,8 @@ def _update_request(facility_id, outs=LIVE_OUTS):
                         "value": {"facility_id": facility_id, "lang": "en", "url_period": URL_WEEK}},
                        {"id": "period-choice", "property": "data", "value": None},
                        {"id": tick, "property": "n_intervals", "value": 1}],
-            "changedPropIds": [f"{tick}.n_intervals"], "state": []}
+            "changedPropIds": [f"{tick}.n_intervals"],
+            "state": [{"id": "floor-map-drawn", "property": "data", "value": None}] if outs is LIVE_OUTS else []}
 
 
 def test_callback_endpoint_and_downloads_enforce_access(week_store, users_config):
