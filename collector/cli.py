@@ -75,6 +75,9 @@ def register(sub):
                    help="log and store health this often (default 10 s)")
     g.add_argument("--compact-interval", type=float, default=600.0, metavar="S",
                    help="merge small store files this often (default 600 s; 0 never)")
+    g.add_argument("--quarantine-retention-days", type=int, default=90, metavar="DAYS",
+                   help="remove quarantine files older than DAYS, checked at start and hourly "
+                        "(default 90; 0 keeps them forever)")
     g.add_argument("--keepalive", type=int, default=30, metavar="S", help="MQTT keep-alive (default 30 s)")
     g.add_argument("--no-jump-check", action="store_true", help="do not reject impossible counter jumps")
     i = p.add_argument_group("InfluxDB sink (optional; readings are also written there through a durable outbox)")
@@ -115,6 +118,15 @@ def register(sub):
     add_config_data(q)
     q.add_argument("id", help="id from 'dcmon quarantine list', e.g. 2026-07-01-collector:12")
     q.set_defaults(func=cmd_quarantine_show)
+    q = qsub.add_parser("prune", help="remove quarantine files older than DAYS",
+                        description="Remove whole quarantine files whose UTC day ended more than DAYS days ago and "
+                                    "that were not written since (a file a collector still writes is never "
+                                    "removed). A running collector does this by itself "
+                                    "(--quarantine-retention-days).")
+    add_config_data(q)
+    q.add_argument("--older-than", type=int, required=True, metavar="DAYS", help="age in days (≥ 1)")
+    q.add_argument("--dry-run", action="store_true", help="only list the files that would be removed")
+    q.set_defaults(func=cmd_quarantine_prune)
     p.set_defaults(func=lambda a, qp=p: (qp.print_help(), 2)[1])
 
     p = sub.add_parser("demo", help="run broker, simulator, collector and dashboard on this machine",
@@ -167,6 +179,10 @@ def build_collector(args, registry):
                         ("--health-interval", args.health_interval, 0.1), ("--compact-interval", args.compact_interval, 0)):
         if not v >= lo:
             raise InputError(f"{name} must be ≥ {lo}: {v!r}")
+    from dcmon.collector.quarantine import DEFAULT_RETENTION_DAYS
+    retention = getattr(args, "quarantine_retention_days", DEFAULT_RETENTION_DAYS)
+    if retention < 0:
+        raise InputError(f"--quarantine-retention-days must be ≥ 0 (0 keeps quarantine files forever): {retention!r}")
     store = open_store(args.data)
     outbox = sender = None
     if args.influx_url:
@@ -182,7 +198,8 @@ def build_collector(args, registry):
                         mappings=mappings, max_future=dt.timedelta(seconds=args.max_future),
                         jump_guard=not args.no_jump_check)
     collector = Collector(opts, ingestor, batch_max_delay_s=args.batch_delay, health_interval_s=args.health_interval,
-                          compact_interval_s=args.compact_interval)
+                          compact_interval_s=args.compact_interval,
+                          quarantine_retention_days=retention)
     return collector, sender
 
 
@@ -314,6 +331,19 @@ def cmd_quarantine_show(args) -> int:
         print(f"{k}: {rec.get(k)}")
     print("raw:")
     print(rec.get("raw", ""))
+    return 0
+
+
+def cmd_quarantine_prune(args) -> int:
+    from dcmon.collector.quarantine import prune
+    data = _require_data(args)
+    if args.older_than < 1:
+        raise InputError(f"--older-than must be ≥ 1 day: {args.older_than!r}")
+    paths = prune(data, args.older_than, dry_run=args.dry_run)
+    for p in paths:
+        print(f"{'would remove' if args.dry_run else 'removed'} {p.name}")
+    print(f"{len(paths)} quarantine file(s) older than {args.older_than} days "
+          f"{'would be removed (dry run)' if args.dry_run else 'removed'} from {data}/quarantine")
     return 0
 
 

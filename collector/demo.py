@@ -136,6 +136,7 @@ def run_demo(args) -> int:
             broker=broker.url, username=None, password=None, ca_file=None, cert_file=None, key_file=None,
             client_id="dcmon-demo-collector", qos=1, prefix="dcmon/v1", protocol=None, share_group=None, mapping=None,
             max_future=300.0, batch_delay=0.05, health_interval=2.0, compact_interval=120.0, keepalive=30,
+            quarantine_retention_days=90,
             no_jump_check=False, influx_url=None, influx_token=None, influx_org="dcmon", influx_bucket="dcmon",
             config=str(config), data=str(data))
         collector, _ = build_collector(cargs, registry)

@@ -172,7 +172,7 @@ class Ingestor:
                 s.duplicates += result.duplicates
             s.rejected += len(rejected)
             s.rejected_messages += len({(t, ms) for t, ms, _ in rejected})
-            rows.update_last_seen(self.last_seen)
+            rows.update_last_seen(self.last_seen, parsed.table)
             for _, _, x in rejected:
                 s.rejects_by_reason[_reason_class(x.reason)] += 1
         for topic, _, x in rejected:

@@ -210,11 +210,14 @@ class Collector:
         the broker holds the rest (memory stays bounded under a burst)
     health_interval_s : how often health is logged and written to the store [s]
     compact_interval_s : how often the collector merges small store files [s] (0: never)
+    quarantine_retention_days : remove quarantine files older than this [days] (0: keep forever);
+        checked at start and every ``prune_interval_s`` [s]
     """
 
     def __init__(self, opts: MqttOptions, ingestor, *, status_name: str | None = None, batch_max_messages: int = 5000,
                  batch_max_bytes: int = 4 << 20, batch_max_delay_s: float = 0.05, queue_max: int = 20000, health_interval_s: float = 10.0,
-                 compact_interval_s: float = 600.0):
+                 compact_interval_s: float = 600.0, quarantine_retention_days: int = 90,
+                 prune_interval_s: float = 3600.0):
         self.opts = opts
         self.ingestor = ingestor
         self.status_name = status_name or ("collector-" + "".join(ch if ch.isalnum() or ch in "-_." else "_"
@@ -225,6 +228,8 @@ class Collector:
         self.queue: queue.Queue = queue.Queue(maxsize=queue_max)
         self.health_interval_s = health_interval_s
         self.compact_interval_s = compact_interval_s
+        self.quarantine_retention_days = quarantine_retention_days
+        self.prune_interval_s = prune_interval_s
         self.client = make_client(opts, manual_ack=opts.qos > 0)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -359,6 +364,7 @@ class Collector:
     def _commit_loop(self):
         next_health = time.monotonic() + self.health_interval_s
         next_compact = time.monotonic() + self.compact_interval_s if self.compact_interval_s else float("inf")
+        next_prune = time.monotonic() if self.quarantine_retention_days else float("inf")   # first: at start
         try:
             while True:
                 item = self._parsed.get()
@@ -377,6 +383,9 @@ class Collector:
                     except Exception:
                         log.exception("compaction failed (readings are safe; will retry)")
                     next_compact = now + self.compact_interval_s
+                if now >= next_prune:
+                    self.prune_quarantine()
+                    next_prune = now + self.prune_interval_s
         finally:
             self._writer_done.set()
 
@@ -404,6 +413,17 @@ class Collector:
         # A message from an earlier connection is redelivered by the broker; acking its
         # packet id on the new connection could acknowledge a different message.
         ack_many(self.client, [b[2] for b in batch if b[3] == 1 and b[4] == gen])
+
+    def prune_quarantine(self) -> list:
+        """Quarantine retention: remove files older than ``quarantine_retention_days`` (never the one
+        being written). Runs on the commit thread, which is also the quarantine's only writer."""
+        from dcmon.collector.quarantine import prune
+        q = self.ingestor.quarantine
+        try:
+            return prune(q.data_dir, self.quarantine_retention_days, keep=[q.current_path])
+        except Exception:
+            log.exception("quarantine retention failed (nothing is lost; will retry)")
+            return []
 
     # ----------------------------------------------------------------- health
     def health(self) -> dict:

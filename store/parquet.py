@@ -405,11 +405,22 @@ class ParquetStore(Store):
 
     # ----------------------------------------------------------------- status
     def put_status(self, name: str, doc: dict) -> None:
+        """Replace status document ``name`` atomically: dot-file, fsync, rename, folder fsync (like data
+        files), so a crash leaves the previous document or the new one, never a torn one."""
         _check_name(name)
+        data = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
         path = self.status_dir / f"{name}.json"
         tmp = self.status_dir / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.status_dir)
 
     def get_status(self, name: str) -> dict | None:
         _check_name(name)
