@@ -90,6 +90,45 @@ class Parsed:
     attempts: int = 0
 
 
+NEIGHBOUR_WINDOW_MS = 35 * 86_400_000   # how far the guard looks into the store for a meter's neighbours [ms]
+
+
+def store_neighbours(store, window_ms: int = NEIGHBOUR_WINDOW_MS):
+    """A :class:`JumpGuard` ``history``: the stored counter readings of one source nearest to ``ts``
+    on each side (within ``window_ms``), each ``(ts_ms, energy_kwh)`` or None.
+
+    A store that cannot be read gives no neighbours (logged); evaluation still refuses to count
+    an implausible step, so nothing wrong becomes energy.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from dcmon.readings import ts_to_pandas
+
+    def lookup(facility_id, kind, source_id, ts_ms):
+        try:
+            t = store.read(facility_id, kind, ts_to_pandas(ts_ms - window_ms), ts_to_pandas(ts_ms + window_ms + 1),
+                           sources=[source_id], columns=["ts", "energy_kwh"])
+        except Exception as e:  # noqa: BLE001 - a look-up must not stop ingestion
+            log.warning("jump guard: cannot read the stored readings of %s %s/%s (%s); checking against "
+                        "this collector's readings only", kind, facility_id, source_id, e)
+            return None, None
+        t = t.filter(pc.is_valid(t.column("energy_kwh")))
+        if not t.num_rows:
+            return None, None
+        ts = t.column("ts").cast(pa.int64()).to_numpy()
+        e = t.column("energy_kwh").to_numpy()
+        i = int(np.searchsorted(ts, ts_ms, "left"))
+        j = int(np.searchsorted(ts, ts_ms, "right"))
+        before = (int(ts[i - 1]), float(e[i - 1])) if i > 0 else None
+        after = (int(ts[j]), float(e[j])) if j < len(ts) else None
+        if j > i:   # the same key is stored already
+            before = (int(ts[i]), float(e[i]))
+        return before, after
+    return lookup
+
+
 class Ingestor:
     """Parses batches of messages and makes their readings durable.
 
@@ -108,7 +147,7 @@ class Ingestor:
         self.prefix = prefix.rstrip("/")
         self.mappings = list(mappings)
         self.max_future = max_future
-        self.guard = JumpGuard() if jump_guard else None
+        self.guard = JumpGuard(history=store_neighbours(store)) if jump_guard else None
         self.origin = origin
         self.stats = Stats()
         self.last_seen: dict[str, dict[str, list]] = defaultdict(dict)  # fac -> src -> [ts_ms, received_ms]

@@ -24,6 +24,7 @@ A rejected reading never costs the accepted readings of the same message.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 import re
@@ -215,25 +216,44 @@ def _raw(value) -> str:
 
 
 # ----------------------------------------------------------------------------- jump guard
+KEEP_POINTS = 64    # counter readings the guard keeps in memory per source (older ones: the store)
+
+
+def _step_kw(rise_kwh: float, dt_ms: int) -> float:
+    """Mean power [kW] of a counter rise over ``dt_ms`` (inf for Δt = 0)."""
+    return rise_kwh * 3_600_000 / dt_ms if dt_ms > 0 else math.inf
+
+
+def _too_much(rise_kwh: float, dt_ms: int, ceiling_kw: float) -> bool:
+    """``rise > ceiling × Δt`` without division, as :func:`dcmon.metrics.energy.implausible` decides."""
+    return rise_kwh > 0 and rise_kwh * 3_600_000 > ceiling_kw * dt_ms
+
+
 @dataclass
 class JumpGuard:
-    """Rejects counter increases and power values no source could physically produce.
+    """Rejects counter steps and power values no source could physically produce (reliability.md #13).
 
-    The ceiling of a meter is ``factor`` × the facility's design power of racks that are not
-    decommissioned (at least ``min_kw``); of a rack, ``factor`` × its design power. A counter
-    increase between two readings of one source whose mean power exceeds the ceiling is an
-    impossible jump. The guard keeps the last accepted counter of each source (bounded by the
-    registry); after a rejected jump, a next reading that continues plausibly from the jumped
-    value is accepted as a new baseline (a replaced meter that starts high), so a source is
-    never locked out.
+    The ceiling of a meter is its ``max_power_kw`` (default: 3 × the design power of the racks not
+    decommissioned, at least 100 kW; :meth:`dcmon.registry.Facility.meter_max_power_kw`); of a rack,
+    ``factor`` × its design power. A counter reading is checked against *both* neighbours in time:
+    the rise from the reading before it and the rise to the reading after it must each need no more
+    than the ceiling. Decreases are not checked here (resets and rollovers are the metrics' business).
 
-    factor : ceiling over design power [-]
-    min_kw : smallest meter ceiling [kW]
+    Neighbours come from the readings this guard accepted (the last ``KEEP_POINTS`` per source) and,
+    for a meter reading older than those — the first reading after a start, a late one — from the
+    store through ``history(facility_id, kind, source_id, ts_ms) -> (before, after)``, each
+    ``(ts_ms, energy_kwh)`` or None. After a rejected rise, a next reading that continues plausibly
+    from the rejected value is accepted as a new baseline (a replaced meter that starts high), so a
+    source is never locked out.
+
+    factor : rack ceiling over design power [-]
+    history : store look-up of a meter's neighbours (None: memory only)
     """
 
     factor: float = 3.0
-    min_kw: float = 100.0
-    last: dict = field(default_factory=dict)        # (fac, kind, src) -> (ts_ms, energy_kwh)
+    history: object = None
+    points: dict = field(default_factory=dict)      # (fac, kind, src) -> sorted [(ts_ms, energy_kwh)]
+    complete_from: dict = field(default_factory=dict)  # (fac, kind, src) -> ts: memory holds every neighbour after it
     candidate: dict = field(default_factory=dict)   # after a rejected jump
     _ceilings: dict = field(default_factory=dict)
 
@@ -241,13 +261,12 @@ class JumpGuard:
         key = (facility.id, kind, source_id)
         c = self._ceilings.get(key)
         if c is None:
-            racks = facility.racks
             if kind == "rack":
+                racks = facility.racks
                 dp = racks.loc[racks["rack_id"] == source_id, "design_power_kw"]
                 c = self.factor * float(dp.iloc[0]) if len(dp) else math.inf
             else:
-                live = racks.loc[racks["status"] != "decommissioned", "design_power_kw"].sum()
-                c = max(self.min_kw, self.factor * float(live))
+                c = facility.meter_max_power_kw(source_id) if source_id in facility.meter_ids else math.inf
             self._ceilings[key] = c
         return c
 
@@ -271,39 +290,80 @@ class JumpGuard:
             self._ceilings[key] = c
         return c
 
+    def neighbours(self, facility, kind: str, source_id: str, ts: int):
+        """``(before, after)``: the accepted counter readings nearest to ``ts`` on each side, or None."""
+        key = (facility.id, kind, source_id)
+        pts = self.points.get(key)
+        if pts is None:
+            pts = self.points[key] = []
+            self.complete_from[key] = math.inf if (self.history is not None and kind == "meter") else -math.inf
+        i = bisect.bisect_left(pts, (ts, -math.inf))
+        before = pts[i - 1] if i > 0 else None
+        after = pts[i] if i < len(pts) else None
+        if ts <= self.complete_from[key]:
+            st_before, st_after = self.history(facility.id, kind, source_id, ts)
+            if st_before is not None and (before is None or st_before[0] > before[0]):
+                before = st_before
+            if st_after is not None and (after is None or st_after[0] < after[0]):
+                after = st_after
+            if not pts and st_after is None:
+                # the newest reading of a source after a start: from here on memory is complete
+                if st_before is not None:
+                    pts.append(st_before)
+                self.complete_from[key] = st_before[0] if st_before is not None else -math.inf
+        return before, after
+
+    def _remember(self, key, ts: int, e: float) -> None:
+        pts = self.points[key]
+        if ts < self.complete_from[key]:
+            return   # older than what memory covers: the store has its neighbours
+        i = bisect.bisect_left(pts, (ts, -math.inf))
+        if i < len(pts) and pts[i][0] == ts:
+            return   # a copy of a key: the store keeps the first
+        pts.insert(i, (ts, e))
+        if len(pts) > KEEP_POINTS:
+            del pts[0]
+            self.complete_from[key] = pts[0][0]
+
     def check(self, facility, row: dict) -> None:
-        """Raise ``ValueError`` when ``row`` is an impossible jump; else remember it."""
+        """Raise ``ValueError`` when ``row`` is an impossible step or power; else remember it."""
         kind, src = row["kind"], row["source_id"]
         ceiling = self.ceiling_kw(facility, kind, src)
         p = row.get("power_kw")
         if p is not None and p > ceiling:
-            raise ValueError(f"power_kw {p:g} is impossible for {kind} {src!r} "
-                             f"(ceiling {ceiling:g} kW = {self.factor:g} × design power)")
+            raise ValueError(f"power_kw {p:g} is impossible for {kind} {src!r} (ceiling {ceiling:g} kW)")
         e = row.get("energy_kwh")
         if e is None:
             return
         key = (facility.id, kind, src)
         ts = row["ts"]
-        prev = self.last.get(key)
-        if prev is None or ts <= prev[0]:
-            if prev is None:
-                self.last[key] = (ts, e)
-            return  # first or late reading: nothing to compare forward with
-        hours = (ts - prev[0]) / 3_600_000
-        rise = e - prev[1]
-        if rise > 0 and rise > ceiling * hours:
+        before, after = self.neighbours(facility, kind, src, ts)
+        if before is not None and before[0] == ts or after is not None and after[0] == ts:
+            return   # same key as a reading already accepted: the store keeps the first one
+        if after is not None and _too_much(after[1] - e, after[0] - ts, ceiling):
+            raise ValueError(f"energy_kwh {e:g} at {_iso_ms(ts)} is impossible for {kind} {src!r}: the next reading "
+                             f"({after[1]:g} at {_iso_ms(after[0])}) would need "
+                             f"{_step_kw(after[1] - e, after[0] - ts):g} kW mean power (ceiling {ceiling:g} kW)")
+        if before is not None and _too_much(e - before[1], ts - before[0], ceiling):
             cand = self.candidate.get(key)
-            if cand is not None and ts > cand[0] and 0 <= e - cand[1] <= ceiling * (ts - cand[0]) / 3_600_000:
+            if after is None and cand is not None and ts > cand[0] \
+                    and e >= cand[1] and not _too_much(e - cand[1], ts - cand[0], ceiling):
                 # Continues plausibly from the previous jump: a new baseline (meter replaced).
                 del self.candidate[key]
-                self.last[key] = (ts, e)
+                self._remember(key, ts, e)
                 return
-            self.candidate[key] = (ts, e)
-            raise ValueError(f"energy_kwh jumps from {prev[1]:g} to {e:g} in {hours * 3600:.0f} s: "
-                             f"{rise / hours if hours else math.inf:g} kW mean power, impossible for "
-                             f"{kind} {src!r} (ceiling {ceiling:g} kW)")
-        self.candidate.pop(key, None)
-        self.last[key] = (ts, e)
+            if after is None:
+                self.candidate[key] = (ts, e)
+            raise ValueError(f"energy_kwh jumps from {before[1]:g} ({_iso_ms(before[0])}) to {e:g} "
+                             f"({_iso_ms(ts)}): {_step_kw(e - before[1], ts - before[0]):g} kW mean power, "
+                             f"impossible for {kind} {src!r} (ceiling {ceiling:g} kW)")
+        if after is None:
+            self.candidate.pop(key, None)
+        self._remember(key, ts, e)
+
+
+def _iso_ms(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------------------------ mappings

@@ -20,6 +20,12 @@ and the reference ``ref`` (the highest value since the last reset):
 
 Energy across a gap is still the counter increase across it; the gap shows in coverage.
 
+Implausible steps (reliability.md #13): a step whose energy would need more power than the
+meter can carry, ``energy > max_power_kw × Δt``, is not counted (:func:`counter_step`): it is an
+``implausible_step`` event and ``ref`` is kept, so a spike that returns to trend costs nothing.
+When the next reading continues plausibly from the refused one (a meter replaced by one that
+starts high), that step is counted and the counter goes on from there (``new_baseline``).
+
 Power integration: the trapezoid rule, ``(p[i-1] + p[i]) / 2 × Δt``, for pairs no more than
 ``max_gap`` apart; longer gaps are *missing data*, not zero power, and lower coverage.
 
@@ -49,6 +55,7 @@ class SourceParams:
     rollover_kwh: float | None = None  # [kWh]
     noise_kwh: float = 0.5             # [kWh]
     max_gap_ms: int = 900_000          # [ms]
+    max_power_kw: float | None = None  # most power the meter can carry [kW]; None: no plausibility check
 
 
 def classify_step(ref: float, e: float, p: SourceParams) -> tuple[float, str | None, float]:
@@ -63,6 +70,34 @@ def classify_step(ref: float, e: float, p: SourceParams) -> tuple[float, str | N
     if ref - e <= p.noise_kwh:
         return 0.0, "noise_dip", ref
     return e, "reset", e
+
+
+def implausible(energy_kwh, dt_ms, max_power_kw):
+    """True where counting ``energy_kwh`` [kWh] over ``dt_ms`` [ms] needs more than ``max_power_kw`` [kW].
+
+    Notes: ``energy × 3 600 000 > max_power_kw × Δt`` (no division, so Δt = 0 is handled). Works on
+    scalars and numpy arrays; ``max_power_kw`` None or NaN never refuses.
+    """
+    if max_power_kw is None:
+        return np.zeros(np.shape(energy_kwh), bool) if np.ndim(energy_kwh) else False
+    with np.errstate(invalid="ignore"):   # NaN readings and an infinite ceiling over Δt = 0 never refuse
+        return np.asarray(energy_kwh) * 3_600_000.0 > np.asarray(max_power_kw) * np.asarray(dt_ms, dtype=np.float64)
+
+
+def counter_step(ref: float, prev: float, e: float, dt_ms: int, p: SourceParams) -> tuple[float, str | None, float]:
+    """:func:`classify_step` with the plausibility rule: ``(energy_kwh, event, new_ref)``.
+
+    ref : reference of the counter [kWh]; prev : the previous reading (may have been refused) [kWh];
+    e : this reading [kWh]; dt_ms : time since the previous reading [ms].
+    A step needing more than ``p.max_power_kw`` counts 0 kWh (event ``implausible_step``, ``ref``
+    kept), unless ``e`` continues plausibly from ``prev`` (``new_baseline``: ``e - prev`` is counted).
+    """
+    inc, ev, new_ref = classify_step(ref, e, p)
+    if p.max_power_kw is None or not implausible(inc, dt_ms, p.max_power_kw):
+        return inc, ev, new_ref
+    if e >= prev and not implausible(e - prev, dt_ms, p.max_power_kw):
+        return e - prev, "new_baseline", e
+    return 0.0, "implausible_step", ref
 
 
 def counter_energy(ts_ms, energy_kwh, params: SourceParams | None = None) -> tuple[float, list[dict]]:
@@ -84,14 +119,15 @@ def counter_energy(ts_ms, energy_kwh, params: SourceParams | None = None) -> tup
     ts, e = ts[order], e[order]
     keep = np.concatenate([[True], ts[1:] != ts[:-1]]) if len(ts) else np.zeros(0, bool)
     ts, e = ts[keep], e[keep]
-    total, events, ref = 0.0, [], None
+    total, events, ref, prev, prev_t = 0.0, [], None, None, None
     for t, x in zip(ts, e):
         if np.isnan(x):
             continue
         if ref is None:
-            ref = x
+            ref, prev, prev_t = x, x, t
             continue
-        inc, ev, ref = classify_step(ref, x, p)
+        inc, ev, ref = counter_step(ref, prev, x, int(t - prev_t), p)
+        prev, prev_t = x, t
         total += inc
         if ev:
             events.append({"ts": int(t), "event": ev, "energy_kwh": inc, "value_kwh": float(x)})
@@ -194,6 +230,7 @@ class EnergyAccumulator:
         self.rollover = np.array([p.rollover_kwh or np.nan for p in params], dtype=np.float64)
         self.noise = np.array([p.noise_kwh for p in params], dtype=np.float64)
         self.max_gap = np.array([p.max_gap_ms for p in params], dtype=np.int64)
+        self.max_kw = np.array([np.inf if p.max_power_kw is None else p.max_power_kw for p in params], dtype=np.float64)
         self.uniform_gap = len(self.max_gap) > 0 and bool((self.max_gap == self.max_gap[0]).all())
         self.params = params
         self.groups = np.asarray(groups, dtype=np.int64)
@@ -312,6 +349,7 @@ class EnergyAccumulator:
             # a run needs the slow path when it steps down anywhere, or its carried
             # reference sits above its last value (after a noise dip)
             down = inc < 0
+            down |= implausible(inc, dt, self.max_kw[c])   # a step beyond the meter's ceiling: slow path
             ref_s = self.ref[cs]
             start_bad = has_prev_start & ((v[starts] < ref_s) | (ref_s != pv[starts]))
             down[starts] = start_bad
@@ -319,7 +357,7 @@ class EnergyAccumulator:
                 slow_sources = np.unique(c[down])
                 slow = np.isin(c, slow_sources)
                 inc[slow] = 0.0
-                new_ref_last = self._slow_counter(c, t, v, pt, slow, slow_sources, inc)
+                new_ref_last = self._slow_counter(c, t, v, pt, slow, slow_sources, inc, pv)
             covered_ok = dt <= max_gap
             energy_pairs = inc
         else:
@@ -384,6 +422,8 @@ class EnergyAccumulator:
             d0 = ts_ - prev_t[hp]
             if d0.min() <= 0 or d0.max() > gap or (vs < ref).any() or (ref != base_v[hp]).any():
                 return False
+            if implausible(vs - ref, d0, self.max_kw[cs][hp]).any():
+                return False
         if n > 1:
             crossing = starts[1:] - 1          # diffs between the last row of a run and the next run
             dv = np.diff(v)
@@ -394,6 +434,8 @@ class EnergyAccumulator:
             dt = np.diff(t)
             dt[crossing] = 0
             if dt.max() > gap:
+                return False
+            if implausible(dv, dt, self.max_kw[cs].min()).any():   # any step beyond the smallest ceiling
                 return False
         e_run = v[ends] - base_v
         cov_run = (t[ends] - base_t).astype(np.float64)
@@ -425,8 +467,8 @@ class EnergyAccumulator:
             if m.any():
                 self.readings += np.bincount(c[m], minlength=len(self.readings))
 
-    def _slow_counter(self, c, t, v, pt, slow_mask, slow_sources, inc) -> dict[int, float]:
-        """Apply classify_step row by row for the few sources that step down."""
+    def _slow_counter(self, c, t, v, pt, slow_mask, slow_sources, inc, pv) -> dict[int, float]:
+        """Apply counter_step row by row for the few sources that step down or beyond their ceiling."""
         refs = {}
         idx_all = np.nonzero(slow_mask)[0]
         for code in slow_sources:
@@ -438,7 +480,7 @@ class EnergyAccumulator:
                     ref = v[i]
                     continue
                 before = ref
-                e, ev, ref = classify_step(ref, v[i], p)
+                e, ev, ref = counter_step(ref, pv[i], v[i], int(t[i] - pt[i]), p)
                 inc[i] = e
                 if ev and t[i] > self.start and pt[i] < self.end:
                     self._event(ev, {"source_id": self.sources[code], "ts": int(t[i]), "event": ev,
