@@ -205,6 +205,8 @@ def format_table(result: dict) -> str:
 def cmd_import(args) -> int:
     from tqdm import tqdm
 
+    from dcmon.collector.ingest import store_neighbours
+    from dcmon.collector.parse import JumpGuard
     from dcmon.store import open_store
     path = Path(args.file)
     if not path.is_file():
@@ -237,8 +239,18 @@ def cmd_import(args) -> int:
                                  + (f"unknown column(s) {', '.join(unknown)}" if unknown else "")
                                  + f" (expected {','.join(IMPORT_REQUIRED)} and any of {','.join(IMPORT_OPTIONAL)})")
             col = {h: i for i, h in enumerate(header)}
-            rows = []
+            rows = []   # (row, line number, CSV record)
             last_pos = 0
+            guard = JumpGuard(history=store_neighbours(store))
+
+            def reject(lineno, reason, rec):
+                nonlocal rej_fh, rej_writer
+                totals["rejected"] += 1
+                if rej_writer is None:
+                    rej_fh = open(rejects_path, "w", newline="", encoding="utf-8")
+                    rej_writer = csv.writer(rej_fh)
+                    rej_writer.writerow(["line", "reason", *header])
+                rej_writer.writerow([lineno, reason, *rec])
             for lineno, rec in enumerate(reader, start=2):
                 if not rec or (len(rec) == 1 and not rec[0].strip()):
                     continue
@@ -248,21 +260,17 @@ def cmd_import(args) -> int:
                         raise ValueError(f"has {len(rec)} fields, header has {len(header)}")
                     raw = {k: rec[col[k]].strip() for k in IMPORT_OPTIONAL if k in col}
                     raw["ts"] = rec[col["ts"]].strip()
-                    rows.append(make_reading(registry, rec[col["facility_id"]].strip(), rec[col["kind"]].strip(),
-                                             rec[col["id"]].strip(), raw, received_at_ms=received, origin=origin))
+                    rows.append((make_reading(registry, rec[col["facility_id"]].strip(), rec[col["kind"]].strip(),
+                                              rec[col["id"]].strip(), raw, received_at_ms=received, origin=origin),
+                                 lineno, rec))
                 except ValueError as e:
-                    totals["rejected"] += 1
-                    if rej_writer is None:
-                        rej_fh = open(rejects_path, "w", newline="", encoding="utf-8")
-                        rej_writer = csv.writer(rej_fh)
-                        rej_writer.writerow(["line", "reason", *header])
-                    rej_writer.writerow([lineno, str(e), *rec])
+                    reject(lineno, str(e), rec)
                 if len(rows) >= IMPORT_CHUNK:
-                    _flush(store, rows, totals)
+                    _flush(store, _plausible(rows, registry, guard, reject), totals)
                     rows = []
                     bar.update(max(0, _approx_pos(fh, path) - last_pos))
                     last_pos = _approx_pos(fh, path)
-            _flush(store, rows, totals)
+            _flush(store, _plausible(rows, registry, guard, reject), totals)
             bar.update(max(0, path.stat().st_size - last_pos))
     finally:
         if rej_fh:
@@ -281,6 +289,22 @@ def _approx_pos(fh, path):
         return os.lseek(fh.fileno(), 0, os.SEEK_CUR)
     except OSError:
         return 0
+
+
+def _plausible(items, registry, guard, reject) -> list[dict]:
+    """The rows of a chunk that pass the counter plausibility check (the collector's, against both
+    neighbours in time and the store), taken in time order per source so a file's own order does
+    not matter; the others go to ``reject(line, reason, record)``."""
+    out = []
+    for row, lineno, rec in sorted(items, key=lambda x: (x[0]["facility_id"], x[0]["kind"], x[0]["source_id"],
+                                                        x[0]["ts"], x[1])):
+        try:
+            guard.check(registry.facilities[row["facility_id"]], row)
+        except ValueError as e:
+            reject(lineno, str(e), rec)
+            continue
+        out.append(row)
+    return out
 
 
 def _flush(store, rows, totals):
