@@ -101,6 +101,17 @@ def register(sub):
     p.add_argument("--facility", metavar="ID")
     p.set_defaults(func=cmd_compact)
 
+    p = sub.add_parser("check", help="find damaged store files (and move them aside with --repair)",
+                       description="Read every file of the store in full (every column, page checksums) and list "
+                                   "those that cannot be read. With --repair they are moved to <data>/damaged/ with "
+                                   "a .reason.txt beside them, so evaluations and the collector carry on without "
+                                   "them (their readings are left out: re-import them from the source if you can). "
+                                   "Exit status 0 when no damaged file is left in the store, 3 when some are.")
+    add_config_data(p)
+    p.add_argument("--facility", metavar="ID", help="only this facility's files")
+    p.add_argument("--repair", action="store_true", help="move damaged files aside to <data>/damaged/")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("facilities", help="validate the configuration and list facilities")
     add_config_data(p, data=False)
     p.add_argument("--format", choices=["table", "json"], default="table")
@@ -321,6 +332,30 @@ def cmd_compact(args) -> int:
     n = store.compact(args.facility)
     print(f"compacted {n} day folder(s)")
     return 0
+
+
+def cmd_check(args) -> int:
+    store = open_data(args)
+    files = store.files(args.facility)
+    damaged = 0
+    for path in files:
+        reason = store.check_file(path)
+        if reason is None:
+            continue
+        damaged += 1
+        if args.repair:
+            moved = store.move_aside(path, reason)
+            print(f"{path}: {reason} → moved aside to {moved}")
+        else:
+            print(f"{path}: {reason}")
+    earlier = store.damaged_files()
+    left = 0 if args.repair else damaged
+    print(f"checked {len(files)} file(s) in {store.readings_dir}: {damaged} damaged"
+          + (f", moved aside to {store.damaged_dir}" if args.repair and damaged else "")
+          + (" (dcmon check --repair moves them aside)" if left else "")
+          + (f"; {len(earlier) - (damaged if args.repair else 0)} file(s) set aside earlier in {store.damaged_dir}"
+             if len(earlier) - (damaged if args.repair else 0) > 0 else ""))
+    return 3 if left else 0
 
 
 def cmd_facilities(args) -> int:
