@@ -71,6 +71,9 @@ def register(sub):
                    help="reject time stamps further ahead of the receive time than this (default 300 s)")
     g.add_argument("--batch-delay", type=float, default=0.05, metavar="S",
                    help="longest wait to fill a batch before storing it (default 0.05 s)")
+    g.add_argument("--queue-mib", type=float, default=64.0, metavar="MIB",
+                   help="receive queue budget in MiB of payload (default 64): beyond it QoS 0 messages are "
+                        "dropped and counted, QoS 1 messages wait at the broker")
     g.add_argument("--health-interval", type=float, default=10.0, metavar="S",
                    help="log and store health this often (default 10 s)")
     g.add_argument("--compact-interval", type=float, default=600.0, metavar="S",
@@ -176,14 +179,15 @@ def build_collector(args, registry):
         except (ValueError, yaml.YAMLError) as e:
             raise InputError(str(e)) from None
     for name, v, lo in (("--max-future", args.max_future, 0), ("--batch-delay", args.batch_delay, 0),
-                        ("--health-interval", args.health_interval, 0.1), ("--compact-interval", args.compact_interval, 0)):
+                        ("--health-interval", args.health_interval, 0.1), ("--compact-interval", args.compact_interval, 0),
+                        ("--queue-mib", getattr(args, "queue_mib", 64.0), 1)):
         if not v >= lo:
             raise InputError(f"{name} must be ≥ {lo}: {v!r}")
     from dcmon.collector.quarantine import DEFAULT_RETENTION_DAYS
     retention = getattr(args, "quarantine_retention_days", DEFAULT_RETENTION_DAYS)
     if retention < 0:
         raise InputError(f"--quarantine-retention-days must be ≥ 0 (0 keeps quarantine files forever): {retention!r}")
-    store = open_store(args.data)
+    store = open_store(args.data, on_damaged="move_aside")   # an unreadable file never stops ingestion
     outbox = sender = None
     if args.influx_url:
         token = args.influx_token or os.environ.get(ENV_INFLUX_TOKEN) or ""
@@ -198,6 +202,7 @@ def build_collector(args, registry):
                         mappings=mappings, max_future=dt.timedelta(seconds=args.max_future),
                         jump_guard=not args.no_jump_check)
     collector = Collector(opts, ingestor, batch_max_delay_s=args.batch_delay, health_interval_s=args.health_interval,
+                          queue_max_bytes=int(getattr(args, "queue_mib", 64.0) * 2**20),
                           compact_interval_s=args.compact_interval,
                           quarantine_retention_days=retention)
     return collector, sender
