@@ -81,6 +81,8 @@ def register(sub):
     g.add_argument("--quarantine-retention-days", type=int, default=90, metavar="DAYS",
                    help="remove quarantine files older than DAYS, checked at start and hourly "
                         "(default 90; 0 keeps them forever)")
+    g.add_argument("--quarantine-max-mib", type=float, default=256.0, metavar="MIB",
+                   help="cap of the quarantine folder (default 256 MiB); beyond it the oldest files are removed")
     g.add_argument("--keepalive", type=int, default=30, metavar="S", help="MQTT keep-alive (default 30 s)")
     g.add_argument("--no-jump-check", action="store_true", help="do not reject impossible counter jumps")
     i = p.add_argument_group("InfluxDB sink (optional; readings are also written there through a durable outbox)")
@@ -113,6 +115,7 @@ def register(sub):
     add_config_data(q)
     q.add_argument("--since", metavar="YYYY-MM-DD", help="only days from this UTC day on")
     q.add_argument("--topic", help="only topics containing this text")
+    q.add_argument("--facility", metavar="ID", help="only records of this facility (exact id, from the topic)")
     q.add_argument("--reason", help="only reasons containing this text")
     q.add_argument("--limit", type=int, default=50, help="show the last N (default 50; 0 all)")
     q.add_argument("--format", choices=["table", "json"], default="table")
@@ -180,7 +183,8 @@ def build_collector(args, registry):
             raise InputError(str(e)) from None
     for name, v, lo in (("--max-future", args.max_future, 0), ("--batch-delay", args.batch_delay, 0),
                         ("--health-interval", args.health_interval, 0.1), ("--compact-interval", args.compact_interval, 0),
-                        ("--queue-mib", getattr(args, "queue_mib", 64.0), 1)):
+                        ("--queue-mib", getattr(args, "queue_mib", 64.0), 1),
+                        ("--quarantine-max-mib", getattr(args, "quarantine_max_mib", 256.0), 1)):
         if not v >= lo:
             raise InputError(f"{name} must be ≥ {lo}: {v!r}")
     from dcmon.collector.quarantine import DEFAULT_RETENTION_DAYS
@@ -198,7 +202,9 @@ def build_collector(args, registry):
     writer = client_id
     if args.share_group:
         writer = f"{client_id}"
-    ingestor = Ingestor(registry, store, Quarantine(args.data, writer=writer), outbox=outbox, prefix=args.prefix,
+    quarantine = Quarantine(args.data, writer=writer,
+                            max_bytes=int(getattr(args, "quarantine_max_mib", 256.0) * 2**20))
+    ingestor = Ingestor(registry, store, quarantine, outbox=outbox, prefix=args.prefix,
                         mappings=mappings, max_future=dt.timedelta(seconds=args.max_future),
                         jump_guard=not args.no_jump_check)
     collector = Collector(opts, ingestor, batch_max_delay_s=args.batch_delay, health_interval_s=args.health_interval,
@@ -308,7 +314,8 @@ def cmd_quarantine_list(args) -> int:
     if args.limit < 0:
         raise InputError(f"--limit must be ≥ 0: {args.limit}")
     from collections import deque
-    recs = deque(iter_records(data, since=args.since, topic=args.topic, reason=args.reason),
+    recs = deque(iter_records(data, since=args.since, topic=args.topic, reason=args.reason,
+                              facility=getattr(args, "facility", None)),
                  maxlen=args.limit or None)
     if args.format == "json":
         for r in recs:

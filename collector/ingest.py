@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from dcmon.readings import DEFAULT_MAX_FUTURE
 
 from dcmon.collector.parse import DEFAULT_PREFIX, Context, JumpGuard, Rows, parse_message
+from dcmon.collector.quarantine import message_records
 
 log = logging.getLogger("dcmon.collector")
 
@@ -38,6 +39,9 @@ class Stats:
     last_ack_lag_ms: float = 0.0   # arrival of the oldest message of the last batch → durable [ms]
     max_ack_lag_ms: float = 0.0
     rejects_by_reason: dict = field(default_factory=lambda: defaultdict(int))
+    quarantine_records: int = 0    # records written to the quarantine (at most a few per message)
+    # per facility (exact id from the topic): {"readings": accepted, "rejected": readings, "rejected_messages": n}
+    by_facility: dict = field(default_factory=dict)
 
 
 class _LogLimiter:
@@ -83,9 +87,12 @@ class Parsed:
 
     rows: Rows
     table: object            # pyarrow.Table of the accepted rows, or None
-    rejected: list           # (topic, received_at_ms, Rejection)
+    rejected: list           # (topic, received_at_ms, Rejection, facility_id) of every rejection
     messages: int
     bytes: int
+    records: list = field(default_factory=list)   # quarantine records (a few per bad message)
+    rejected_messages: int = 0
+    bad_by_facility: dict = field(default_factory=dict)   # facility_id -> messages with a rejection
     quarantined: bool = False
     attempts: int = 0
 
@@ -173,23 +180,47 @@ class Ingestor:
         n_bytes = 0
         ctx = Context(registry=self.registry, received_at_ms=0, prefix=self.prefix, mappings=self.mappings,
                       guard=self.guard, max_future=self.max_future, origin=self.origin)
+        records = []
+        bad_messages = 0
+        bad_by_facility: dict = {}
         for topic, payload, received_ms in items:
             ctx.received_at_ms = received_ms
+            before = len(rows)
             _, rej = parse_message(topic, payload, ctx, rows)
             n_bytes += len(payload)
             if rej:
+                fac = self.facility_of(topic)
+                bad_messages += 1
+                if fac is not None:
+                    bad_by_facility[fac] = bad_by_facility.get(fac, 0) + 1
+                records += message_records(topic, received_ms, payload, rej, len(rows) - before, fac)
                 for x in rej:
-                    rejected.append((topic, received_ms, x))
+                    rejected.append((topic, received_ms, x, fac))
         return Parsed(rows=rows, table=rows.to_table() if len(rows) else None, rejected=rejected,
-                      messages=len(items), bytes=n_bytes)
+                      messages=len(items), bytes=n_bytes, records=records, rejected_messages=bad_messages, bad_by_facility=bad_by_facility)
+
+    def facility_of(self, topic: str) -> str | None:
+        """The registered facility a topic names, matched exactly (``dcmon/v1/<facility>/…`` or a
+        mapping's ``{facility_id}``); None when it names none. Never a substring match: a topic
+        ``dcmon/v1/B/A/x`` is facility B's."""
+        fac = None
+        if topic.startswith(self.prefix + "/"):
+            fac = topic[len(self.prefix) + 1:].split("/", 1)[0]
+        else:
+            for m in self.mappings:
+                found = m.match(topic)
+                if found is not None:
+                    fac = found.get("facility_id") or m.facility_id
+                    break
+        return fac if fac in self.registry.facilities else None
 
     def commit(self, parsed: "Parsed", *, redelivered: bool = False) -> None:
         """Make a parsed batch durable: quarantine, store, outbox (each fsync'd). Idempotent, so a
         failed commit can be retried with the same ``parsed``."""
         now = time.monotonic()
         rows, rejected = parsed.rows, parsed.rejected
-        if rejected and not parsed.quarantined:
-            self.quarantine.write(rejected)
+        if parsed.records and not parsed.quarantined:
+            self.quarantine.write_records(parsed.records)
             parsed.quarantined = True
         result = None
         if parsed.table is not None:
@@ -210,13 +241,32 @@ class Ingestor:
                 s.written += result.written
                 s.duplicates += result.duplicates
             s.rejected += len(rejected)
-            s.rejected_messages += len({(t, ms) for t, ms, _ in rejected})
+            s.rejected_messages += parsed.rejected_messages
+            s.quarantine_records += len(parsed.records)
             rows.update_last_seen(self.last_seen, parsed.table)
-            for _, _, x in rejected:
+            for _, _, x, fac in rejected:
                 s.rejects_by_reason[_reason_class(x.reason)] += 1
-        for topic, _, x in rejected:
+                if fac is not None:
+                    self._facility_stats(fac)["rejected"] += 1
+            for fac, n in parsed.bad_by_facility.items():
+                self._facility_stats(fac)["rejected_messages"] += n
+            if parsed.table is not None:
+                import pyarrow.compute as pc
+                for item in pc.value_counts(parsed.table.column("facility_id")).to_pylist():
+                    self._facility_stats(item["values"])["readings"] += item["counts"]
+        logged = set()
+        for topic, ms, x, _ in rejected:
+            if (topic, ms) in logged:
+                continue     # one line per message: the quarantine holds the rest
+            logged.add((topic, ms))
             if self._limiter.allow(topic, now):
                 log.warning("rejected %s: %s", x.where, x.reason)
+
+    def _facility_stats(self, facility_id: str) -> dict:
+        f = self.stats.by_facility.get(facility_id)
+        if f is None:
+            f = self.stats.by_facility[facility_id] = {"readings": 0, "rejected": 0, "rejected_messages": 0}
+        return f
 
     def log_suppressed(self) -> None:
         """Summarise rejections the log rate limit held back (called with each health report)."""

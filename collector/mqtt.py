@@ -547,6 +547,9 @@ class Collector:
                 "damaged": list(getattr(self.ingestor.store, "damaged", []))[-10:],
                 "broker_dropped": self.broker_dropped,   # $SYS/broker/publish/messages/dropped
                 "last_seen": last_seen,    # facility -> source -> [meter ts ms, received ms]
+                "quarantine_records": s.quarantine_records,
+                # per facility (exact id from the topic), for pages that may show one facility only
+                "facilities": {f: dict(v) for f, v in s.by_facility.items()},
             }
         self._last_health = (now, s.messages, s.readings)
         return doc

@@ -41,6 +41,10 @@ from dcmon.readings import (DEFAULT_MAX_FUTURE, MAX_POWER_KW, RACK_FUNCTIONS, RA
 DEFAULT_PREFIX = "dcmon/v1"
 ORIGIN = "mqtt"
 MAX_RAW_CHARS = 2000          # raw text kept with a rejection [characters]
+MAX_REASON_CHARS = 300        # a rejection reason is cut to this [characters] (it may quote attacker input)
+MAX_TEXT_CHARS = 1024         # longest text value or field name in a reading [characters]
+MAX_PAYLOAD_BYTES = 4 << 20   # longer payloads are rejected whole [bytes] (Mosquitto's limit is set lower)
+MAX_LINE_CHARS = 65_536       # longest line of line protocol [characters]
 
 METER_FIELDS = ("ts", "energy_kwh", "power_kw")
 RACK_FIELDS = ("ts", "energy_kwh", "power_kw", "status", "function", "design_power_kw")
@@ -203,16 +207,47 @@ def _blocks_table(blocks: list):
 
 
 def _raw(value) -> str:
+    """The rejected input as text for the quarantine, at most ``MAX_RAW_CHARS`` (never a repr of a
+    nested value: that recurses, and costs memory for nothing)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
-        text = bytes(value).decode("utf-8", errors="replace")
-    elif isinstance(value, str):
+        n = len(value)
+        text = bytes(value[:MAX_RAW_CHARS * 4]).decode("utf-8", errors="replace")
+        if n > MAX_RAW_CHARS * 4 or len(text) > MAX_RAW_CHARS:
+            return text[:MAX_RAW_CHARS] + f"… ({n} bytes)"
+        return text
+    if isinstance(value, str):
         text = value
     else:
         try:
             text = orjson.dumps(value).decode()
-        except TypeError:
-            text = repr(value)
+        except Exception as e:  # noqa: BLE001 - too deep, not JSON: say so instead
+            return f"<{type(value).__name__} not shown: {e}>"
     return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + f"… ({len(text)} characters)"
+
+
+def _short(value, limit: int = 60) -> str:
+    """``repr`` of a scalar for a reason, cut to ``limit`` characters."""
+    r = repr(value) if isinstance(value, (str, int, float, bool, type(None))) else f"<{type(value).__name__}>"
+    return r if len(r) <= limit else r[:limit] + f"… ({len(r)} characters)"
+
+
+def _cut(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+def _field_problem(obj: dict) -> str | None:
+    """Why a reading object cannot be a reading before looking at its meaning: a nested value (arrays
+    and objects are never reading values; a deep one would cost the message) or an oversized text."""
+    for k, v in obj.items():
+        if len(k) > MAX_TEXT_CHARS:
+            return f"a field name is {len(k)} characters long (limit {MAX_TEXT_CHARS})"
+        t = type(v)
+        if t is dict or t is list:
+            return (f"field {_short(k)} is a JSON {'object' if t is dict else 'array'}; reading fields take "
+                    f"numbers, text or time stamps")
+        if t is str and len(v) > MAX_TEXT_CHARS:
+            return f"field {_short(k)} is {len(v)} characters long (limit {MAX_TEXT_CHARS})"
+    return None
 
 
 # ----------------------------------------------------------------------------- jump guard
@@ -615,38 +650,103 @@ def parse_message(topic: str, payload: bytes, ctx: Context, rows: Rows | None = 
     """Like :func:`parse`, appending accepted readings to ``rows`` (a :class:`Rows`, new if None)."""
     rows = Rows() if rows is None else rows
     rejections: list[Rejection] = []
-    pre = ctx.prefix + "/"
     try:
-        if topic.startswith(pre):
-            parts = topic[len(pre):].split("/")
-            if len(parts) == 3 and parts[1] in ("meter", "rack"):
-                _parse_single(topic, parts[0], parts[1], parts[2], payload, ctx, rows, rejections)
-                return rows, rejections
-            if len(parts) == 2 and parts[1] == "racks":
-                _parse_scan(topic, parts[0], payload, ctx, rows, rejections)
-                return rows, rejections
-            if len(parts) == 2 and parts[1] == "lp":
-                _parse_line_protocol(topic, parts[0], payload, ctx, rows, rejections)
-                return rows, rejections
-        for m in ctx.mappings:
-            found = m.match(topic)
-            if found is not None:
-                _parse_mapped(topic, m, found, payload, ctx, rows, rejections)
-                return rows, rejections
-        rejections.append(Rejection(topic, f"topic does not follow the contract ({ctx.prefix}/<facility>/meter/<id>, "
-                                           f"…/rack/<id>, …/racks, …/lp) nor any payload mapping", _raw(payload)))
+        _parse_any(topic, payload, ctx, rows, rejections)
     except Exception as e:  # a parser bug must not stop the collector: quarantine the message
-        rejections.append(Rejection(topic, f"internal error while parsing ({type(e).__name__}: {e}); "
+        rejections.append(Rejection(topic, f"internal error while parsing ({type(e).__name__}: {_cut(str(e), 120)}); "
                                            "please report it with this payload", _raw(payload)))
+    for r in rejections:   # reasons and places may quote attacker input: keep them short
+        if len(r.reason) > MAX_REASON_CHARS:
+            r.reason = _cut(r.reason)
+        if len(r.where) > MAX_REASON_CHARS:
+            r.where = _cut(r.where)
     return rows, rejections
+
+
+def _parse_any(topic, payload, ctx, rows, rejections) -> None:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        rejections.append(Rejection(topic, f"payload is {len(payload)} bytes (limit {MAX_PAYLOAD_BYTES})",
+                                    _raw(payload)))
+        return
+    pre = ctx.prefix + "/"
+    if topic.startswith(pre):
+        parts = topic[len(pre):].split("/")
+        if len(parts) == 3 and parts[1] in ("meter", "rack"):
+            _parse_single(topic, parts[0], parts[1], parts[2], payload, ctx, rows, rejections)
+            return
+        if len(parts) == 2 and parts[1] == "racks":
+            _parse_scan(topic, parts[0], payload, ctx, rows, rejections)
+            return
+        if len(parts) == 2 and parts[1] == "lp":
+            _parse_line_protocol(topic, parts[0], payload, ctx, rows, rejections)
+            return
+    for m in ctx.mappings:
+        found = m.match(topic)
+        if found is not None:
+            _parse_mapped(topic, m, found, payload, ctx, rows, rejections)
+            return
+    rejections.append(Rejection(topic, f"topic does not follow the contract ({ctx.prefix}/<facility>/meter/<id>, "
+                                       f"…/rack/<id>, …/racks, …/lp) nor any payload mapping", _raw(payload)))
 
 
 def _decode_json(topic, payload, rejections):
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as e:
-        rejections.append(Rejection(topic, f"malformed JSON: {e}", _raw(payload)))
-        return _MISSING
+        deep = "depth" in str(e).lower() or "recursion" in str(e).lower()
+        items = _split_array(payload) if deep and len(payload) <= MAX_SPLIT_BYTES else None
+        if items is None:
+            rejections.append(Rejection(topic, f"malformed JSON: {_cut(str(e), 200)}", _raw(payload)))
+            return _MISSING
+    # An array too deep for the decoder as a whole (orjson stops at 1024 levels): decode item by item,
+    # so only the offending items are rejected.
+    doc = []
+    for i, chunk in enumerate(items):
+        try:
+            doc.append(orjson.loads(chunk))
+        except orjson.JSONDecodeError as e:
+            rejections.append(Rejection(f"{topic}[{i}]", f"malformed JSON: {_cut(str(e), 200)}", _raw(chunk)))
+            doc.append(_BAD_ITEM)
+    return doc
+
+
+_BAD_ITEM = object()     # an array item already rejected by _decode_json
+MAX_SPLIT_BYTES = 256 << 10   # a too-deep array is split item by item up to this size [bytes]
+
+
+def _split_array(payload) -> list[bytes] | None:
+    """The items of a top-level JSON array as byte strings (not decoded), or None when the payload is
+    not a well-bracketed array. Iterative: any depth costs no recursion."""
+    b = bytes(payload).strip()
+    if not b.startswith(b"[") or not b.endswith(b"]"):
+        return None
+    items, depth, start, in_str, esc = [], 0, 1, False, False
+    for i in range(1, len(b) - 1):
+        ch = b[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == 0x5C:        # backslash
+                esc = True
+            elif ch == 0x22:        # quote
+                in_str = False
+        elif ch == 0x22:
+            in_str = True
+        elif ch in (0x5B, 0x7B):    # [ {
+            depth += 1
+        elif ch in (0x5D, 0x7D):    # ] }
+            depth -= 1
+            if depth < 0:
+                return None
+        elif ch == 0x2C and depth == 0:   # comma between items
+            items.append(b[start:i])
+            start = i + 1
+    if depth != 0 or in_str:
+        return None
+    last = b[start:-1]
+    if last.strip() or items:
+        items.append(last)
+    return items
 
 
 def _accept(ctx: Context, facility_id, kind, source_id, raw, where, rows, rejections):
@@ -697,11 +797,14 @@ def _parse_single(topic, facility_id, kind, source_id, payload, ctx, rows, rejec
     allowed = RACK_FIELDS
     for i, obj in enumerate(items):
         where = f"{topic}[{i}]" if isinstance(doc, list) else topic
+        if obj is _BAD_ITEM:
+            continue
         if not isinstance(obj, dict):
             rejections.append(Rejection(where, f"expected a JSON object {{\"ts\": …, …}}, got {type(obj).__name__}",
                                         _raw(obj)))
             continue
-        problem = _contradiction(obj, facility_id, kind, source_id) or _check_fields(obj, allowed, kind)
+        problem = _field_problem(obj) or _contradiction(obj, facility_id, kind, source_id) \
+            or _check_fields(obj, allowed, kind)
         if problem:
             rejections.append(Rejection(where, problem, _raw(obj)))
             continue
@@ -723,6 +826,10 @@ def _parse_scan(topic, facility_id, payload, ctx, rows, rejections):
         rejections.append(Rejection(topic, reason, _raw(payload)))
         return
     scan_ts = doc.get("ts")
+    if type(scan_ts) in (list, dict):
+        rejections.append(Rejection(topic, f"the scan's ts is a JSON {'object' if type(scan_ts) is dict else 'array'}, "
+                                           "not a time stamp", _raw(payload)))
+        return
     fast = _scan_fast_path(facility_id, scan_ts, ctx) if ctx.fast else None
     if fast is not None and doc["readings"]:
         plain = _plain_scan(doc["readings"], fast[1], fast[2], fast[3])
@@ -754,6 +861,10 @@ def _parse_scan(topic, facility_id, payload, ctx, rows, rejections):
         if not isinstance(obj, dict):
             rejections.append(Rejection(where, f"expected a JSON object with rack_id, got {type(obj).__name__}",
                                         _raw(obj)))
+            continue
+        problem = _field_problem(obj)
+        if problem:
+            rejections.append(Rejection(where, problem, _raw(obj)))
             continue
         rid = obj.get("rack_id")
         if not isinstance(rid, str) or not rid:
@@ -913,6 +1024,10 @@ def _parse_line_protocol(topic, facility_id, payload, ctx, rows, rejections):
         if not line or line.startswith("#"):
             continue
         where = f"{topic} line {lineno}"
+        if len(line) > MAX_LINE_CHARS:
+            rejections.append(Rejection(where, f"line is {len(line)} characters long (limit {MAX_LINE_CHARS})",
+                                        _raw(line)))
+            continue
         try:
             measurement, tags, fields, ts_ns = parse_line(line)
         except ValueError as e:
@@ -960,6 +1075,8 @@ def _parse_mapped(topic, m: Mapping, found: dict, payload, ctx, rows, rejections
     else:
         items = doc if isinstance(doc, list) else [doc]
     for i, obj in enumerate(items):
+        if obj is _BAD_ITEM:
+            continue
         where = f"{topic}[{i}]" if len(items) > 1 or m.records else topic
         try:
             fac = found.get("facility_id") or m.facility_id
@@ -975,11 +1092,15 @@ def _parse_mapped(topic, m: Mapping, found: dict, payload, ctx, rows, rejections
             ts_val = get_path(obj, m.ts_path)
             if ts_val is _MISSING:
                 raise ValueError(f"missing ts (mapping {m.name!r} reads it from {m.ts_path!r})")
+            if type(ts_val) in (list, dict) or (type(ts_val) is str and len(ts_val) > MAX_TEXT_CHARS):
+                raise ValueError(f"ts (from {m.ts_path!r}) is not a time stamp: {_short(ts_val)}")
             raw = {"ts": mapped_ts(ts_val, m.ts_format, m.ts_timezone)}
             for fname, (path, factor) in m.fields.items():
                 v = get_path(obj, path)
                 if v is _MISSING:
                     continue
+                if type(v) in (list, dict) or (type(v) is str and len(v) > MAX_TEXT_CHARS):
+                    raise ValueError(f"{fname} (from {path!r}) is not a number or short text: {_short(v)}")
                 if factor != 1.0 and v is not None:
                     if isinstance(v, bool):
                         raise ValueError(f"{fname} (from {path!r}) is not a number: {v!r}")
