@@ -693,13 +693,12 @@ def _decode_json(topic, payload, rejections):
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as e:
-        deep = "depth" in str(e).lower() or "recursion" in str(e).lower()
-        items = _split_array(payload) if deep and len(payload) <= MAX_SPLIT_BYTES else None
+        items = _split_array(payload) if len(payload) <= MAX_SPLIT_BYTES else None
         if items is None:
             rejections.append(Rejection(topic, f"malformed JSON: {_cut(str(e), 200)}", _raw(payload)))
             return _MISSING
-    # An array too deep for the decoder as a whole (orjson stops at 1024 levels): decode item by item,
-    # so only the offending items are rejected.
+    # An array the decoder refuses as a whole (an item too deep — orjson stops at 1024 levels —, an
+    # Infinity literal, a stray comma): decode item by item, so only the offending items are rejected.
     doc = []
     for i, chunk in enumerate(items):
         try:
@@ -711,7 +710,7 @@ def _decode_json(topic, payload, rejections):
 
 
 _BAD_ITEM = object()     # an array item already rejected by _decode_json
-MAX_SPLIT_BYTES = 256 << 10   # a too-deep array is split item by item up to this size [bytes]
+MAX_SPLIT_BYTES = 256 << 10   # an undecodable array is split item by item up to this size [bytes]
 
 
 def _split_array(payload) -> list[bytes] | None:

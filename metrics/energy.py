@@ -89,12 +89,12 @@ def counter_step(ref: float, prev: float, e: float, dt_ms: int, p: SourceParams)
 
     ref : reference of the counter [kWh]; prev : the previous reading (may have been refused) [kWh];
     e : this reading [kWh]; dt_ms : time since the previous reading [ms].
-    A step needing more than ``p.max_power_kw`` counts 0 kWh (event ``implausible_step``, ``ref``
-    kept), unless ``e`` continues plausibly from ``prev`` (``new_baseline``: ``e - prev`` is counted).
+    A step needing more than ``p.max_power_kw`` (or negative energy) counts 0 kWh (event
+    ``implausible_step``, ``ref`` kept), unless ``e`` continues plausibly from ``prev`` (``new_baseline``: ``e - prev`` is counted).
     """
     inc, ev, new_ref = classify_step(ref, e, p)
-    if p.max_power_kw is None or not implausible(inc, dt_ms, p.max_power_kw):
-        return inc, ev, new_ref
+    if p.max_power_kw is None or not (inc < 0 or implausible(inc, dt_ms, p.max_power_kw)):
+        return inc, ev, new_ref       # (inc < 0: a "rollover" from above the register's top: impossible too)
     if e >= prev and not implausible(e - prev, dt_ms, p.max_power_kw):
         return e - prev, "new_baseline", e
     return 0.0, "implausible_step", ref
@@ -349,10 +349,10 @@ class EnergyAccumulator:
             # a run needs the slow path when it steps down anywhere, or its carried
             # reference sits above its last value (after a noise dip)
             down = inc < 0
-            down |= implausible(inc, dt, self.max_kw[c])   # a step beyond the meter's ceiling: slow path
             ref_s = self.ref[cs]
             start_bad = has_prev_start & ((v[starts] < ref_s) | (ref_s != pv[starts]))
             down[starts] = start_bad
+            down |= implausible(inc, dt, self.max_kw[c])   # a step beyond the meter's ceiling: slow path
             if down.any():
                 slow_sources = np.unique(c[down])
                 slow = np.isin(c, slow_sources)
