@@ -65,6 +65,17 @@ def _reason_kind(reason: str) -> str:
     return head[:60] or "other"
 
 
+def _count_kinds(rejections) -> dict[str, int]:
+    by_reason: dict[str, int] = {}
+    for r in rejections:      # (identical reasons are the usual case: classify each text once)
+        by_reason[r.reason] = by_reason.get(r.reason, 0) + 1
+    kinds: dict[str, int] = {}
+    for reason, n in by_reason.items():
+        k = _reason_kind(reason)
+        kinds[k] = kinds.get(k, 0) + n
+    return kinds
+
+
 def message_records(topic: str, received_ms: int, payload, rejections: list[Rejection], accepted: int,
                     facility_id: str | None) -> list[dict]:
     """The quarantine records of one message (see the module notes for the bounds)."""
@@ -76,10 +87,7 @@ def message_records(topic: str, received_ms: int, payload, rejections: list[Reje
         first = rejections[0]
         reason = first.reason
         if len(rejections) > 1:
-            kinds: dict[str, int] = {}
-            for r in rejections:
-                k = _reason_kind(r.reason)
-                kinds[k] = kinds.get(k, 0) + 1
+            kinds = _count_kinds(rejections)
             top = sorted(kinds.items(), key=lambda kv: -kv[1])[:5]
             reason = (f"all {len(rejections)} readings rejected ({', '.join(f'{k} ×{n}' for k, n in top)}"
                       f"{', …' if len(kinds) > 5 else ''}); first at {first.where[:200]}: {first.reason}")[:600]
@@ -91,10 +99,7 @@ def message_records(topic: str, received_ms: int, payload, rejections: list[Reje
     out = [dict(base, where=r.where, reason=r.reason, rejected=1, raw=r.raw) for r in rejections[:MAX_ITEM_RECORDS]]
     rest = rejections[MAX_ITEM_RECORDS:]
     if rest:
-        kinds = {}
-        for r in rest:
-            k = _reason_kind(r.reason)
-            kinds[k] = kinds.get(k, 0) + 1
+        kinds = _count_kinds(rest)
         top = sorted(kinds.items(), key=lambda kv: -kv[1])[:5]
         out.append(dict(base, where=topic[:1000], rejected=len(rest), raw="",
                         reason=f"{len(rest)} more readings of this message rejected "
