@@ -139,3 +139,38 @@ def test_dcmon_compact_names_the_file_in_one_line(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and str(bad) in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.fixture(scope="module")
+def damaged_fixture_store(registry, tmp_path_factory):
+    """A week of one fixture facility with a damaged file in one day's meter partition."""
+    import datetime as dt
+
+    from dcmon.fixtures.generate import generate
+    data = tmp_path_factory.mktemp("damaged-store")
+    fac = registry.facilities["cd-east-01"]
+    st = open_store(data)
+    st.append(generate(fac, dt.date(2026, 7, 6), dt.date(2026, 7, 12), include_racks=False, seed=1).table,
+              check_existing=False)
+    part = st.files(fac.id, "meter")[0].parent
+    bad = part / "part-00000000000000000001-000000000bad.parquet"
+    bad.write_bytes(os.urandom(2048))
+    return data, bad
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "--from", "2026-07-06", "--to", "2026-07-12", "--facility", "cd-east-01"],
+    ["export", "--quarter", "2026Q3", "--format", "json", "--all", "--out", "{out}/list.json"],
+    ["evidence", "--facility", "cd-east-01", "--from", "2026-07-06", "--to", "2026-07-12", "--lang", "en",
+     "--out", "{out}/report.html"],
+    ["compact"],
+])
+def test_commands_name_the_damaged_file_in_one_line(damaged_fixture_store, tmp_path, command):
+    data, bad = damaged_fixture_store
+    args = [a.replace("{out}", str(tmp_path)) for a in command]
+    r = _dcmon(*args, "--config", str(REPO / "fixtures"), "--data", str(data))
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = [line for line in r.stderr.splitlines() if "error" in line]
+    assert "Traceback" not in r.stderr and len(lines) == 1, r.stderr[-2000:]
+    assert f"dcmon {command[0]}: error: damaged store file {bad}" in lines[0] and "dcmon check --repair" in lines[0]
+    assert bad.exists()
