@@ -231,6 +231,7 @@ class EnergyAccumulator:
         self.noise = np.array([p.noise_kwh for p in params], dtype=np.float64)
         self.max_gap = np.array([p.max_gap_ms for p in params], dtype=np.int64)
         self.max_kw = np.array([np.inf if p.max_power_kw is None else p.max_power_kw for p in params], dtype=np.float64)
+        self.min_kw = float(self.max_kw.min()) if len(self.max_kw) else np.inf
         self.uniform_gap = len(self.max_gap) > 0 and bool((self.max_gap == self.max_gap[0]).all())
         self.params = params
         self.groups = np.asarray(groups, dtype=np.int64)
@@ -352,7 +353,9 @@ class EnergyAccumulator:
             ref_s = self.ref[cs]
             start_bad = has_prev_start & ((v[starts] < ref_s) | (ref_s != pv[starts]))
             down[starts] = start_bad
-            down |= implausible(inc, dt, self.max_kw[c])   # a step beyond the meter's ceiling: slow path
+            # a step beyond the source's ceiling: slow path (one bound first, rows only if needed)
+            if np.fmax.reduce(inc) * 3_600_000.0 > self.min_kw * float(dt.min()):
+                down |= implausible(inc, dt, self.max_kw[c])
             if down.any():
                 slow_sources = np.unique(c[down])
                 slow = np.isin(c, slow_sources)
@@ -432,10 +435,12 @@ class EnergyAccumulator:
                 return False
             # the store keeps times strictly rising within a source (sorted, deduplicated)
             dt = np.diff(t)
-            dt[crossing] = 0
+            dt[crossing] = gap      # (neither a gap nor the shortest step)
             if dt.max() > gap:
                 return False
-            if implausible(dv, dt, self.max_kw[cs].min()).any():   # any step beyond the smallest ceiling
+            # any step beyond the smallest ceiling: the slow path decides (one bound first, rows only if needed)
+            kw = self.max_kw[cs].min()
+            if dv.max() * 3_600_000.0 > kw * float(dt.min()) and implausible(dv, dt, kw).any():
                 return False
         e_run = v[ends] - base_v
         cov_run = (t[ends] - base_t).astype(np.float64)

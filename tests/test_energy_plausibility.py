@@ -106,3 +106,29 @@ def test_a_facility_day_keeps_its_pue_with_a_spike_in_the_store(registry, tmp_pa
     assert after.event_counts.get("implausible_step") == 1
     pue = after.facility_energy_kwh / after.it_energy_kwh
     assert 1.0 < pue < 3.0
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+STEP = st.one_of(st.floats(0, 10), st.just(9e12), st.just(-5000.0), st.floats(-0.4, 0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(STEP, min_size=1, max_size=40), split=st.integers(0, 40))
+def test_accumulator_equals_reference_with_spikes_dips_and_resets(steps, split):
+    """Random counters (normal steps, spikes to 9e12, drops, noise dips), fed whole or in two batches."""
+    values, x = [], 100_000.0
+    for d in steps:
+        x = 5.0 if x + d < 0 else (x + d if d != 9e12 else 9e12)
+        values.append(x)
+        if x == 9e12:
+            x = values[-2] if len(values) > 1 else 100_000.0   # the spike returns to trend
+    edges = np.array([T0 - MIN, T0 + (len(values) + 1) * MIN], dtype=np.int64)
+    acc = EnergyAccumulator(["grid-a"], [P], np.zeros(1, dtype=np.int64), 1, edges, "counter")
+    t = _table(values)
+    k = min(split, len(values))
+    for part in (t.slice(0, k), t.slice(k)) if 0 < k < len(values) else (t,):
+        acc.feed(part)
+    ref, _ = counter_energy([T0 + i * MIN for i in range(len(values))], values, P)
+    assert acc.result().source_energy_kwh[0] == pytest.approx(ref, rel=1e-9, abs=1e-6)
+    assert ref < 1e6      # never the spike
