@@ -239,9 +239,11 @@ def _field_problem(obj: dict) -> str | None:
     """Why a reading object cannot be a reading before looking at its meaning: a nested value (arrays
     and objects are never reading values; a deep one would cost the message) or an oversized text."""
     for k, v in obj.items():
+        t = type(v)
+        if t is float or t is int:
+            continue
         if len(k) > MAX_TEXT_CHARS:
             return f"a field name is {len(k)} characters long (limit {MAX_TEXT_CHARS})"
-        t = type(v)
         if t is dict or t is list:
             return (f"field {_short(k)} is a JSON {'object' if t is dict else 'array'}; reading fields take "
                     f"numbers, text or time stamps")
@@ -350,6 +352,12 @@ class JumpGuard:
 
     def _remember(self, key, ts: int, e: float) -> None:
         pts = self.points[key]
+        if pts and ts > pts[-1][0]:
+            pts.append((ts, e))
+            if len(pts) > KEEP_POINTS:
+                del pts[0]
+                self.complete_from[key] = pts[0][0]
+            return
         if ts < self.complete_from[key]:
             return   # older than what memory covers: the store has its neighbours
         i = bisect.bisect_left(pts, (ts, -math.inf))
@@ -372,7 +380,11 @@ class JumpGuard:
             return
         key = (facility.id, kind, src)
         ts = row["ts"]
-        before, after = self.neighbours(facility, kind, src, ts)
+        pts = self.points.get(key)
+        if pts and ts > pts[-1][0] and ts > self.complete_from[key]:
+            before, after = pts[-1], None      # the usual case: the newest reading of a source
+        else:
+            before, after = self.neighbours(facility, kind, src, ts)
         if before is not None and before[0] == ts or after is not None and after[0] == ts:
             return   # same key as a reading already accepted: the store keeps the first one
         if after is not None and _too_much(after[1] - e, after[0] - ts, ceiling):
