@@ -492,9 +492,14 @@ class Collector:
                     return
                 log.error("could not store %d message(s) (%s); retrying in %.1f s — nothing was acknowledged",
                           len(batch), e, delay)
-                if time.monotonic() >= self._next_health:
-                    self._health_tick()   # health keeps saying what is wrong while storing fails
-                self._stopping.wait(delay)   # a stop request ends the wait at once
+                retry_at = time.monotonic() + delay
+                while not self._stopping.is_set():   # a stop request ends the wait at once
+                    now = time.monotonic()
+                    if now >= retry_at:
+                        break
+                    if now >= self._next_health:
+                        self._health_tick()   # health keeps saying what is wrong while storing fails
+                    self._stopping.wait(min(retry_at, self._next_health) - time.monotonic())
                 delay = min(delay * 2, 30)
         lag_ms = (time.monotonic() - batch[0][6]) * 1000
         s = self.ingestor.stats

@@ -89,13 +89,18 @@ def test_sigterm_ends_a_collector_whose_store_keeps_failing(mosquitto, tmp_path)
     blocker = data / "readings" / f"facility={FAC}"
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a folder")               # every write of this facility fails
-    col = CollectorProc(data, mosquitto.url).start()
+    col = CollectorProc(data, mosquitto.url, "--queue-mib", "1").start()
     pub = paho_publisher(mosquitto.port)
     publish_all(pub, _readings((now_ms() // MIN - 10) * MIN, 3))
-    stop_client(pub)
     wait_for(lambda: _health(data).get("store_errors", 0) >= 2, what="health reports the failing store")
     assert "store failed" in (_health(data).get("last_error") or "")
+    # more than the queue's byte budget behind the stuck batch: paho's thread waits for room too
+    for topic, body in _flood(8, 512 << 10):
+        assert pub.publish(topic, body, qos=1).rc == 0
+    wait_for(lambda: (lambda d: d if d.get("queue", 0) >= 1 and d.get("queue_bytes", 0) >= 512 << 10
+                      else None)(_health(data)), what="a full receive queue")
     assert col.stop(timeout=20) == 0                  # returns well before the 20 s deadline or fails here
+    stop_client(pub)
     assert "stopping without acknowledging them" in col.text()
 
 
