@@ -113,7 +113,39 @@ def store_neighbours(store, window_ms: int = NEIGHBOUR_WINDOW_MS):
 
     from dcmon.readings import ts_to_pandas
 
+    latest: dict = {}   # (facility_id, kind) -> {source_id: (ts_ms, energy_kwh)}: last stored, read once
+
+    def newest(facility_id, kind):
+        """The last stored counter reading of every source of a facility within the window before now:
+        one read per facility and kind after a start, instead of one per source."""
+        key = (facility_id, kind)
+        if key not in latest:
+            now = time.time() * 1000
+            try:
+                t = store.read(facility_id, kind, ts_to_pandas(int(now - window_ms)), None,
+                               columns=["source_id", "ts", "energy_kwh"])
+            except Exception as e:  # noqa: BLE001
+                log.warning("jump guard: cannot read the stored readings of %s (%s)", facility_id, e)
+                return None, now
+            t = t.filter(pc.is_valid(t.column("energy_kwh")))
+            out = {}
+            if t.num_rows:
+                src = t.column("source_id").to_pylist()
+                ts = t.column("ts").cast(pa.int64()).to_numpy()
+                e = t.column("energy_kwh").to_numpy()
+                for i in range(t.num_rows):          # sorted by (source, ts): the last row of each source wins
+                    out[src[i]] = (int(ts[i]), float(e[i]))
+            latest[key] = (out, now)
+        return latest[key]
+
     def lookup(facility_id, kind, source_id, ts_ms):
+        known, loaded_at = newest(facility_id, kind)
+        if known is not None:
+            last = known.get(source_id)
+            if last is not None and ts_ms > last[0] and ts_ms >= loaded_at - window_ms:
+                return last, None        # the usual first reading after a start: newer than anything stored
+            if last is None and loaded_at - window_ms <= ts_ms:
+                return None, None        # nothing stored in the window before it (and nothing after 'now')
         try:
             t = store.read(facility_id, kind, ts_to_pandas(ts_ms - window_ms), ts_to_pandas(ts_ms + window_ms + 1),
                            sources=[source_id], columns=["ts", "energy_kwh"])

@@ -253,3 +253,25 @@ def test_operators_see_only_their_facilitys_collector_figures():
     assert "12,345" not in text and "12345" not in text and "999" not in text and "cd-edge-01" not in text
     assert f"{FAC}: 7 readings" in text and "rejected 2" in text
     assert "12,345" in str(health_items(doc, "en"))
+
+
+def test_after_a_start_one_store_read_serves_every_meter_of_a_facility(registry, tmp_path):
+    store = open_store(tmp_path)
+    t0 = (now_ms() // MIN - 60) * MIN
+    rows = [{"facility_id": FAC, "kind": "meter", "source_id": m, "ts": t0 + i * MIN, "energy_kwh": 100.0 + i,
+             "received_at": t0, "origin": "test"} for m in ("grid-a", "grid-b", "ups-1") for i in range(10)]
+    store.append(to_table(rows))
+    reads = []
+
+    class Counting:
+        def read(self, *a, **kw):
+            reads.append(a)
+            return store.read(*a, **kw)
+    lookup = store_neighbours(Counting())
+    assert lookup(FAC, "meter", "grid-a", t0 + 20 * MIN) == ((t0 + 9 * MIN, 109.0), None)
+    assert lookup(FAC, "meter", "ups-1", t0 + 20 * MIN) == ((t0 + 9 * MIN, 109.0), None)
+    assert lookup(FAC, "meter", "crac-1", t0 + 20 * MIN) == (None, None)
+    assert len(reads) == 1
+    # a late reading between stored ones still finds both neighbours (one more read, for that source)
+    assert lookup(FAC, "meter", "grid-b", t0 + 4 * MIN + 1) == ((t0 + 4 * MIN, 104.0), (t0 + 5 * MIN, 105.0))
+    assert len(reads) == 2
