@@ -229,7 +229,8 @@ class Ingestor:
                 for x in rej:
                     rejected.append((topic, received_ms, x, fac))
         return Parsed(rows=rows, table=rows.to_table() if len(rows) else None, rejected=rejected,
-                      messages=len(items), bytes=n_bytes, records=records, rejected_messages=bad_messages, bad_by_facility=bad_by_facility)
+                      messages=len(items), bytes=n_bytes, records=records, rejected_messages=bad_messages,
+                      bad_by_facility=bad_by_facility)
 
     def facility_of(self, topic: str) -> str | None:
         """The registered facility a topic names, matched exactly (``dcmon/v1/<facility>/…`` or a
@@ -276,10 +277,13 @@ class Ingestor:
             s.rejected_messages += parsed.rejected_messages
             s.quarantine_records += len(parsed.records)
             rows.update_last_seen(self.last_seen, parsed.table)
+            by_text: dict = {}
             for _, _, x, fac in rejected:
-                s.rejects_by_reason[_reason_class(x.reason)] += 1
+                by_text[x.reason] = by_text.get(x.reason, 0) + 1
                 if fac is not None:
                     self._facility_stats(fac)["rejected"] += 1
+            for text, n in by_text.items():     # (a flood repeats a few reasons: classify each text once)
+                s.rejects_by_reason[_reason_class(text)] += n
             for fac, n in parsed.bad_by_facility.items():
                 self._facility_stats(fac)["rejected_messages"] += n
             if parsed.table is not None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import queue
-from collections import deque
 import socket
 import ssl
 import struct
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 

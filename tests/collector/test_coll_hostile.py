@@ -2,7 +2,6 @@
 an impossible spike (live, late, and first after a restart), a damaged file in a live partition,
 a store that keeps failing, floods of 1 MiB messages at QoS 0 and 1, deep nesting, a topic naming
 another facility. Every wait polls with a generous deadline."""
-import signal
 import time
 
 import orjson

@@ -6,7 +6,6 @@ import json
 import os
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dcmon.collector.ingest import Ingestor, store_neighbours
