@@ -253,7 +253,7 @@ def _field_problem(obj: dict) -> str | None:
 
 
 # ----------------------------------------------------------------------------- jump guard
-KEEP_POINTS = 64    # counter readings the guard keeps in memory per source (older ones: the store)
+KEEP_POINTS = 16    # counter readings the guard keeps in memory per source (older ones: the store)
 
 
 def _step_kw(rise_kwh: float, dt_ms: int) -> float:
@@ -337,7 +337,7 @@ class JumpGuard:
         i = bisect.bisect_left(pts, (ts, -math.inf))
         before = pts[i - 1] if i > 0 else None
         after = pts[i] if i < len(pts) else None
-        if ts <= self.complete_from[key]:
+        if ts <= self.complete_from[key] and self.history is not None and kind == "meter":
             st_before, st_after = self.history(facility.id, kind, source_id, ts)
             if st_before is not None and (before is None or st_before[0] > before[0]):
                 before = st_before
