@@ -39,11 +39,13 @@ def test_meter_ceiling_defaults_to_three_times_live_design_power(registry):
     assert JumpGuard().ceiling_kw(fac, "meter", "grid-a") == fac.meter_max_power_kw("grid-a")
 
 
-def test_a_late_absurd_reading_between_good_ones_is_rejected(registry):
+def test_a_late_absurd_reading_between_good_ones_is_rejected(registry, tmp_path):
     """The issue's case: after a normal day, {"ts": noon + 30 s, "energy_kwh": 9e12} arrives late."""
-    guard = JumpGuard()
+    store = open_store(tmp_path)
+    guard = JumpGuard(history=store_neighbours(store))     # as in the collector: memory, then the store
     rows, rej = _p(registry, _day(), guard)
     assert len(rows) == 60 and not rej
+    store.append(to_table(rows))
     rows, rej = _p(registry, {"ts": NOON + 30_000, "energy_kwh": 9e12}, guard)
     assert not rows and len(rej) == 1
     assert "impossible for meter 'grid-a'" in rej[0].reason and "jumps from 1300" in rej[0].reason
@@ -56,7 +58,7 @@ def test_a_late_absurd_reading_between_good_ones_is_rejected(registry):
 def test_a_late_reading_below_its_predecessor_is_not_a_jump(registry):
     """A decrease may be a reset (the metrics classify it); only impossible rises are refused."""
     guard = JumpGuard()
-    _p(registry, _day(), guard)
+    _p(registry, _day(n=10, start=NOON - 5 * MIN), guard)
     rows, rej = _p(registry, {"ts": NOON + 30_000, "energy_kwh": 3.0}, guard)
     assert len(rows) == 1 or "next reading" in rej[0].reason   # 3 → next reading ~1300 kWh in 30 s: refused
     assert all("jumps from" not in r.reason for r in rej)
