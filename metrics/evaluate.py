@@ -242,7 +242,8 @@ def _in_range(t: pa.Table, source_range) -> pa.Table:
 def _combine(rc, rp, sources, groups, n_groups, edges, coverage_weights=None) -> SourceSet:
     """Per source, the counter result where the source has counter readings, else the power result."""
     use_c = rc.source_covered_ms > 0
-    use_c |= (rc.source_readings > 0) & (rp.source_covered_ms == 0)
+    # a counter seen anywhere (inside the period or as its edge readings) gives the energy unless power covers it
+    use_c |= ((rc.source_readings > 0) | (rc.source_last_ts >= 0)) & (rp.source_covered_ms == 0)
     period_ms = max(int(edges[-1] - edges[0]), 1)
     energy = np.where(use_c, rc.source_energy_kwh, rp.source_energy_kwh)
     covered = np.where(use_c, rc.source_covered_ms, rp.source_covered_ms)
