@@ -232,9 +232,13 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                                       fmt_num(v, 2, True) if c["metric"] in ("compute_share", "occupancy_rate") else fmt_num(v, 1))
         md = (c.get("margin_detail") or {}).get("text", "")
         mtxt = "—" if c["margin"] is None else f"{c['margin']:+.4g}" + (f" ({md})" if md else "")
-        crow.append([c["metric"], vtxt, f"{c['op']} {c['threshold']}", mtxt, st[c["status"]], c["clause"]])
+        vtxt = c.get("value_text") or vtxt  # printed so that it agrees with the exact decision
+        report_only = ("（仅报告，不作为申报条件）" if lang == "zh" else " (report only, not a requirement)") if c.get("flag") else ""
+        crow.append([c["metric"], vtxt, f"{c['op']} {c['threshold']}", mtxt, st[c["status"]] + report_only, c["clause"]])
     sec.append(f"<h2>{t['checks']}</h2>" + _table([t["metric"], t["value"], t["threshold"], t["margin"], t["result"], t["clause"]], crow)
                + f"<p>{t['eligible']}: <b>{st[prof['eligible']]}</b></p>"
+               + ("<p class='note'><b>" + ("该政策在此期间不在有效期内" if lang == "zh" else "Measure not in force for this period")
+                  + "</b></p>" if prof.get("in_force") is False else "")
                + "".join(f"<p class='note'>{e(n)}</p>" for n in prof.get("notes", [])))
     est = prof.get("subsidy_estimate")
     if est:
@@ -245,13 +249,19 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
             srows.append(["average cost per rack" if lang == "en" else "平均每架改造成本（元）", fmt_num(est["avg_cost_per_rack_cny"], 2)])
             srows.append([f"{est['cost_share']:.0%}" + (" of it" if lang == "en" else " 比例"), fmt_num(est["cost_share_per_rack_cny"], 2)])
         srows += [["per-rack ceiling" if lang == "en" else "单架上限（元）", fmt_num(est["per_rack_max_cny"], 0)],
-                  ["per rack" if lang == "en" else "单架补贴（元）", fmt_num(est["per_rack_cny"], 2)],
-                  ["racks × per rack" if lang == "en" else "机架数 × 单架补贴", fmt_num(est["gross_cny"], 2)],
+                  ["per rack" if lang == "en" else "单架补贴（元）", (est.get("exact") or {}).get("per_rack_cny") or fmt_num(est["per_rack_cny"], 2)],
+                  ["racks × per rack" if lang == "en" else "机架数 × 单架补贴", (est.get("exact") or {}).get("gross_cny") or fmt_num(est["gross_cny"], 2)],
                   ["total ceiling" if lang == "en" else "总额上限（元）", fmt_num(est["total_max_cny"], 0)],
                   [t["subsidy_total"], fmt_num(est["subsidy_cny"], 2)]]
         head = "" if prof["eligible"] else f"<p>{t['not_eligible_sub']}</p>"
+        if prof.get("subsidy_hypothetical"):
+            head += "<p><b>" + ("无应付金额：以下金额为假设测算，仅供参考。" if lang == "zh"
+                                else "No amount is due: the figure below is hypothetical.") + "</b></p>"
         sec.append(f"<h2>{t['subsidy']}</h2>{head}" + _table([t["steps"], t["value"]], srows)
                    + (f"<p>{t['upper']}</p>" if est["subsidy_is_upper_bound"] else "")
+                   + "".join(f"<p class='note'>{x}</p>" for flag, x in (
+                       ("per_rack_capped", "单架上限限制了单架补贴" if lang == "zh" else "The per-rack ceiling limited the per-rack amount"),
+                       ("capped", "总额上限限制了补贴金额" if lang == "zh" else "The total ceiling limited the amount")) if est.get(flag))
                    + f"<p class='note'>{e(est.get('clause', ''))}</p>")
     dq = fig["data_quality"]
     ev_rows = [[t.get(k.replace("rack_", ""), k) + (" (racks)" if k.startswith("rack_") else ""), v] for k, v in sorted(dq["events"].items())]

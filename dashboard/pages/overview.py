@@ -110,8 +110,12 @@ def update(params: dict, choice: dict | None, _tick=None):
     result = entry.value
     data, profiles = rows(result, lang)
     pf = result.get("portfolio") or {}
-    checks = [html.Li([badge(c["status"], lang), f" {c['profile']} · {c['scope']} · {c['metric']} {c['op']} {c['threshold']}"])
-              for c in pf.get("checks", [])]
+    # city-wide and start-area aggregates cover every facility of the city: regulators and admins only
+    city_view = getattr(user, "role", None) in ("regulator", "admin")
+    checks = [html.Li([badge(c["status"], lang), f" {c['profile']} · {c['scope']} · {c.get('city', '')} · "
+                       f"{t(lang, 'n_facilities').format(n=c.get('facilities', '?'))} · "
+                       f"{c['metric']} {c.get('value_text', '')} {c['op']} {c['threshold']}"])
+              for c in pf.get("checks", [])] if city_view else []
     cards = [card(t(lang, "portfolio_pue"), num(pf.get("pue"), lang, 3), id_="portfolio-pue"),
              card(t(lang, "portfolio_occ"), pct(pf.get("occupancy_rate"), lang), id_="portfolio-occ"),
              card(t(lang, "coverage"), pct(pf.get("coverage"), lang))]
