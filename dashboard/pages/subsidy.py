@@ -35,6 +35,8 @@ def layout(facility_id: str, lang: str, url_period: dict, profile: str | None) -
 
 NOT_IN_FORCE = {"zh": "该政策在此期间不在有效期内", "en": "measure not in force for this period"}
 REPORT_ONLY = {"zh": "仅报告，不作为申报条件", "en": "report only, not a requirement"}
+CAP_TEXT = {"per_rack_capped": {"zh": "单架上限限制了单架补贴", "en": "the per-rack ceiling limited the per-rack amount"},
+            "capped": {"zh": "总额上限限制了补贴金额", "en": "the total ceiling limited the amount"}}
 NOT_DUE = {"zh": "无应付金额；以下为假设测算（仅供参考）：", "en": "no amount due; hypothetical figure only:"}
 
 
@@ -91,7 +93,8 @@ def update(params: dict, choice: dict | None, profile: str | None):
     body = [
         html.P([t(lang, "eligible"), ": ", badge(pr["eligible"], lang, "subsidy-eligible"),
                 f" · {t(lang, 'period')} {common.period_heading(result['period'], lang)}"]),
-        *([html.P(NOT_IN_FORCE[lang], id="subsidy-not-in-force", className="warning")] if pr.get("in_force") is False else []),
+        *([html.P(NOT_IN_FORCE[lang], id="subsidy-not-in-force",
+                  style={"color": "#c62828", "fontWeight": "bold"})] if pr.get("in_force") is False else []),
         html.P(pr.get("source", ""), className="note"),
         dag.AgGrid(id="subsidy-checks", rowData=check_rows(pr, lang),
                    columnDefs=[{"field": k, "headerName": t(lang, HEADERS[k]), "wrapText": True, "autoHeight": True,
@@ -103,6 +106,7 @@ def update(params: dict, choice: dict | None, profile: str | None):
                 + f"{num(est['subsidy_cny'], lang, 2)} CNY "
                 + (t(lang, "upper_bound") if est["subsidy_is_upper_bound"] else "")), id="subsidy-amount"),
         html.Ol([html.Li(s) for s in (est or {}).get("steps", [])]),
+        *[html.P(CAP_TEXT[k][lang], className="note") for k in ("per_rack_capped", "capped") if (est or {}).get(k)],
         html.Div(links, className="downloads"),
     ]
     return f"{t(lang, 'subsidy')} · {name} · {profile}", options, profile, body
