@@ -161,8 +161,11 @@ def edge_readings(store, facility_id: str, kind: str, sources: list[str], column
 
 def source_energy(store, facility_id: str, kind: str, sources: list[str], params: list[SourceParams],
                   groups: np.ndarray, n_groups: int, edges: np.ndarray, workers: int | None = None,
-                  coverage_weights: np.ndarray | None = None) -> SourceSet:
+                  coverage_weights: np.ndarray | None = None, search_edges: bool | None = None) -> SourceSet:
     """Stream one facility's readings of ``kind`` through counter and power accumulators.
+
+    ``search_edges`` (default: for meters) looks for each source's nearest readings outside
+    the read window (:func:`edge_readings`); the live PUE does without it.
 
     Large source sets are split by source id into ``workers`` ranges, each streamed by its own
     thread (files are sorted by source, so each thread reads only its row groups and keeps
@@ -178,7 +181,8 @@ def source_energy(store, facility_id: str, kind: str, sources: list[str], params
     # energy however far away they are (a counter's increase across a gap is still energy).
     # Racks report power, whose integration never bridges a gap longer than max_gap_s: the
     # read margin (the largest max_gap_s) is enough for them.
-    search_edges = kind == "meter"
+    if search_edges is None:
+        search_edges = kind == "meter"
     before = None
     if search_edges:
         near = store.read(facility_id, kind, start, pd.Timestamp(int(edges[0]) + 1, unit="ms", tz="UTC"),
@@ -363,8 +367,10 @@ def energy_figures(store, facility, period: Period, bins: str | None = None, nee
         bin_it_cov = ms.group_bin_coverage[it_idx].min(axis=0) if len(it_idx) else np.zeros(len(labels))
     table = None
     if bins:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pue_bins = np.where(bin_it > 0, bin_fac / np.where(bin_it > 0, bin_it, 1), np.nan)
+        # bins to the milliwatt-hour, the resolution of every energy; a bin's PUE is the exact ratio of those
+        bin_fac, bin_it = np.round(bin_fac, 6), np.round(bin_it, 6)
+        pue_bins = np.array([float(Fraction(repr(float(a))) / Fraction(repr(float(b)))) if b > 0 else np.nan
+                             for a, b in zip(bin_fac, bin_it)])
         table = pd.DataFrame({"bin": labels, "facility_energy_kwh": bin_fac, "it_energy_kwh": bin_it,
                               "pue": pue_bins, "coverage": np.minimum(bin_fac_cov, bin_it_cov)})
         for i, m in enumerate(meters):
@@ -678,7 +684,8 @@ def evaluate(registry, store, period: Period, facility_ids: list[str] | None = N
         return out
     pf = portfolio(out_facilities, used_profiles.values(), options, city_figures)
     for f in out_facilities:
-        f.pop("_exact", None)
+        # the exact figures checks compared, as fractions a reader can verify ("5/4")
+        f["exact"] = {k: fraction_text(v) for k, v in f.pop("_exact", {}).items() if v is not None}
     return {
         "period": period.to_json(),
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -771,8 +778,9 @@ def live_pue(store, facility, now: pd.Timestamp | None = None, window: dt.timede
     end_ms = now.value // 10**6
     edges = np.array([end_ms - int(window.total_seconds() * 1000), end_ms], dtype=np.int64)
     meters = facility.meters
+    # a live window is short and read every few seconds: a silent meter is no energy, not a search
     ms = source_energy(store, facility.id, "meter", [m.id for m in meters], [_meter_params(m) for m in meters],
-                       np.arange(len(meters)), len(meters), edges)
+                       np.arange(len(meters)), len(meters), edges, search_edges=False)
     roles = np.array([m.role for m in meters])
     f = float(ms.energy_kwh[roles == "facility"].sum())
     cov_f = float(ms.coverage[roles == "facility"].min()) if (roles == "facility").any() else 0.0

@@ -30,7 +30,7 @@ MAX_DIGITS = 12  # figure_text never prints more decimals than this
 
 
 def to_fraction(x) -> Fraction | None:
-    """Exact value of ``x``: a Fraction or int as is, a float or str at its shortest decimal."""
+    """Exact value of ``x``: a Fraction or int as is, a str as written ("1.25", "5/4"), a float at its shortest decimal."""
     if x is None:
         return None
     if isinstance(x, Fraction):
@@ -39,8 +39,8 @@ def to_fraction(x) -> Fraction | None:
         raise TypeError(f"not a number: {x!r}")
     if isinstance(x, (int, np.integer)):
         return Fraction(int(x))
-    if isinstance(x, Decimal):
-        return Fraction(x)
+    if isinstance(x, (Decimal, str)):
+        return Fraction(x)  # "1.25", "5/4"
     f = float(x)
     if math.isnan(f) or math.isinf(f):
         return None

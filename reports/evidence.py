@@ -19,6 +19,7 @@ import orjson
 import pandas as pd
 
 from dcmon.metrics.evaluate import Options, evaluate, inventory_at
+from dcmon.metrics.exact import decide, figure_text, ratio
 from dcmon.metrics.racks import racks_by
 from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang, data_files, fmt_num,
                                   provenance)
@@ -110,7 +111,12 @@ def _fix_digest(doc: dict) -> dict:
     return doc
 
 
-def _svg_monthly(bins: list[dict], threshold: float | None, lang: str) -> str:
+def bin_pue_exact(b: dict):
+    """A bin's PUE as the exact ratio of its energies (rounded to the milliwatt-hour by metrics)."""
+    return ratio(b["facility_energy_kwh"], b["it_energy_kwh"])
+
+
+def _svg_monthly(bins: list[dict], threshold: float | None, lang: str, op: str = "<") -> str:
     """Bar chart of monthly PUE with the threshold as a line, as inline SVG (vector in PDF)."""
     vals = [b.get("pue") for b in bins]
     present = [v for v in vals if v is not None]
@@ -130,9 +136,11 @@ def _svg_monthly(bins: list[dict], threshold: float | None, lang: str) -> str:
     for i, (b, v) in enumerate(zip(bins, vals)):
         x = pad + i * bw + bw * 0.15
         if v is not None:
-            color = "#2e7d32" if threshold is None or v < threshold else "#c62828"
+            exact = bin_pue_exact(b)  # decided and printed like every check (metrics.exact)
+            color = "#2e7d32" if threshold is None or decide(exact, op, threshold) else "#c62828"
             parts.append(f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bw * 0.7:.1f}" height="{h - pad - y(v):.1f}" fill="{color}"/>')
-            parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{y(v) - 4:.1f}" font-size="10" text-anchor="middle">{v:.3f}</text>')
+            parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{y(v) - 4:.1f}" font-size="10" text-anchor="middle">'
+                         f'{figure_text(exact, 3, threshold)}</text>')
         parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{h - pad + 14:.1f}" font-size="10" text-anchor="middle">{html.escape(str(b["bin"]))}</text>')
     if threshold is not None:
         parts.append(f'<line x1="{pad}" y1="{y(threshold):.1f}" x2="{w - pad}" y2="{y(threshold):.1f}" stroke="#1565c0" stroke-dasharray="6 4"/>')
@@ -181,7 +189,8 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
     b = result["basis"]
     e = html.escape
     name = fac.name if lang == "zh" or not fac.name_en else fac.name_en
-    pue_thr = next((c["threshold"] for c in prof["checks"] if c["metric"] == "pue"), None)
+    pue_check = next((c for c in prof["checks"] if c["metric"] == "pue"), None)
+    pue_thr = pue_check["threshold"] if pue_check else None
     sec = []
     identity = [[t["operator"], fac.operator], [t["credit"], fac.credit_code], [t["facility"], f"{name} ({fac.id})"],
                 [t["district"], f"{fac.city} · {fac.district}"], [t["kind"], fac.kind],
@@ -205,11 +214,13 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                + f"<h3>{t['meters']}</h3>" + _table(["id", t["role"], "kWh", t["coverage"], "method"], meters))
     bins = fig.get("bins", [])
     mrows = [[bn["bin"], fmt_num(bn["facility_energy_kwh"]), fmt_num(bn["it_energy_kwh"]),
-              "—" if bn["pue"] is None else f"{bn['pue']:.4f}", fmt_num(bn["coverage"], 1, True)] for bn in bins]
+              "—" if bn["pue"] is None else figure_text(bin_pue_exact(bn), 4, pue_thr), fmt_num(bn["coverage"], 1, True)]
+             for bn in bins]
     mrows.append([t["total"], fmt_num(fig["facility_energy_kwh"]), fmt_num(fig["it_energy_kwh"]),
-                  "—" if fig["pue"] is None else f"{fig['pue']:.4f}", fmt_num(fig["coverage"], 1, True)])
+                  "—" if fig["pue"] is None else figure_text((fig.get("exact") or {}).get("pue", fig["pue"]), 4, pue_thr),
+                  fmt_num(fig["coverage"], 1, True)])
     sec.append(f"<h2>{t['monthly']}</h2>" + _table([t["month"], t["fac_kwh"], t["it_kwh"], "PUE", t["coverage"]], mrows)
-               + f'<figure>{_svg_monthly(bins, pue_thr, lang)}<figcaption>{t["chart"]}</figcaption></figure>')
+               + f'<figure>{_svg_monthly(bins, pue_thr, lang, pue_check["op"] if pue_check else "<")}<figcaption>{t["chart"]}</figcaption></figure>')
     sec.append(f"<h2>{t['energy']}</h2>" + _table([t["role"], "kWh"], [[k, fmt_num(v)] for k, v in fig["energy_by_role_kwh"].items()]))
     # the same inventory the figures use: the racks CSV updated by telemetry, as of the period end
     inv, _ = inventory_at(store, fac, pd.Timestamp(fig["utc_to"]))

@@ -62,7 +62,7 @@ def rows_from_result(result: dict, lang: str = "zh") -> tuple[list[dict], list[s
         pue = f.get("pue")
         cov_ok = f["coverage"] >= result["basis"]["min_coverage"]
         r["flag_retrofit_required"] = None if pue is None or not cov_ok else decide(pue, ">", "1.5")
-        r["flag_below_50_racks"] = f["physical_racks"] < 50
+        r["flag_below_50_racks"] = decide(f["physical_racks"], "<", 50)
         for pid in profiles:
             pr = f["profiles"].get(pid)
             if pr is None or not pr["applicable"]:
@@ -107,14 +107,14 @@ def _display(key, value, lang):
 
 def select(registry, store, period, *, district=None, city=None, include_all=False, options=None, progress=None):
     """Evaluate the facilities of a district/city and keep those above 100 standard racks."""
-    from dcmon.metrics.racks import rack_summary
+    from dcmon.metrics.racks import exact_summary
     ids = [f.id for f in registry.select(None)
            if (district is None or f.district == district) and (city is None or f.city == city.lower())]
     if not ids:
         raise ValueError("no facility matches " + ", ".join(x for x in (f"district {district!r}" if district else "",
                                                                         f"city {city!r}" if city else "") if x))
     if not include_all:
-        ids = [i for i in ids if rack_summary(registry.get(i).racks)["standard_racks"] > MIN_STANDARD_RACKS]
+        ids = [i for i in ids if decide(exact_summary(registry.get(i).racks)["standard_racks"], ">", MIN_STANDARD_RACKS)]
     return evaluate(registry, store, period, ids, None, options or Options(), progress=progress) if ids else None
 
 

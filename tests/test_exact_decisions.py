@@ -319,3 +319,68 @@ def test_property_standard_racks_and_kw_per_rack(n, delta):
                          "function": "compute", "status": "in_service"})
     assert compare(exact_summary(inv6)["avg_design_power_per_rack_kw"], ">=", 6, 1.0)[0] is (delta >= 0)
     assert compare(500_000 + int(delta * 10), ">=", 500000, 1.0)[0] is (delta >= 0)   # terminals
+
+
+# end to end: CSV import, then the CLI table and JSON -----------------------------------------------
+def test_cli_pue_of_exactly_1_25_end_to_end(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    cfg = tmp_path / "cfg"
+    _facility(cfg, "t-pue", meters=["{id: grid-a, role: facility, max_gap_s: 86400}",
+                                     "{id: ups-1, role: it, max_gap_s: 86400}"], racks=RETROFIT_RACKS)
+    csv = tmp_path / "r.csv"
+    csv.write_text("ts,facility_id,kind,id,energy_kwh,power_kw\n"
+                   "2025-06-05T00:00:00+08:00,t-pue,meter,grid-a,1000.0,\n"
+                   "2025-06-06T00:00:00+08:00,t-pue,meter,grid-a,13000.0,\n"
+                   "2025-06-05T00:00:00+08:00,t-pue,meter,ups-1,6788.9,\n"
+                   "2025-06-06T00:00:00+08:00,t-pue,meter,ups-1,16388.9,\n")
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+
+    def dcmon(*args):
+        p = subprocess.run([sys.executable, "-m", "dcmon.cli", *args, "--config", str(cfg), "--data", str(tmp_path / "d")],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    dcmon("import", str(csv))
+    args = ["evaluate", "--from", "2025-06-05", "--to", "2025-06-05", "--profile", "chengdu-2023-cloud-retrofit"]
+    doc = json.loads(dcmon(*args, "--format", "json"))
+    f = doc["facilities"][0]
+    pr = f["profiles"]["chengdu-2023-cloud-retrofit"]
+    assert f["pue"] == 1.25 and f["exact"]["pue"] == "5/4" and f["exact"]["it_energy_kwh"] == "9600"
+    assert pr["eligible"] is False and pr["subsidy_cny"] is None and pr["in_force"] is True
+    assert pr["subsidy_hypothetical"] is True and pr["hypothetical_reasons"] == ["not_eligible"]
+    table = dcmon(*args)
+    line = next(ln for ln in table.splitlines() if ln.startswith("t-pue") and "chengdu-2023" in ln)
+    assert "✘pue 1.250<1.25" in line and "none due" in line and "1,050,000.00" in line
+
+
+def test_energy_across_a_gap_of_more_than_a_year(tmp_path):
+    """The nearest readings bound the period however far away: 400 days, 1 kWh a day."""
+    rows = [(m, t, v) for m in ("grid-a", "ups-1") for t, v in (("2025-01-01 00:00", 0.0), ("2026-02-05 00:00", 400.0))]
+    reg, store = _gap_site(tmp_path, rows=rows)
+    energy, _ = _energy(reg, store, _day(2025, 12, 31, 2026, 1, 1))
+    assert energy == {"grid-a": 2.0, "ups-1": 2.0}
+
+
+@pytest.mark.parametrize("value, digits, threshold, percent, text", [
+    (Fraction(5, 4), 3, 1.25, False, "1.250"),
+    (Fraction(12496, 10000), 3, 1.25, False, "1.2496"),             # would print 1.250, which it is not
+    (Fraction(125004, 100000), 3, 1.25, False, "1.25004"),
+    (Fraction(7, 10), 1, 0.7, True, "70.0%"),
+    (Fraction(6999, 10000), 1, 0.7, True, "69.99%"),
+    (Fraction(12496, 10000), 3, None, False, "1.250"),               # no threshold: plain rounding
+    (Fraction(1, 3), 3, 1.5, False, "0.333"),
+])
+def test_figure_text_agrees_with_the_decision(value, digits, threshold, percent, text):
+    from dcmon.metrics.exact import figure_text
+    assert figure_text(value, digits, threshold, percent=percent) == text
+
+
+def test_decide_takes_decimal_values():
+    from dcmon.metrics.exact import decide, to_fraction
+    assert to_fraction(6788.9) == Fraction(67889, 10) and to_fraction("5/4") == Fraction(5, 4)
+    assert decide((16388.9 - 6788.9), "<=", 9600) is False          # the float difference is 9600.000000000002
+    assert decide(to_fraction(16388.9) - to_fraction(6788.9), "<=", 9600) is True
+    assert compare(12000 / 9600.000000000002, "<", 1.25, 1.0)[0] is True   # a float is taken as it is written

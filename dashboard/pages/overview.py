@@ -22,6 +22,7 @@ from dcmon.dashboard.i18n import (
 from dcmon.errors import InputError
 from dcmon.terms import KIND_TEXT, SIZE_TEXT, term
 
+NOT_IN_FORCE = {"zh": " · 该政策在此期间不在有效期内", "en": " · measure not in force for this period"}
 REFRESH_MS = 60_000  # a district overview changes slowly; the loader refreshes in the background
 
 
@@ -85,7 +86,9 @@ def rows(result: dict, lang: str) -> tuple[list[dict], list[str]]:
              "pue": f["pue"], "compute": f["compute_share"], "coverage": f["coverage"]}
         for p in profiles:
             pr = f["profiles"].get(p)
-            r[p] = badge_text("not_applicable" if pr is None or not pr["applicable"] else pr["eligible"], lang)
+            na = pr is None or not pr["applicable"] or pr.get("verdict") == "not_applicable"
+            r[p] = badge_text("not_applicable" if na else pr["eligible"], lang) \
+                + (NOT_IN_FORCE[lang] if pr is not None and pr.get("in_force") is False else "")
         out.append(r)
     return out, profiles
 

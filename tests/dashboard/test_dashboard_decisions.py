@@ -35,3 +35,11 @@ def test_city_wide_checks_are_for_regulators_and_admins(week_store, users_config
     _, out = grid_rows(app, user="reviewer")          # a regulator
     text = _text(out[3])
     assert "chengdu" in text and "city" in text
+
+
+def test_overview_badges_say_when_a_measure_is_not_in_force(week_store):
+    data, _, _ = week_store
+    app = create_app("fixtures", data)
+    rows, _ = grid_rows(app, lang="en")
+    assert rows["cd-east-01"]["chengdu-2023-cloud-retrofit"].endswith("measure not in force for this period")
+    assert "not in force" not in rows["bd-cloud-01"]["baoding-2024-cloud-retrofit"]   # in force until 2027-01-24
