@@ -30,6 +30,15 @@ an exact fraction of its increase. Per source, ``EnergyResult.source_energy_exac
 that exact figure; the float ``source_energy_kwh`` is its nearest double. Power integration
 is rounded to the milliwatt-hour per source, the resolution decisions are made at.
 
+Power integration: the trapezoid rule, ``(p[i-1] + p[i]) / 2 × Δt``, for pairs no more than
+``max_gap`` apart; longer gaps are *missing data*, not zero power, and lower coverage.
+
+Periods and bins: a pair ``(t[i-1], t[i]]`` whose energy straddles a boundary is split in
+proportion to time (linear interpolation of the counter), so periods add up exactly.
+
+Coverage: the share of the period spanned by consecutive readings no more than ``max_gap``
+apart, i.e. the share of expected reporting intervals that have data.
+
 References: ISO/IEC 30134-2:2016 §6 (energy over the same period); EN 50600-4-2.
 """
 from __future__ import annotations
@@ -51,9 +60,9 @@ def to_mwh(kwh) -> np.ndarray:
     return np.rint(np.asarray(kwh, dtype=np.float64) * MWH_PER_KWH).astype(np.int64)
 
 
-def exact_kwh(wh_int: int | np.integer, wh_fraction: Fraction | int = 0) -> Fraction:
+def exact_kwh(whole_mwh: int | np.integer, fraction_mwh: Fraction | int = 0) -> Fraction:
     """Exact energy [kWh] from whole milliwatt-hours and an exact fractional part [mWh]."""
-    return (Fraction(int(wh_int)) + Fraction(wh_fraction)) / MWH_PER_KWH
+    return (Fraction(int(whole_mwh)) + Fraction(fraction_mwh)) / MWH_PER_KWH
 
 
 @dataclass
@@ -229,7 +238,7 @@ class EnergyAccumulator:
         self.max_gap = np.array([p.max_gap_ms for p in params], dtype=np.int64)
         self.uniform_gap = len(self.max_gap) > 0 and bool((self.max_gap == self.max_gap[0]).all())
         self.params = params
-        self.params_wh = [_mwh_params(p) for p in params] if mode == "counter" else None
+        self.params_mwh = [_mwh_params(p) for p in params] if mode == "counter" else None
         self.groups = np.asarray(groups, dtype=np.int64)
         # (group, bin) coverage is a weighted sum of covered time (racks: by in-service design power)
         self.cov_w = None if coverage_weights is None else np.asarray(coverage_weights, dtype=np.float64)
@@ -439,10 +448,10 @@ class EnergyAccumulator:
             dt[crossing] = 0
             if dt.max() > gap:
                 return False
-        e_run_wh = q_ends - base_q
-        e_run = e_run_wh / MWH_PER_KWH
+        e_run_mwh = q_ends - base_q
+        e_run = e_run_mwh / MWH_PER_KWH
         cov_run = (t[ends] - base_t).astype(np.float64)
-        self.energy_mwh[cs] += e_run_wh
+        self.energy_mwh[cs] += e_run_mwh
         self.covered[cs] += cov_run
         counts = ends - starts + 1
         if t_max >= self.end:
@@ -481,7 +490,7 @@ class EnergyAccumulator:
         for code in slow_sources:
             idx = idx_all[c[idx_all] == code]
             ref = int(self.ref[code])
-            p = self.params_wh[code]
+            p = self.params_mwh[code]
             for i in idx:
                 if ref == _NO_REF:
                     ref = int(q[i])
@@ -585,15 +594,15 @@ class EnergyAccumulator:
 
     def result(self) -> EnergyResult:
         if self.mode == "counter":
-            wh, frac = self.energy_mwh.copy(), dict(self.energy_frac_mwh)
-            energy = wh / MWH_PER_KWH
+            mwh, frac = self.energy_mwh.copy(), dict(self.energy_frac_mwh)
+            energy = mwh / MWH_PER_KWH
             for k, f in frac.items():
-                energy[k] = float(exact_kwh(wh[k], f))
+                energy[k] = float(exact_kwh(mwh[k], f))
         else:
             energy, frac = self.energy.copy(), {}
-            wh = np.rint(energy * MWH_PER_KWH).astype(np.int64)  # power integration, to the milliwatt-hour
+            mwh = np.rint(energy * MWH_PER_KWH).astype(np.int64)  # power integration, to the milliwatt-hour
         return EnergyResult(
-            source_energy_mwh=wh, source_energy_frac_mwh=frac,
+            source_energy_mwh=mwh, source_energy_frac_mwh=frac,
             sources=self.sources, edges_ms=self.edges, source_energy_kwh=energy,
             source_covered_ms=self.covered, source_readings=self.readings, source_last_ts=self.last_t,
             source_last_value=self.last_v,

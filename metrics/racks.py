@@ -81,9 +81,9 @@ def compute_share_exact(inv: pd.DataFrame, reading: str = "design_power",
     if rack_energy_kwh is None or len(rack_energy_kwh) == 0:
         return None
     e = rack_energy_kwh.reindex(inv["rack_id"]).fillna(0.0).to_numpy()
-    wh = np.rint(e * 1_000_000).astype(np.int64)  # to the milliwatt-hour, as every energy
+    mwh = np.rint(e * 1_000_000).astype(np.int64)  # to the milliwatt-hour, as every energy
     fn = inv["function"].to_numpy()
-    return ratio(int(wh[fn == "compute"].sum()), int(wh.sum()))
+    return ratio(int(mwh[fn == "compute"].sum()), int(mwh.sum()))
 
 
 def exact_summary(inv: pd.DataFrame) -> dict:

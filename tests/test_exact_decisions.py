@@ -384,3 +384,37 @@ def test_decide_takes_decimal_values():
     assert decide((16388.9 - 6788.9), "<=", 9600) is False          # the float difference is 9600.000000000002
     assert decide(to_fraction(16388.9) - to_fraction(6788.9), "<=", 9600) is True
     assert compare(12000 / 9600.000000000002, "<", 1.25, 1.0)[0] is True   # a float is taken as it is written
+
+
+@settings(max_examples=60, deadline=None)
+@given(it_kwh_tenths=st.integers(min_value=10, max_value=10**9), th=st.sampled_from(["1.2", "1.25", "1.3", "1.5"]),
+       op=st.sampled_from(list(OPS_EXPECT)), start_f=st.integers(min_value=0, max_value=10**10),
+       start_i=st.integers(min_value=0, max_value=10**10), cuts=st.lists(st.floats(0.01, 0.99), min_size=0, max_size=5),
+       d=st.sampled_from([-1, 0, 1]))
+def test_property_pue_from_counter_readings(it_kwh_tenths, th, op, start_f, start_i, cuts, d):
+    """Counter readings with one decimal (as meters print them) whose PUE is on, 0.1 kWh below or
+    above the threshold, streamed through the accumulator: the decision follows the exact ratio."""
+    import numpy as np
+
+    from dcmon.metrics.energy import EnergyAccumulator, SourceParams
+    from dcmon.metrics.pue import pue_exact
+    t = Fraction(th)
+    it = it_kwh_tenths * t.denominator                 # IT increase in 0.1 kWh, so that t × IT is whole
+    fac = int(t * it) + d                              # facility increase in 0.1 kWh
+    T0 = 1_782_864_000_000
+    n = len(cuts) + 2
+    ts = [T0 + k * 60_000 for k in range(n)]
+
+    def readings(start, inc):
+        marks = sorted({0, inc, *(int(inc * c) for c in cuts)})
+        marks += [inc] * (n - len(marks))
+        return [(start + m) / 10 for m in marks]      # one-decimal floats, e.g. 6788.9
+    acc = EnergyAccumulator(["f", "i"], [SourceParams(max_gap_ms=900_000)] * 2, np.array([0, 1]), 2,
+                            np.array([T0, ts[-1]], dtype=np.int64), "counter")
+    acc.feed(pa.table({"source_id": ["f"] * n + ["i"] * n, "ts": pa.array(ts * 2, pa.timestamp("ms", tz="UTC")),
+                       "energy_kwh": readings(start_f, fac) + readings(start_i, it)}))
+    r = acc.result()
+    f_kwh, i_kwh = r.source_energy_exact_kwh(0), r.source_energy_exact_kwh(1)
+    assert (f_kwh, i_kwh) == (Fraction(fac, 10), Fraction(it, 10))
+    on, below, above = OPS_EXPECT[op]
+    assert compare(pue_exact(f_kwh, i_kwh), op, float(th), 1.0)[0] is {0: on, -1: below, 1: above}[d]
