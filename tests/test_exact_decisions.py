@@ -418,3 +418,31 @@ def test_property_pue_from_counter_readings(it_kwh_tenths, th, op, start_f, star
     assert (f_kwh, i_kwh) == (Fraction(fac, 10), Fraction(it, 10))
     on, below, above = OPS_EXPECT[op]
     assert compare(pue_exact(f_kwh, i_kwh), op, float(th), 1.0)[0] is {0: on, -1: below, 1: above}[d]
+
+
+def test_event_belongs_to_the_period_of_the_reading_that_reveals_it():
+    import numpy as np
+
+    from dcmon.metrics.energy import EnergyAccumulator, SourceParams
+    T0, H = 1_782_864_000_000, 3_600_000
+    batch = pa.table({"source_id": ["m"] * 3, "ts": pa.array([T0, T0 + H, T0 + 2 * H], pa.timestamp("ms", tz="UTC")),
+                      "energy_kwh": [500.0, 600.0, 5.0]})                     # a reset revealed at T0 + 1 h... + 2 h
+    counts = []
+    for edges in ([T0, T0 + 2 * H], [T0 + 2 * H, T0 + 3 * H]):
+        acc = EnergyAccumulator(["m"], [SourceParams(max_gap_ms=4 * H)], np.array([0]), 1,
+                                np.array(edges, dtype=np.int64), "counter")
+        acc.feed(batch)
+        counts.append(acc.result().event_counts.get("reset", 0))
+    assert counts == [0, 1]        # the reading at T0 + 2 h starts the second period: [start, end)
+
+
+def test_retrofit_outside_the_application_window_is_hypothetical(tmp_path):
+    cfg = tmp_path / "cfg"
+    _facility(cfg, "t-win", meters=["{id: grid-a, role: facility}", "{id: ups-1, role: it}"], racks=RETROFIT_RACKS,
+              extra="retrofit: {completed: 2024-03-01, cost_cny: 1000000}\n")
+    store = open_store(tmp_path / "data")
+    res = evaluate(load_registry(cfg), store, _day(2025, 6, 1), ["t-win"], ["chengdu-2023-cloud-retrofit"])
+    pr = res["facilities"][0]["profiles"]["chengdu-2023-cloud-retrofit"]
+    assert pr["in_force"] is True and pr["application_window"]["inside"] is False
+    assert "outside_application_window" in pr["hypothetical_reasons"] and pr["subsidy_hypothetical"] is True
+    assert any("outside the application window 2023-01-10..2023-07-31" in n for n in pr["notes"])
