@@ -65,8 +65,8 @@ def rows_from_result(result: dict, lang: str = "zh") -> tuple[list[dict], list[s
         r["flag_below_50_racks"] = decide(f["physical_racks"], "<", 50)
         for pid in profiles:
             pr = f["profiles"].get(pid)
-            if pr is None or not pr["applicable"]:
-                r[f"profile:{pid}"] = "not_applicable"
+            if pr is None or not pr["applicable"] or pr.get("verdict") == "not_applicable":
+                r[f"profile:{pid}"] = "not_applicable"  # no required check applies: not a pass
             else:
                 r[f"profile:{pid}"] = {True: "pass", False: "fail", None: "inconclusive"}[pr["eligible"]]
         rows.append(r)

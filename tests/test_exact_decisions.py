@@ -446,3 +446,15 @@ def test_retrofit_outside_the_application_window_is_hypothetical(tmp_path):
     assert pr["in_force"] is True and pr["application_window"]["inside"] is False
     assert "outside_application_window" in pr["hypothetical_reasons"] and pr["subsidy_hypothetical"] is True
     assert any("outside the application window 2023-01-10..2023-07-31" in n for n in pr["notes"])
+
+
+def test_export_says_which_measures_are_not_in_force(registry, week_store):
+    from dcmon.reports.export import build_export
+    _, store, _ = week_store
+    data, _, result = build_export(registry, store, Period(dt.date(2026, 7, 6), dt.date(2026, 7, 12)), fmt="csv",
+                                   lang="zh", city="chengdu")
+    header = data.decode("utf-8-sig").splitlines()[0]
+    assert "政策：chengdu-2023-cloud-retrofit（该政策在此期间不在有效期内）" in header
+    assert "政策：chengdu-hub-2025," in header + ","          # no dates: nothing said
+    city = [c for c in result["portfolio"]["checks"] if c["scope"] == "city"]
+    assert city and all(c["facilities"] == sum(f.city == "chengdu" for f in registry.select(None)) for c in city)
