@@ -458,3 +458,13 @@ def test_export_says_which_measures_are_not_in_force(registry, week_store):
     assert "政策：chengdu-hub-2025," in header + ","          # no dates: nothing said
     city = [c for c in result["portfolio"]["checks"] if c["scope"] == "city"]
     assert city and all(c["facilities"] == sum(f.city == "chengdu" for f in registry.select(None)) for c in city)
+
+
+@pytest.mark.parametrize("lang, notice, not_due", [("zh", "该政策在此期间不在有效期内", "无应付金额"),
+                                                   ("en", "Measure not in force for this period", "No amount is due")])
+def test_evidence_says_not_in_force_and_no_amount_due(registry, week_store, lang, notice, not_due):
+    from dcmon.reports.evidence import render_html
+    _, store, _ = week_store
+    out = render_html(registry, store, "cd-east-01", Period(dt.date(2026, 7, 6), dt.date(2026, 7, 12)), lang=lang)
+    text = out[0] if isinstance(out, tuple) else out
+    assert notice in text and not_due in text
