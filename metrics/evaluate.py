@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from fractions import Fraction
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dcmon.metrics import pue as pue_mod
 from dcmon.metrics import racks as racks_mod
-from dcmon.metrics.exact import figure_text, fraction_text, to_fraction
 from dcmon.metrics.energy import EnergyAccumulator, SourceParams, exact_kwh, merge_results
+from dcmon.metrics.exact import figure_text, fraction_text, to_fraction
 from dcmon.metrics.policy import (
     DEFAULT_MIN_COVERAGE,
     OP_WORDS,
