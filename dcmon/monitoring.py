@@ -211,10 +211,10 @@ class DcmonMetrics:
                                      "÷ IT energy (an energy ratio) [-]", labels=["facility"]),
             "pue_cov": GaugeMetricFamily("dcmon_facility_pue_15m_coverage_ratio", "Coverage of the 15-minute PUE: "
                                          "lower of facility and IT energy coverage [-]", labels=["facility"]),
-            "p_fac": GaugeMetricFamily("dcmon_facility_power_watts", "Facility power (utility input), average "
-                                       "over the last 15 minutes [W]", labels=["facility"]),
-            "p_it": GaugeMetricFamily("dcmon_facility_it_power_watts", "IT power, average over the last 15 "
-                                      "minutes [W]", labels=["facility"]),
+            "p_fac": GaugeMetricFamily("dcmon_facility_power_watts", "Facility power (utility input): energy "
+                                       "metered in the last 15 minutes ÷ 15 minutes [W]", labels=["facility"]),
+            "p_it": GaugeMetricFamily("dcmon_facility_it_power_watts", "IT power: energy metered in the last "
+                                      "15 minutes ÷ 15 minutes [W]", labels=["facility"]),
             "age": GaugeMetricFamily("dcmon_meter_last_reading_age_seconds", "Seconds since the meter's latest "
                                      "reading (its time stamp); +Inf when none in the last 24 h [s]",
                                      labels=["facility", "meter", "role"]),
