@@ -115,6 +115,11 @@ scrape_configs:
             [(FACILITY, "ups-2", "it")]
         assert "ups-2" in firing[0]["annotations"]["summary_en"] and firing[0]["annotations"]["summary_zh"]
         assert firing[0]["annotations"]["runbook"]
+        # every query of the shipped Grafana dashboard is valid PromQL and finds data here
+        from test_mon_rules import grafana_exprs
+        for expr in grafana_exprs():
+            prom.query(expr.replace("$facility", ".*"))
+        assert prom.query(f'dcmon_meter_last_reading_age_seconds{{facility=~".*"}}')
     finally:
         stop.set()
         th.join(10)
