@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 
+import pytest
 import yaml
 
 from conftest import PROMTOOL, REPO, RULES_DIR, needs_promtool
@@ -44,6 +46,13 @@ def test_promtool_unit_tests_pass():
     p = _run("test", "rules", "dcmon-rules.test.yml")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "SUCCESS" in p.stdout
+
+
+@pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool is not installed (Debian prometheus-alertmanager)")
+def test_alertmanager_example_is_valid():
+    p = subprocess.run(["amtool", "check-config", "alertmanager.example.yml"], capture_output=True, text=True,
+                       timeout=60, cwd=RULES_DIR)
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_every_alert_is_tested_firing_and_not_firing():
