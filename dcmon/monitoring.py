@@ -50,76 +50,93 @@ LIVE_WINDOW = pd.Timedelta(minutes=15)
 
 # ------------------------------------------------------------------------ facility figures
 class FacilityWatch:
-    """Per-facility figures from ``metrics``, refreshed in one background thread.
+    """Per-facility figures from ``metrics``, refreshed in two background threads.
 
-    live_interval_s : live PUE, power and meter last readings are recomputed this often [s]
-    quarter_interval_s : quarter-to-date figures and profile limits this often [s] (they read
-        the whole quarter, so less often)
+    live_interval_s : live PUE, power and meters' last readings are recomputed this often [s]
+    quarter_interval_s : quarter-to-date figures and profile limits this often [s] (they read the
+        whole quarter so far, so less often, and apart from the live figures)
+
+    Like the dashboard's loader, a pass never runs more often than every 4 × its own duration,
+    so many facilities on a small machine stretch the interval instead of keeping a core busy.
     """
 
-    def __init__(self, registry, store, *, live_interval_s: float = 15.0, quarter_interval_s: float = 300.0):
+    def __init__(self, registry, store, *, live_interval_s: float = 15.0, quarter_interval_s: float = 300.0,
+                 clock=None):
         self.registry = registry
         self.store = store
+        self.clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))   # tests fix the time
         self.live_interval_s = live_interval_s
         self.quarter_interval_s = quarter_interval_s
         self.profiles = load_profiles(registry.config_dir)
-        self._figures: dict[str, dict] = {}
+        self._live: dict[str, dict] = {}
+        self._quarter: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="dcmon-metrics-figures", daemon=True)
-        self._failing: set[str] = set()
+        self._threads = [threading.Thread(target=self._loop, args=(self.refresh_live, live_interval_s),
+                                          name="dcmon-metrics-live", daemon=True),
+                         threading.Thread(target=self._loop, args=(self.refresh_quarter, quarter_interval_s),
+                                          name="dcmon-metrics-quarter", daemon=True)]
+        self._failing: set[tuple[str, str]] = set()
 
     def start(self):
-        self._thread.start()
+        for th in self._threads:
+            th.start()
         return self
 
     def stop(self):
         self._stop.set()
-        self._thread.join(timeout=30)
+        for th in self._threads:
+            if th.is_alive():
+                th.join(timeout=30)
 
     def snapshot(self) -> dict[str, dict]:
+        """``{facility: {computed_at, live, meters, quarter?, pue_limit?, min_coverage?}}`` of the
+        facilities whose live figures exist."""
         with self._lock:
-            return dict(self._figures)
+            return {fid: {**live, **self._quarter.get(fid, {})} for fid, live in self._live.items()}
 
-    def refresh(self, quarter: bool = True, now: pd.Timestamp | None = None) -> None:
-        """Recompute every facility's figures (``quarter``: the quarter-to-date ones too)."""
+    def refresh(self, now: pd.Timestamp | None = None) -> None:
+        """Recompute every figure now (both passes)."""
+        self.refresh_live(now)
+        self.refresh_quarter(now)
+
+    def refresh_live(self, now: pd.Timestamp | None = None) -> None:
+        def figures(fac, t):
+            return {"computed_at": t.value / 1e9, "live": ev.live_pue(self.store, fac, t, LIVE_WINDOW.to_pytimedelta()),
+                    "meters": ev.meter_status(self.store, fac, t)}
+        self._each("live", figures, self._live, now)
+
+    def refresh_quarter(self, now: pd.Timestamp | None = None) -> None:
+        def figures(fac, t):
+            return {"quarter": watch.quarter_to_date(self.store, fac, t),
+                    "pue_limit": watch.pue_limit(self.store, fac, self.profiles, t),
+                    "min_coverage": watch.min_coverage(fac, self.profiles)}
+        self._each("quarter", figures, self._quarter, now)
+
+    def _each(self, what: str, figures, into: dict, now) -> None:
         for fid in sorted(self.registry.facilities):
             if self._stop.is_set():
                 return
-            fac = self.registry.facilities[fid]
-            t = now or pd.Timestamp.now(tz="UTC")
             try:
-                fig = {"computed_at": t.value / 1e9, "live": ev.live_pue(self.store, fac, t, LIVE_WINDOW.to_pytimedelta()),
-                       "meters": ev.meter_status(self.store, fac, t)}
-                with self._lock:
-                    old = self._figures.get(fid, {})
-                if quarter or "quarter" not in old:
-                    fig["quarter"] = watch.quarter_to_date(self.store, fac, t)
-                    fig["pue_limit"] = watch.pue_limit(self.store, fac, self.profiles, t)
-                    fig["min_coverage"] = watch.min_coverage(fac, self.profiles)
-                else:
-                    fig.update({k: old[k] for k in ("quarter", "pue_limit", "min_coverage")})
+                fig = figures(self.registry.facilities[fid], now or self.clock())
             except Exception as e:  # noqa: BLE001 - one facility's bad data must not stop the others
-                if fid not in self._failing:
-                    log.warning("metrics endpoint: figures of %s not computed (%s: %s); its previous figures "
-                                "stay published until this works again", fid, type(e).__name__, e)
-                self._failing.add(fid)
+                if (fid, what) not in self._failing:
+                    log.warning("metrics endpoint: %s figures of %s not computed (%s: %s); the previous ones stay "
+                                "published until this works again", what, fid, type(e).__name__, e)
+                self._failing.add((fid, what))
                 continue
-            if fid in self._failing:
-                log.info("metrics endpoint: figures of %s computed again", fid)
-                self._failing.discard(fid)
+            if (fid, what) in self._failing:
+                log.info("metrics endpoint: %s figures of %s computed again", what, fid)
+                self._failing.discard((fid, what))
             with self._lock:
-                self._figures[fid] = fig
+                into[fid] = fig
 
-    def _run(self):
-        next_quarter = 0.0
+    def _loop(self, refresh, interval_s: float):
         while not self._stop.is_set():
             started = time.monotonic()
-            quarter = started >= next_quarter
-            self.refresh(quarter=quarter)
-            if quarter:
-                next_quarter = started + self.quarter_interval_s
-            self._stop.wait(max(0.0, self.live_interval_s - (time.monotonic() - started)))
+            refresh()
+            cost = time.monotonic() - started
+            self._stop.wait(max(interval_s, 4 * cost) - cost)
 
 
 # ------------------------------------------------------------------------------ exposition
@@ -137,7 +154,7 @@ class DcmonMetrics:
 
     def collect(self):
         h = self.health_fn() or {}
-        now = time.time()
+        now = self.watcher.clock() if self.watcher else pd.Timestamp.now(tz="UTC")
         yield from self._collector_families(h)
         yield from self._facility_families(h, self.watcher.snapshot() if self.watcher else {}, now)
 
@@ -205,7 +222,7 @@ class DcmonMetrics:
         return sum(1 for p in d.rglob("*") if p.is_file() and p.suffix != ".txt" and not p.name.endswith(".reason"))
 
     # ---------------------------------------------------------------- facility
-    def _facility_families(self, h: dict, figs: dict, now: float):
+    def _facility_families(self, h: dict, figs: dict, now: pd.Timestamp):
         fams = {
             "pue": GaugeMetricFamily("dcmon_facility_pue_15m_ratio", "PUE over the last 15 minutes: facility energy "
                                      "÷ IT energy (an energy ratio) [-]", labels=["facility"]),
@@ -254,8 +271,7 @@ class DcmonMetrics:
             live_last = last_seen.get(fid) or {}
             for m in fac.meters:
                 ts = [t for t in (store_last.get(m.id), (live_last.get(m.id) or [None])[0]) if t is not None]
-                fams["age"].add_metric([fid, m.id, m.role], watch.seconds_since(max(ts) if ts else None,
-                                                                              pd.Timestamp(now, unit="s", tz="UTC")))
+                fams["age"].add_metric([fid, m.id, m.role], watch.seconds_since(max(ts) if ts else None, now))
                 fams["gap"].add_metric([fid, m.id], float(m.max_gap_s))
             if f is None:
                 continue
@@ -267,7 +283,9 @@ class DcmonMetrics:
             if live["coverage"] > 0:   # without readings in the window there is no load figure (not 0 W)
                 fams["p_fac"].add_metric([fid], live["facility_load_kw"] * 1000)
                 fams["p_it"].add_metric([fid], live["it_load_kw"] * 1000)
-            q = f["quarter"]
+            q = f.get("quarter")
+            if q is None:
+                continue
             if q.get("pue") is not None:
                 fams["q_pue"].add_metric([fid], q["pue"])
             fams["q_cov"].add_metric([fid], q["coverage"])
@@ -335,10 +353,10 @@ class MetricsServer:
 
     def __init__(self, registry, store, health_fn, *, host: str = "127.0.0.1", port: int = 0,
                  token: str | None = None, data_dir=None, live_interval_s: float = 15.0,
-                 quarter_interval_s: float = 300.0):
+                 quarter_interval_s: float = 300.0, clock=None):
         self.host, self.port, self.token = host, port, token
         self.watcher = FacilityWatch(registry, store, live_interval_s=live_interval_s,
-                                     quarter_interval_s=quarter_interval_s)
+                                     quarter_interval_s=quarter_interval_s, clock=clock)
         self.prom = CollectorRegistry(auto_describe=False)
         self.prom.register(DcmonMetrics(registry, health_fn, self.watcher, data_dir))
         self._httpd = None

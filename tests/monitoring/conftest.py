@@ -49,11 +49,19 @@ class PrometheusProcess:
                                       f"--storage.tsdb.path={self.workdir / 'tsdb'}",
                                       f"--web.listen-address=127.0.0.1:{self.port}"],
                                      stdout=self._fh, stderr=subprocess.STDOUT)
+        coll._STARTED.append(self)
         if not wait_port(self.port, timeout=30):
             self.stop()
             raise AssertionError(f"prometheus did not start:\n{self.log.read_text()[-3000:]}")
-        coll._STARTED.append(self)
+        wait_for(self._ready, timeout=30, what="prometheus ready")   # 503 until its storage is open
         return self
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
 
     def stop(self):
         if self.proc is None:
