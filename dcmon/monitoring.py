@@ -29,6 +29,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -153,13 +154,19 @@ class DcmonMetrics:
         return []   # families depend on the data; no registration-time collect
 
     def collect(self):
-        h = self.health_fn() or {}
+        try:
+            h = self.health_fn() or {}
+        except Exception:  # noqa: BLE001 - a scrape still gets the facility figures
+            log.exception("metrics endpoint: no collector health for this scrape")
+            h = {}
         now = self.watcher.clock() if self.watcher else pd.Timestamp.now(tz="UTC")
         yield from self._collector_families(h)
         yield from self._facility_families(h, self.watcher.snapshot() if self.watcher else {}, now)
 
     # --------------------------------------------------------------- collector
     def _collector_families(self, h: dict):
+        if not h:
+            return   # no health document: publish nothing rather than a "disconnected" that is not known
         def gauge(name, doc, value):
             g = GaugeMetricFamily(name, doc)
             g.add_metric([], float(value))
@@ -366,8 +373,10 @@ class MetricsServer:
         if not is_loopback(self.host) and not self.token:
             log.warning("the metrics endpoint listens on %s without a token: anyone who can reach it reads the "
                         "facility figures (set %s or --metrics-token-file)", self.host, ENV_METRICS_TOKEN)
+        family = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        server_class = type("MetricsHTTPServer", (ThreadingWSGIServer,), {"address_family": family})
         self._httpd = make_server(self.host, self.port, metrics_wsgi_app(self.prom, self.token),
-                                  ThreadingWSGIServer, handler_class=_SilentHandler)
+                                  server_class, handler_class=_SilentHandler)
         self.port = self._httpd.server_port
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="dcmon-metrics-http", daemon=True)
         self._thread.start()

@@ -180,6 +180,19 @@ def test_bad_options_exit_2_with_one_line(tmp_path, args, message):
     assert message in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
+def test_busy_port_exits_2_with_one_line(tmp_path):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        p = subprocess.run([sys.executable, "-m", "dcmon.cli", "collect", "--config", str(FIXTURES), "--data",
+                            str(tmp_path / "data"), "--broker", "mqtt://127.0.0.1:1", "--metrics-port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert f"--metrics-port {port} on 127.0.0.1: cannot listen" in p.stderr and "Traceback" not in p.stderr
+
+
 def test_profile_limits(tmp_path):
     registry = load_registry(FIXTURES)
     profiles = load_profiles(registry.config_dir)
