@@ -160,3 +160,14 @@ def test_facility_page_in_chromium(cfg, tmp_path, prometheus_with_alerts):
         drv.quit()
         httpd.shutdown()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_bad_prometheus_url_exits_2_with_one_line(tmp_path):
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "dcmon.cli", "dashboard", "--config", str(REPO / "fixtures"), "--data",
+                        str(tmp_path / "data"), "--prometheus-url", "127.0.0.1:9090"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert "--prometheus-url must start with http:// or https://: '127.0.0.1:9090'" in p.stderr
