@@ -11,7 +11,8 @@ import flask
 import pytest
 from werkzeug.security import generate_password_hash
 
-from conftest import REPO, RULES_DIR, PrometheusProcess, needs_prometheus, wait_for
+from mon_helpers import REPO, RULES_DIR, PrometheusProcess, needs_prometheus, wait_for
+from mon_helpers import _stop_leftover_processes  # noqa: F401 - fixture: stops what a failing test left running
 from dcmon.dashboard import alerts
 from dcmon.dashboard.app import create_app
 from dcmon.dashboard.auth import User

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import REPO, coll
+from mon_helpers import REPO, coll
 from dcmon.collector.ingest import Ingestor
 from dcmon.collector.quarantine import Quarantine
 from dcmon.metrics.policy import load_profiles

@@ -17,7 +17,8 @@ import orjson
 import pytest
 import yaml
 
-from conftest import RULES_DIR, PrometheusProcess, coll, needs_prometheus, wait_for
+from mon_helpers import RULES_DIR, PrometheusProcess, coll, needs_prometheus, wait_for
+from mon_helpers import _stop_leftover_processes, mosquitto  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.integration, needs_prometheus, coll.needs_mosquitto]
 

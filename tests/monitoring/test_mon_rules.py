@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import PROMTOOL, REPO, RULES_DIR, needs_promtool
+from mon_helpers import PROMTOOL, REPO, RULES_DIR, needs_promtool
 
 RULES = RULES_DIR / "dcmon-rules.yml"
 ANNOTATIONS = {"summary", "summary_zh", "summary_en", "description_zh", "description_en", "runbook"}

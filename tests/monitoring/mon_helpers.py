@@ -1,5 +1,9 @@
 """Helpers for the monitoring tests: a real Prometheus (Debian ``prometheus``) on a free port with
-temporary storage, plus the collector-test helpers (Mosquitto, collector subprocesses, publishers)."""
+temporary storage, plus the collector-test helpers (Mosquitto, collector subprocesses, publishers).
+
+A plain module, not a conftest.py: the collector tests import names ``from conftest``, which
+resolves to whichever conftest was imported last; a third one here would shadow theirs.
+Test modules import the fixtures they use from here."""
 from __future__ import annotations
 
 import importlib.util
