@@ -40,8 +40,12 @@ class Stats:
     max_ack_lag_ms: float = 0.0
     rejects_by_reason: dict = field(default_factory=lambda: defaultdict(int))
     quarantine_records: int = 0    # records written to the quarantine (at most a few per message)
-    # per facility (exact id from the topic): {"readings": accepted, "rejected": readings, "rejected_messages": n}
-    by_facility: dict = field(default_factory=dict)
+    commit_seconds: float = 0.0    # time spent making batches durable (quarantine, store, outbox) [s]
+    commits: int = 0               # batches made durable
+    # per configured facility (the topic's facility segment, matched exactly): accepted readings and
+    # rejections by reason class; rejections on topics naming no configured facility count only above
+    accepted_by_facility: dict = field(default_factory=lambda: defaultdict(int))
+    rejects_by_facility: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
 
 
 class _LogLimiter:
@@ -92,7 +96,6 @@ class Parsed:
     bytes: int
     records: list = field(default_factory=list)   # quarantine records (a few per bad message)
     rejected_messages: int = 0
-    bad_by_facility: dict = field(default_factory=dict)   # facility_id -> messages with a rejection
     quarantined: bool = False
     attempts: int = 0
 
@@ -214,7 +217,6 @@ class Ingestor:
                       guard=self.guard, max_future=self.max_future, origin=self.origin)
         records = []
         bad_messages = 0
-        bad_by_facility: dict = {}
         for topic, payload, received_ms in items:
             ctx.received_at_ms = received_ms
             before = len(rows)
@@ -223,14 +225,11 @@ class Ingestor:
             if rej:
                 fac = self.facility_of(topic)
                 bad_messages += 1
-                if fac is not None:
-                    bad_by_facility[fac] = bad_by_facility.get(fac, 0) + 1
                 records += message_records(topic, received_ms, payload, rej, len(rows) - before, fac)
                 for x in rej:
                     rejected.append((topic, received_ms, x, fac))
         return Parsed(rows=rows, table=rows.to_table() if len(rows) else None, rejected=rejected,
-                      messages=len(items), bytes=n_bytes, records=records, rejected_messages=bad_messages,
-                      bad_by_facility=bad_by_facility)
+                      messages=len(items), bytes=n_bytes, records=records, rejected_messages=bad_messages)
 
     def facility_of(self, topic: str) -> str | None:
         """The registered facility a topic names, matched exactly (``dcmon/v1/<facility>/…`` or a
@@ -279,17 +278,18 @@ class Ingestor:
             rows.update_last_seen(self.last_seen, parsed.table)
             by_text: dict = {}
             for _, _, x, fac in rejected:
-                by_text[x.reason] = by_text.get(x.reason, 0) + 1
+                key = (x.reason, fac)
+                by_text[key] = by_text.get(key, 0) + 1
+            for (text, fac), n in by_text.items():   # (a flood repeats a few reasons: classify each text once)
+                reason = _reason_class(text)
+                s.rejects_by_reason[reason] += n
                 if fac is not None:
-                    self._facility_stats(fac)["rejected"] += 1
-            for text, n in by_text.items():     # (a flood repeats a few reasons: classify each text once)
-                s.rejects_by_reason[_reason_class(text)] += n
-            for fac, n in parsed.bad_by_facility.items():
-                self._facility_stats(fac)["rejected_messages"] += n
+                    s.rejects_by_facility[fac][reason] += n
             if parsed.table is not None:
-                import pyarrow.compute as pc
-                for item in pc.value_counts(parsed.table.column("facility_id")).to_pylist():
-                    self._facility_stats(item["values"])["readings"] += item["counts"]
+                for fac, n in _count_by_facility(parsed.table).items():
+                    s.accepted_by_facility[fac] += n
+            s.commit_seconds += time.monotonic() - now
+            s.commits += 1
         logged = set()
         for topic, ms, x, _ in rejected:
             if (topic, ms) in logged:
@@ -298,16 +298,16 @@ class Ingestor:
             if self._limiter.allow(topic, now):
                 log.warning("rejected %s: %s", x.where, x.reason)
 
-    def _facility_stats(self, facility_id: str) -> dict:
-        f = self.stats.by_facility.get(facility_id)
-        if f is None:
-            f = self.stats.by_facility[facility_id] = {"readings": 0, "rejected": 0, "rejected_messages": 0}
-        return f
-
     def log_suppressed(self) -> None:
         """Summarise rejections the log rate limit held back (called with each health report)."""
         for topic, n in self._limiter.flush().items():
             log.warning("rejected %d more from %s (log rate limit; all are in the quarantine)", n, topic)
+
+
+def _count_by_facility(table) -> dict[str, int]:
+    """Accepted rows per facility of a batch table (Arrow value counts, outside the GIL)."""
+    vc = table.column("facility_id").value_counts()
+    return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
 
 
 __all__ = ["Ingestor", "Stats"]

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
-from dcmon.dashboard import common
+from dcmon.dashboard import alerts, common
 from dcmon.dashboard.common import card, forbidden, may_see
 from dcmon.dashboard.i18n import (
     GRID_LOCALE_ZH,
@@ -51,6 +51,7 @@ def layout(facility_id: str, lang: str, url_period: dict) -> html.Div:
         html.P(id="facility-header"),
         html.Div([dcc.Link(t(lang, "subsidy"), href=f"/subsidy/{facility_id}", id="facility-subsidy-link"),
                   html.Span(f" · {t(lang, 'refreshing')}", className="note")]),
+        alerts.panel(lang, facility_id),
         html.Div(className="cards", id="facility-live-cards"),
         html.Div(className="cards", id="facility-period-cards"),
         html.Div(className="note", id="facility-basis"),
@@ -258,10 +259,11 @@ def health_items(health: dict[str, dict], lang: str, now_ms: int | None = None,
         state = t(lang, "stale") if stale else t(lang, "connected" if h.get("connected") else "disconnected")
         colour = "#c62828" if stale or not h.get("connected") else "#2e7d32"
         if only_facility is not None:
-            f = (h.get("facilities") or {}).get(only_facility) or {}
+            f = (h.get("by_facility") or {}).get(only_facility) or {}
+            rejected = sum((f.get("rejects_by_reason") or {}).values())
             out.append(html.Li([html.B(name), " · ", html.Span(state, style={"color": colour}),
-                                f" · {only_facility}: {num(f.get('readings', 0), lang, 0)} {t(lang, 'readings')}"
-                                f" · {t(lang, 'rejected')} {num(f.get('rejected', 0), lang, 0)}"
+                                f" · {only_facility}: {num(f.get('accepted', 0), lang, 0)} {t(lang, 'readings')}"
+                                f" · {t(lang, 'rejected')} {num(rejected, lang, 0)}"
                                 f" · {t(lang, 'updated')} {timestamp(updated, 'Asia/Shanghai', lang)}"]))
             continue
         out.append(html.Li([html.B(name), " · ", html.Span(state, style={"color": colour}),

@@ -158,5 +158,5 @@ def test_deep_nesting_costs_only_its_item_and_topics_match_facilities_exactly(mo
     assert [r["where"] for r in mine["latest"]] == [METER + "[1]"]
     assert [r["topic"] for r in theirs["latest"]] == [f"dcmon/v1/{other}/{FAC}/x"]
     h = _health(data)
-    assert h["facilities"][FAC] == {"readings": 2, "rejected": 1, "rejected_messages": 1}
-    assert h["facilities"][other]["rejected"] == 1
+    assert h["by_facility"][FAC] == {"accepted": 2, "rejects_by_reason": {"other": 1}}
+    assert sum(h["by_facility"][other]["rejects_by_reason"].values()) == 1

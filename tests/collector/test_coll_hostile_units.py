@@ -243,13 +243,16 @@ def test_dashboard_counts_come_from_the_index_with_exact_facility(tmp_path, regi
     for p in quarantine_dir(tmp_path / "data").glob("*.jsonl"):
         os.remove(p)
     assert facility_summary(tmp_path / "data", FAC)["records"] == 1
-    assert ing.stats.by_facility[FAC] == {"readings": 0, "rejected": 1, "rejected_messages": 1}
+    assert ing.stats.accepted_by_facility.get(FAC, 0) == 0
+    assert dict(ing.stats.rejects_by_facility[FAC]) == {"unknown meter": 1}
+    assert dict(ing.stats.rejects_by_facility[other]) == {"topic does not follow": 1}
 
 
 def test_operators_see_only_their_facilitys_collector_figures():
     from dcmon.dashboard.pages.facility import health_items
     doc = {"collector-a": {"updated_at_ms": now_ms(), "connected": True, "messages_per_s": 12345.0, "rejected": 999,
-                           "facilities": {FAC: {"readings": 7, "rejected": 2}, "cd-edge-01": {"readings": 50}}}}
+                           "by_facility": {FAC: {"accepted": 7, "rejects_by_reason": {"unknown meter": 2}},
+                                           "cd-edge-01": {"accepted": 50}}}}
     text = str(health_items(doc, "en", only_facility=FAC))
     assert "12,345" not in text and "12345" not in text and "999" not in text and "cd-edge-01" not in text
     assert f"{FAC}: 7 readings" in text and "rejected 2" in text
