@@ -79,7 +79,8 @@ def _reason_class(reason: str) -> str:
     for key in ("malformed JSON", "malformed line protocol", "unknown facility", "unknown meter", "unknown rack",
                 "in the future", "impossible", "jumps", "is negative", "not finite", "is not a number",
                 "missing", "payload says", "tag facility", "unknown field", "topic does not follow",
-                "no value", "outside 2000..2200", "not ISO 8601", "without a UTC offset", "internal error"):
+                "no value", "outside 2000..2200", "not ISO 8601", "without a UTC offset", "internal error",
+                "JSON array", "JSON object", "characters long", "bytes (limit"):
         if key in reason:
             return key
     return "other"
@@ -141,9 +142,13 @@ def store_neighbours(store, window_ms: int = NEIGHBOUR_WINDOW_MS):
             latest[key] = (out, now)
         return latest[key]
 
+    asked: set = set()   # sources the facility-wide read has answered once (later: the store itself)
+
     def lookup(facility_id, kind, source_id, ts_ms):
-        known, loaded_at = newest(facility_id, kind)
-        if known is not None:
+        key = (facility_id, kind, source_id)
+        known, loaded_at = (None, 0) if key in asked else newest(facility_id, kind)
+        asked.add(key)
+        if known is not None:   # (only the first question about a source: the store changes after the read)
             last = known.get(source_id)
             if last is not None and ts_ms > last[0] and ts_ms >= loaded_at - window_ms:
                 return last, None        # the usual first reading after a start: newer than anything stored
