@@ -290,7 +290,8 @@ class JumpGuard:
     factor: float = 3.0
     history: object = None
     points: dict = field(default_factory=dict)      # (fac, kind, src) -> sorted [(ts_ms, energy_kwh)]
-    complete_from: dict = field(default_factory=dict)  # (fac, kind, src) -> ts: memory holds every neighbour after it
+    complete_from: dict = field(default_factory=dict)  # (fac, kind, src) -> ts: memory holds every neighbour
+    complete_to: dict = field(default_factory=dict)    # ... of a time between these two (default: no end)
     candidate: dict = field(default_factory=dict)   # after a rejected jump
     _ceilings: dict = field(default_factory=dict)
 
@@ -328,7 +329,12 @@ class JumpGuard:
         return c
 
     def neighbours(self, facility, kind: str, source_id: str, ts: int):
-        """``(before, after)``: the accepted counter readings nearest to ``ts`` on each side, or None."""
+        """``(before, after)``: the accepted counter readings nearest to ``ts`` on each side, or None.
+
+        Memory holds every neighbour of a time strictly between ``complete_from`` and ``complete_to``
+        of its source; outside that window a meter's neighbours come from the store, and the first
+        answer seeds memory with the window between them.
+        """
         key = (facility.id, kind, source_id)
         pts = self.points.get(key)
         if pts is None:
@@ -337,33 +343,32 @@ class JumpGuard:
         i = bisect.bisect_left(pts, (ts, -math.inf))
         before = pts[i - 1] if i > 0 else None
         after = pts[i] if i < len(pts) else None
-        if ts <= self.complete_from[key] and self.history is not None and kind == "meter":
+        inside = self.complete_from[key] < ts < self.complete_to.get(key, math.inf)
+        if not inside and self.history is not None and kind == "meter":
             st_before, st_after = self.history(facility.id, kind, source_id, ts)
             if st_before is not None and (before is None or st_before[0] > before[0]):
                 before = st_before
             if st_after is not None and (after is None or st_after[0] < after[0]):
                 after = st_after
-            if not pts and st_after is None:
-                # the newest reading of a source after a start: from here on memory is complete
-                if st_before is not None:
-                    pts.append(st_before)
+            if not pts:
+                # the first question about a source: memory now knows the window between its neighbours
+                pts += [p for p in (st_before, st_after) if p is not None]
                 self.complete_from[key] = st_before[0] if st_before is not None else -math.inf
+                if st_after is not None:
+                    self.complete_to[key] = st_after[0]
         return before, after
 
     def _remember(self, key, ts: int, e: float) -> None:
         pts = self.points[key]
+        if not self.complete_from[key] < ts < self.complete_to.get(key, math.inf):
+            return   # outside what memory covers: the store has its neighbours
         if pts and ts > pts[-1][0]:
             pts.append((ts, e))
-            if len(pts) > KEEP_POINTS:
-                del pts[0]
-                self.complete_from[key] = pts[0][0]
-            return
-        if ts < self.complete_from[key]:
-            return   # older than what memory covers: the store has its neighbours
-        i = bisect.bisect_left(pts, (ts, -math.inf))
-        if i < len(pts) and pts[i][0] == ts:
-            return   # a copy of a key: the store keeps the first
-        pts.insert(i, (ts, e))
+        else:
+            i = bisect.bisect_left(pts, (ts, -math.inf))
+            if i < len(pts) and pts[i][0] == ts:
+                return   # a copy of a key: the store keeps the first
+            pts.insert(i, (ts, e))
         if len(pts) > KEEP_POINTS:
             del pts[0]
             self.complete_from[key] = pts[0][0]
@@ -381,7 +386,7 @@ class JumpGuard:
         key = (facility.id, kind, src)
         ts = row["ts"]
         pts = self.points.get(key)
-        if pts and ts > pts[-1][0] and ts > self.complete_from[key]:
+        if pts and ts > pts[-1][0] and ts > self.complete_from[key] and key not in self.complete_to:
             before, after = pts[-1], None      # the usual case: the newest reading of a source
         else:
             before, after = self.neighbours(facility, kind, src, ts)

@@ -279,3 +279,23 @@ def test_after_a_start_one_store_read_serves_every_meter_of_a_facility(registry,
     # a late reading between stored ones still finds both neighbours (one more read, for that source)
     assert lookup(FAC, "meter", "grid-b", t0 + 4 * MIN + 1) == ((t0 + 4 * MIN, 104.0), (t0 + 5 * MIN, 105.0))
     assert len(reads) == 2
+
+
+def test_an_import_older_than_the_store_asks_the_store_once_per_source(registry, tmp_path):
+    """Backfilling a gap before stored data: the first row finds both neighbours in the store, the
+    rows after it are checked in memory (the window between those neighbours)."""
+    store = open_store(tmp_path)
+    rows, _ = _p(registry, _day(n=5, start=NOON + 60 * MIN, start_kwh=5000.0), JumpGuard())
+    store.append(to_table(rows))
+    calls = []
+    inner = store_neighbours(store)
+
+    def history(*a):
+        calls.append(a)
+        return inner(*a)
+    guard = JumpGuard(history=history)
+    older = _day(n=30, start=NOON, start_kwh=4600.0)           # 4600 … 4890 kWh, then the stored 5000 at +60 min
+    rows, rej = _p(registry, older, guard)
+    assert len(rows) == 30 and not rej and len(calls) == 1
+    rows, rej = _p(registry, {"ts": NOON + 45 * MIN, "energy_kwh": 9e12}, guard)
+    assert not rows and "impossible" in rej[0].reason and len(calls) == 1
