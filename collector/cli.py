@@ -107,7 +107,9 @@ def register(sub):
     p = sub.add_parser("quarantine", help="inspect rejected telemetry",
                        description="List or show messages and readings the collector rejected, with their reason.")
     qsub = p.add_subparsers(dest="action", metavar="ACTION")
-    q = qsub.add_parser("list", help="list quarantined rejections (newest last)")
+    q = qsub.add_parser("list", help="list quarantined rejections (newest last)",
+                        description="List the collector's rejections with their time, topic and reason, newest "
+                                    "last; filters combine.")
     add_config_data(q)
     q.add_argument("--since", metavar="YYYY-MM-DD", help="only days from this UTC day on")
     q.add_argument("--topic", help="only topics containing this text")
@@ -116,7 +118,9 @@ def register(sub):
     q.add_argument("--format", choices=["table", "json"], default="table",
                    help="a table for people (default) or one JSON object per line")
     q.set_defaults(func=cmd_quarantine_list)
-    q = qsub.add_parser("show", help="show one rejection with its raw payload")
+    q = qsub.add_parser("show", help="show one rejection with its raw payload",
+                        description="Show one rejection: its time, topic, where in the payload, the reason and the "
+                                    "raw payload as received.")
     add_config_data(q)
     q.add_argument("id", help="id from 'dcmon quarantine list', e.g. 2026-07-01-collector:12")
     q.set_defaults(func=cmd_quarantine_show)

@@ -415,14 +415,14 @@ def cmd_generate(args) -> int:
     total = sum(t.num_rows for t in tables)
     if out is not None:
         _write_readings_file(tables, out)
-        print(f"{out}: {total:,} readings for {len(tables)} {"facility" if len(tables) == 1 else "facilities"}, {first} .. {last} ({days} days); "
+        print(f"{out}: {total:,} readings for {len(tables)} {'facility' if len(tables) == 1 else 'facilities'}, {first} .. {last} ({days} days); "
               f"load them with dcmon import {out}")
         return 0
     store = open_store(args.data)
     totals = {"written": 0, "duplicates": 0, "conflicts": 0}
     for t in tables:
         _flush_table(store, t, totals)
-    print(f"{args.data}: {total:,} readings for {len(tables)} {"facility" if len(tables) == 1 else "facilities"}, {first} .. {last} ({days} days); "
+    print(f"{args.data}: {total:,} readings for {len(tables)} {'facility' if len(tables) == 1 else 'facilities'}, {first} .. {last} ({days} days); "
           f"{totals['written']:,} stored, {totals['duplicates']:,} already stored"
           + (f" ({totals['conflicts']:,} with different values; the stored values were kept)" if totals["conflicts"] else ""))
     return 0
