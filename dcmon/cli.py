@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+QUIET_LIBRARIES = ("werkzeug", "weasyprint", "fontTools")
+
+
 def setup_logging(verbose: int) -> None:
     """dcmon's own information lines always; the libraries' (werkzeug's request log, WeasyPrint's
     rendering notes) only with -v: by default they would drown the warnings that matter."""
@@ -50,6 +53,9 @@ def setup_logging(verbose: int) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not verbose:
         logging.getLogger("dcmon").setLevel(logging.INFO)
+    # These libraries set their own loggers to INFO, which the root level does not override.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING if not verbose else logging.WARNING - 10 * min(verbose, 2))
 
 
 def main(argv: list[str] | None = None) -> int:
