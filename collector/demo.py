@@ -306,7 +306,7 @@ def start_text(kind: str, port: int, config: Path, data: Path, ids: list[str], *
         f"  data folder    {data}",
         f"  broker         {broker_text}; {len(ids)} facilities publish live telemetry",
         "Try in another terminal while the demo runs:",
-        f"  {dcmon} evaluate {cd} {span} --profile chengdu-2023-cloud-retrofit",
+        f"  {dcmon} evaluate {cd} {span}",
         f"  {dcmon} evidence {cd} --facility {fac} --year {today.year - 1} --out {report}",
         f"  {dcmon} verify {report} {cd}",
         "Ctrl-C stops everything.",

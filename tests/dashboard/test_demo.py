@@ -198,3 +198,26 @@ def test_demo_refuses_a_data_folder_that_holds_a_store(tmp_path):
     p = subprocess.run([sys.executable, "-m", "dcmon.cli", "demo", "--data", str(tmp_path)], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 2 and "already holds a store" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("today, first, last, label", [
+    (dt.date(2026, 11, 30), dt.date(2026, 10, 1), dt.date(2026, 11, 29), "2026Q4 to date"),
+    (dt.date(2026, 10, 2), dt.date(2026, 10, 1), dt.date(2026, 10, 1), "2026Q4 to date"),
+    (dt.date(2026, 10, 1), dt.date(2026, 7, 1), dt.date(2026, 9, 30), "2026Q3"),      # first day: the last quarter
+    (dt.date(2027, 1, 1), dt.date(2026, 10, 1), dt.date(2026, 12, 31), "2026Q4"),
+])
+def test_demo_period_is_whole_days_of_history(today, first, last, label):
+    from dcmon.collector.demo import demo_period
+    p = demo_period(today)
+    assert (p.first_day, p.last_day, p.label) == (first, last, label)
+
+
+def test_start_text_names_folders_and_three_commands(tmp_path):
+    from dcmon.collector.demo import start_text
+    txt = start_text("dashboard", 8050, DEMO_CONFIG, tmp_path / "d", ["cd-east-01", "cd-edge-01"],
+                     broker_text="mosquitto mqtt://127.0.0.1:1", today=dt.date(2027, 1, 1))
+    assert "http://127.0.0.1:8050/?from=2026-10-01&to=2026-12-31" in txt
+    assert f"config folder  {DEMO_CONFIG}" in txt and f"data folder    {tmp_path / 'd'}" in txt
+    assert "evaluate --config" in txt and "--from 2026-10-01 --to 2026-12-31" in txt
+    assert "evidence --config" in txt and "--facility cd-east-01 --year 2026 --out evidence-cd-east-01-2026.pdf" in txt
+    assert "verify evidence-cd-east-01-2026.pdf --config" in txt
