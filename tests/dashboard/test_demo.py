@@ -157,6 +157,20 @@ def test_demo_shows_verdicts_and_its_report_verifies_after_stop(browser, tmp_pat
                 break
             time.sleep(1)
         assert t.num_rows, "no live readings in the last 10 minutes"
+        # ... and the facility page shows a live PUE from them
+        import re
+        browser.set_window_size(1400, 1000)
+        browser.get(url.replace("/?", "/facility/cd-east-01?"))
+        deadline = time.monotonic() + 120
+        live = ""
+        while time.monotonic() < deadline and not re.fullmatch(r"\d\.\d{3}", live):
+            try:
+                live = browser.find_element(By.CSS_SELECTOR, "#live-pue").text.strip()
+            except Exception:
+                pass
+            time.sleep(0.5)
+        shot(browser, "demo-facility")
+        assert re.fullmatch(r"\d\.\d{3}", live) and 1.1 < float(live) < 1.4, live
 
         # The three printed commands work as pasted, against the running demo.
         for c in commands:
