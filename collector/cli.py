@@ -154,7 +154,8 @@ def register(sub):
     p.add_argument("--broker-impl", choices=["auto", "mosquitto", "amqtt"], default="auto",
                    help="embedded broker (default auto: Mosquitto when installed, else amqtt)")
     p.add_argument("--speed", type=float, default=120.0, metavar="N",
-                   help="the live stream replays its first minutes N times faster, then runs in real time (default 120)")
+                   help="the live stream starts N minutes ago (at most 2 h, where the history ends), replays them N "
+                        "times faster, then runs in real time (default 120)")
     p.add_argument("--facility", action="append", metavar="ID", help="facility id (repeatable; default all)")
     p.add_argument("--duration", metavar="D", help="stop after D (90, 90s, 5m, 2h); default run until Ctrl-C")
     p.add_argument("--faults", action="store_true", help="also publish resets, gaps, duplicates and bad payloads")

@@ -106,9 +106,9 @@ def register(sub):
                                    "follow a daily and weekly cycle, cooling follows the city's weather, and every "
                                    "whole quarter in the range hits the facility's target PUE exactly (sample "
                                    "facilities: dcmon.fixtures.generate.TARGETS; any other facility 1.30). Counters "
-                                   "run on through the range; a second, separate range starts its counters afresh "
-                                   "(which the metrics would read as a counter reset), so generate one range. The "
-                                   "same arguments always give the same readings.")
+                                   "run on through the range. A second, adjacent range starts its counters afresh, so "
+                                   "the join would read as a counter jump or reset: generate one range. The same "
+                                   "arguments always give the same readings.")
     add_config_data(p)
     g = p.add_argument_group("what to generate")
     g.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD",
