@@ -228,7 +228,8 @@ def run_demo(args) -> int:
         store = open_store(data)
         t0 = time.monotonic()
         written, last_counters = backfill(registry, store, ids, live_start)
-        first_year = dt.datetime.now(dt.UTC).year - 1
+        from dcmon.periods import zone
+        first_year = dt.datetime.fromtimestamp(live_start / 1000, zone(registry.get(ids[0]).timezone)).year - 1
         print(f"dcmon demo: history {first_year}-01-01 .. now for {len(ids)} facilities "
               f"({written:,} readings) written in {time.monotonic() - t0:.1f} s", flush=True)
         broker.start()

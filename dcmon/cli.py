@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-QUIET_LIBRARIES = ("werkzeug", "weasyprint", "fontTools")
+QUIET_LIBRARIES = ("werkzeug", "waitress", "weasyprint", "fontTools")
 
 
 def setup_logging(verbose: int) -> None:
