@@ -15,12 +15,17 @@ import pyarrow.compute as pc
 import pytest
 
 from dcmon.collector.brokers import free_port
-from conftest import shot
 
 REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "artifacts" / "screenshots"
 DEMO_CONFIG = REPO / "fixtures" / "demo"
 CHENGDU = "chengdu-2023-cloud-retrofit"
 START_LIMIT_S = 240      # history, broker, collector and dashboard up (about 15 s on an idle machine)
+
+
+def shot(drv, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    drv.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
 class Demo:
