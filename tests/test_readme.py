@@ -1,9 +1,10 @@
 """The README's runnable examples run as written, and print what the README shows.
 
-A ```sh block preceded by an HTML comment starting ``<!-- runnable`` is run with bash in a fresh
-folder that holds links to the repository's ``fixtures`` and ``config`` (the README's commands
-name them relative to the repository), with ``dcmon`` on PATH. When the next block is a plain
-``` block, it is the expected output: stdout must equal it line for line.
+A ```sh block preceded by an HTML comment starting ``<!-- runnable`` is run with bash, in README
+order, in one fresh folder that holds links to the repository's ``fixtures`` and ``config`` (the
+README's commands name them relative to the repository), with ``dcmon`` on PATH, as a reader
+following the README would. When the next block is a plain ``` block, it is the expected output:
+stdout must equal it line for line.
 """
 import os
 import re
@@ -11,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MARK = "<!-- runnable"
@@ -42,18 +42,16 @@ def test_the_marker_finds_blocks():
     assert runnable_blocks(sample) == [(2, "echo hi\n", "hi\n")]
 
 
-@pytest.mark.parametrize("line,commands,expected",
-                         runnable_blocks((REPO / "README.md").read_text(encoding="utf-8")),
-                         ids=lambda x: f"README.md:{x}" if isinstance(x, int) else "")
-def test_readme_block_runs_as_written(tmp_path, line, commands, expected):
+def test_readme_runnable_blocks_run_as_written(tmp_path):
     for name in ("fixtures", "config"):
         (tmp_path / name).symlink_to(REPO / name)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("DCMON_CONFIG", None)
     env.pop("DCMON_DATA", None)
-    p = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=600)
-    assert p.returncode == 0, f"README.md:{line}: exit {p.returncode}\n{p.stderr[-3000:]}"
-    assert "Traceback" not in p.stderr
-    if expected is not None:
-        assert p.stdout == expected, f"README.md:{line}: the output differs from the README's"
+    for line, commands, expected in runnable_blocks((REPO / "README.md").read_text(encoding="utf-8")):
+        p = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=600)
+        assert p.returncode == 0, f"README.md:{line}: exit {p.returncode}\n{p.stderr[-3000:]}"
+        assert "Traceback" not in p.stderr
+        if expected is not None:
+            assert p.stdout == expected, f"README.md:{line}: the output differs from the README's"
