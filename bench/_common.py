@@ -36,6 +36,12 @@ def run(cmd: list[str]) -> tuple[float, int, str]:
         return wall, ru.ru_maxrss * 1024, out.read().decode()
 
 
+def machine_load() -> str:
+    """The cores and the load average now: these machines are shared, so every run states its load."""
+    one, five, _ = os.getloadavg()
+    return f"{os.cpu_count()} cores, load average {one:.2f} (1 min) {five:.2f} (5 min)"
+
+
 def require(*programs: str) -> None:
     """Exit with :data:`SKIP_EXIT` and one line naming what is missing, unless every program is on PATH
     (or is an existing absolute path)."""

@@ -36,7 +36,7 @@ from dcmon.registry import load_registry
 from dcmon.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import require, result  # noqa: E402
+from _common import machine_load, require, result  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FAC = "cd-hyper-01"
@@ -136,7 +136,7 @@ def main(argv=None):
     require("mosquitto_sub", "mosquitto_pub")
     if find_mosquitto() is None:
         require("mosquitto")
-    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-collector-"))
+    work = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix="bench-collector-"))
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -159,6 +159,7 @@ def main(argv=None):
                 raise SystemExit("collector did not start:\n" + (work / "collector.log").read_text())
             time.sleep(0.05)
         time.sleep(0.5)
+        print(f"machine: {machine_load()}", flush=True)
         base = now_ms() - 20 * 86_400_000
         for name, kind, n, per in (("a", "single", args.single, 1), ("b", "batch", args.batches, 500)):
             if n <= 0:   # --single 0 / --batches 0: skip that shape
@@ -176,6 +177,7 @@ def main(argv=None):
             print(f"({name}) {'1 reading' if per == 1 else '500 readings'}/message, {n} messages: "
                   f"raw broker→mosquitto_sub {raw:,.0f} readings/s; dcmon durable {rate:,.0f} readings/s; "
                   f"ratio {rate / raw:.2f}", flush=True)
+        print(f"machine: {machine_load()}")
         hwm = max(int(next(l for l in open(f"/proc/{c.pid}/status") if l.startswith("VmHWM")).split()[1])
                   for c in cols)
         results["collector_peak_rss_mib"] = round(hwm / 1024, 1)

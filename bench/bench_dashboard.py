@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import require, result  # noqa: E402
+from _common import machine_load, require, result  # noqa: E402
 from bench_reports import FULL, SMOKE, ensure_data  # noqa: E402
 
 PERIOD = "2026Q3"
@@ -128,6 +128,7 @@ def bench(out: Path, live_seconds: float) -> None:
     results = {}
     lat = {"overview": [], "facility, first visit (computes)": [], "facility, cached": [], "facility live (2 s ticks)": []}
 
+    print(f"machine: {machine_load()}", flush=True)
     # cold: a fresh server, nothing computed
     app = create_app(out / "config", out / "data")
     srv, base = serve(app)
@@ -173,6 +174,7 @@ def bench(out: Path, live_seconds: float) -> None:
         for prof in profiles:
             shutil.rmtree(prof, ignore_errors=True)
 
+    print(f"machine: {machine_load()}")
     print(f"pre-warm of {PERIOD} for {len(ld.registry.facilities)} facilities (overview, then every facility page): "
           f"{warm_s:.1f} s (in the background)")
     for k, v in results.items():

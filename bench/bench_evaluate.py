@@ -38,7 +38,7 @@ from dcmon.registry import credit_code_check_char
 from dcmon.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import result, run  # noqa: E402
+from _common import machine_load, result, run  # noqa: E402
 
 FIRST = dt.date(2026, 7, 1)
 
@@ -183,6 +183,7 @@ def bench_scale(out: Path, racks: int, days: int, repeat: int) -> None:
                  "--from", period.first_day.isoformat(), "--to", period.last_day.isoformat(), "--format", "json"]
     duck_cmd = [sys.executable, "-c", DUCKDB_SQL, str(out / "files.json"), start.isoformat(), end.isoformat()]
     d_times, q_times, mems, duck_mems = [], [], [], []
+    load_before = machine_load()
     for _ in range(repeat):
         wt, mem, dout = run(dcmon_cmd)
         d_times.append(wt)
@@ -195,6 +196,7 @@ def bench_scale(out: Path, racks: int, days: int, repeat: int) -> None:
     d, q = statistics.median(d_times), statistics.median(q_times)
     name = f"evaluate/{racks}x{days}"
     print(f"data: {racks:,} racks × {days} days of 5-minute readings, {len(files)} files, {size / 2**30:.2f} GiB")
+    print(f"machine: before {load_before}; after {machine_load()}")
     print(f"dcmon evaluate : {d:6.2f} s (runs {', '.join(f'{x:.2f}' for x in d_times)}), peak memory {max(mems) / 2**20:,.0f} MiB")
     print(f"duckdb plain   : {q:6.2f} s (runs {', '.join(f'{x:.2f}' for x in q_times)}), peak memory {max(duck_mems) / 2**20:,.0f} MiB")
     print(f"IT energy: dcmon {res['it_energy_kwh']:,.3f} kWh, duckdb {duck.get('rack', 0):,.3f} kWh; "

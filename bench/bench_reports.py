@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import result, run  # noqa: E402
+from _common import machine_load, result, run  # noqa: E402
 
 YEAR = 2026
 TARGETS_S = {"evaluate": 2.0, "export": 10.0, "evidence": 5.0}
@@ -149,6 +149,7 @@ def bench(out: Path, spec: dict) -> None:
     n = spec["facilities"] + 1
     cli = [sys.executable, "-m", "dcmon.cli"]
     common = ["--config", str(cfg), "--data", str(data)]
+    print(f"machine: {machine_load()}", flush=True)
     for label, period in (("quarter", ["--quarter", f"{YEAR}Q3"]), ("year", ["--year", str(YEAR)])):
         t, m, _ = run(cli + ["evaluate", *common, *period, "--format", "json"])
         result(f"evaluate/{n} facilities, {label}, cold process",
@@ -163,6 +164,7 @@ def bench(out: Path, spec: dict) -> None:
     result(f"evidence/{spec['hyper_racks']}-rack facility, year {YEAR}, pdf",
            f"{t:.2f} s, peak memory {m / 2**20:,.0f} MiB vs target {TARGETS_S['evidence']:g} s",
            t / TARGETS_S["evidence"], 1.0)
+    print(f"machine: {machine_load()}")
 
 
 if __name__ == "__main__":
