@@ -13,12 +13,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 SKIP_EXIT = 77  # the automake convention for "skipped"; the smoke test turns it into a pytest skip
 
 
-def run(cmd: list[str]) -> tuple[float, int, str]:
-    """Wall time [s], peak RSS [bytes] and stdout of a child process.
+@dataclass
+class Timing:
+    wall_s: float     # wall-clock time [s]: what a user waits
+    cpu_s: float      # user + system CPU time of the child [s]: less sensitive to other load on the machine
+    peak_bytes: int   # peak resident memory of the child [bytes]
+    stdout: str
+
+
+def run_timed(cmd: list[str]) -> Timing:
+    """Wall time, CPU time, peak RSS and stdout of a child process; exits naming the command if it fails.
 
     The caller must stay small: ``ru_maxrss`` of a child includes what it inherited at fork.
     Output goes through temporary files so the child is reaped by ``os.wait4`` (its own rusage).
@@ -33,7 +42,13 @@ def run(cmd: list[str]) -> tuple[float, int, str]:
         err.seek(0)
         if p.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{err.read().decode()}")
-        return wall, ru.ru_maxrss * 1024, out.read().decode()
+        return Timing(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024, out.read().decode())
+
+
+def run(cmd: list[str]) -> tuple[float, int, str]:
+    """Wall time [s], peak RSS [bytes] and stdout of a child process (see :func:`run_timed`)."""
+    t = run_timed(cmd)
+    return t.wall_s, t.peak_bytes, t.stdout
 
 
 def machine_load() -> str:

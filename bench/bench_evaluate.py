@@ -38,7 +38,7 @@ from dcmon.registry import credit_code_check_char
 from dcmon.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_load, result, run  # noqa: E402
+from _common import machine_load, result, run_timed  # noqa: E402
 
 FIRST = dt.date(2026, 7, 1)
 
@@ -182,23 +182,23 @@ def bench_scale(out: Path, racks: int, days: int, repeat: int) -> None:
     dcmon_cmd = [sys.executable, "-m", "dcmon.cli", "evaluate", "--config", str(cfg), "--data", str(data),
                  "--from", period.first_day.isoformat(), "--to", period.last_day.isoformat(), "--format", "json"]
     duck_cmd = [sys.executable, "-c", DUCKDB_SQL, str(out / "files.json"), start.isoformat(), end.isoformat()]
-    d_times, q_times, mems, duck_mems = [], [], [], []
+    d_runs, q_runs = [], []
     load_before = machine_load()
-    for _ in range(repeat):
-        wt, mem, dout = run(dcmon_cmd)
-        d_times.append(wt)
-        mems.append(mem)
-        wt, mem, qout = run(duck_cmd)
-        q_times.append(wt)
-        duck_mems.append(mem)
+    for _ in range(repeat):  # alternate, so both see the same changes of load on a shared machine
+        d_runs.append(run_timed(dcmon_cmd))
+        q_runs.append(run_timed(duck_cmd))
+    d_times, q_times = [t.wall_s for t in d_runs], [t.wall_s for t in q_runs]
+    mems, duck_mems = [t.peak_bytes for t in d_runs], [t.peak_bytes for t in q_runs]
+    dout, qout = d_runs[-1].stdout, q_runs[-1].stdout
     res = json.loads(dout)["facilities"][0]
     duck = json.loads(qout)
     d, q = statistics.median(d_times), statistics.median(q_times)
     name = f"evaluate/{racks}x{days}"
     print(f"data: {racks:,} racks × {days} days of 5-minute readings, {len(files)} files, {size / 2**30:.2f} GiB")
     print(f"machine: before {load_before}; after {machine_load()}")
-    print(f"dcmon evaluate : {d:6.2f} s (runs {', '.join(f'{x:.2f}' for x in d_times)}), peak memory {max(mems) / 2**20:,.0f} MiB")
-    print(f"duckdb plain   : {q:6.2f} s (runs {', '.join(f'{x:.2f}' for x in q_times)}), peak memory {max(duck_mems) / 2**20:,.0f} MiB")
+    for label, runs, m in (("dcmon evaluate", d_runs, d), ("duckdb plain  ", q_runs, q)):
+        print(f"{label} : {m:6.2f} s (runs {', '.join(f'{t.wall_s:.2f}' for t in runs)}; CPU "
+              f"{', '.join(f'{t.cpu_s:.2f}' for t in runs)} s), peak memory {max(t.peak_bytes for t in runs) / 2**20:,.0f} MiB")
     print(f"IT energy: dcmon {res['it_energy_kwh']:,.3f} kWh, duckdb {duck.get('rack', 0):,.3f} kWh; "
           f"PUE {res['pue']:.4f}, coverage {res['coverage']:.4f}")
     result(name, f"dcmon {d:.2f} s vs duckdb {q:.2f} s (median of {repeat})", d / q,

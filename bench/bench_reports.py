@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_load, result, run  # noqa: E402
+from _common import machine_load, result, run_timed  # noqa: E402
 
 YEAR = 2026
 TARGETS_S = {"evaluate": 2.0, "export": 10.0, "evidence": 5.0}
@@ -150,20 +150,19 @@ def bench(out: Path, spec: dict) -> None:
     cli = [sys.executable, "-m", "dcmon.cli"]
     common = ["--config", str(cfg), "--data", str(data)]
     print(f"machine: {machine_load()}", flush=True)
+
+    def measure(name: str, target: str, args: list[str]) -> None:
+        t = run_timed(cli + args)
+        result(name, f"{t.wall_s:.2f} s (CPU {t.cpu_s:.2f} s), peak memory {t.peak_bytes / 2**20:,.0f} MiB "
+                     f"vs target {TARGETS_S[target]:g} s", t.wall_s / TARGETS_S[target], 1.0)
+
     for label, period in (("quarter", ["--quarter", f"{YEAR}Q3"]), ("year", ["--year", str(YEAR)])):
-        t, m, _ = run(cli + ["evaluate", *common, *period, "--format", "json"])
-        result(f"evaluate/{n} facilities, {label}, cold process",
-               f"{t:.2f} s, peak memory {m / 2**20:,.0f} MiB vs target {TARGETS_S['evaluate']:g} s",
-               t / TARGETS_S["evaluate"], 1.0)
-    t, m, _ = run(cli + ["export", *common, "--quarter", f"{YEAR}Q3", "--format", "xlsx",
-                         "--out", str(out / "inventory.xlsx")])
-    result(f"export/{n} facilities, {YEAR}Q3, xlsx",
-           f"{t:.2f} s, peak memory {m / 2**20:,.0f} MiB vs target {TARGETS_S['export']:g} s", t / TARGETS_S["export"], 1.0)
-    t, m, _ = run(cli + ["evidence", *common, "--facility", "hyper-10k", "--year", str(YEAR),
-                         "--out", str(out / "evidence.pdf")])
-    result(f"evidence/{spec['hyper_racks']}-rack facility, year {YEAR}, pdf",
-           f"{t:.2f} s, peak memory {m / 2**20:,.0f} MiB vs target {TARGETS_S['evidence']:g} s",
-           t / TARGETS_S["evidence"], 1.0)
+        measure(f"evaluate/{n} facilities, {label}, cold process", "evaluate",
+                ["evaluate", *common, *period, "--format", "json"])
+    measure(f"export/{n} facilities, {YEAR}Q3, xlsx", "export",
+            ["export", *common, "--quarter", f"{YEAR}Q3", "--format", "xlsx", "--out", str(out / "inventory.xlsx")])
+    measure(f"evidence/{spec['hyper_racks']}-rack facility, year {YEAR}, pdf", "evidence",
+            ["evidence", *common, "--facility", "hyper-10k", "--year", str(YEAR), "--out", str(out / "evidence.pdf")])
     print(f"machine: {machine_load()}")
 
 
