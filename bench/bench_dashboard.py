@@ -25,6 +25,7 @@ Prints the figures and one ``RESULT`` line per target.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import shutil
 import socket
@@ -82,15 +83,14 @@ def bench(out: Path, live_seconds: float) -> None:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         return srv, f"http://127.0.0.1:{port}"
 
-    profiles = []
-
     def browser():
         opts = webdriver.ChromeOptions()
         opts.binary_location = "/usr/bin/chromium"
-        profiles.append(tempfile.mkdtemp(prefix="bench-chrome-"))
+        profile = tempfile.mkdtemp(prefix="bench-chrome-")
+        atexit.register(shutil.rmtree, profile, True)
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--window-size=1400,1000", f"--user-data-dir={profiles[-1]}"):
+                    "--window-size=1400,1000", f"--user-data-dir={profile}"):
             opts.add_argument(arg)
         return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
 
@@ -171,8 +171,6 @@ def bench(out: Path, live_seconds: float) -> None:
             drv.quit()
     finally:
         srv.shutdown()
-        for prof in profiles:
-            shutil.rmtree(prof, ignore_errors=True)
 
     print(f"machine: {machine_load()}")
     print(f"pre-warm of {PERIOD} for {len(ld.registry.facilities)} facilities (overview, then every facility page): "

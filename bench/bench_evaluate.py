@@ -201,6 +201,9 @@ def bench_scale(out: Path, racks: int, days: int, repeat: int) -> None:
               f"{', '.join(f'{t.cpu_s:.2f}' for t in runs)} s), peak memory {max(t.peak_bytes for t in runs) / 2**20:,.0f} MiB")
     print(f"IT energy: dcmon {res['it_energy_kwh']:,.3f} kWh, duckdb {duck.get('rack', 0):,.3f} kWh; "
           f"PUE {res['pue']:.4f}, coverage {res['coverage']:.4f}")
+    d_cpu, q_cpu = statistics.median(t.cpu_s for t in d_runs), statistics.median(t.cpu_s for t in q_runs)
+    print(f"CPU time: dcmon {d_cpu:.2f} s vs duckdb {q_cpu:.2f} s, ratio {d_cpu / q_cpu:.2f} "
+          f"(less sensitive than wall time to other work on the machine)")
     result(name, f"dcmon {d:.2f} s vs duckdb {q:.2f} s (median of {repeat})", d / q,
            LIMITS.get((racks, days), DEFAULT_LIMIT))
     result(f"{name} peak memory", f"dcmon {max(mems) / 2**20:,.0f} MiB vs 1 GiB", max(mems) / PEAK_LIMIT_BYTES, 1.0)
