@@ -19,8 +19,8 @@ def in_request(app, fn, *args, user=None):
     """Call a page callback the way Dash does: inside a request of this app, as ``user``."""
     import flask
     with app.server.test_request_context("/_dash-update-component"):
-        if user:
-            flask.session["user"] = user
+        if user:   # what app.require_login resolves from the session
+            flask.g.dcmon_user = app.server.config["DCMON_USERS"].current()[user]
         return fn(*args)
 
 
@@ -148,8 +148,13 @@ def test_facility_live_parts(week_store):
     assert "no data" in _text(health)
 
 
+def _csrf(client, path="/login"):
+    import re
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
 def _login(client, user, pw):
-    r = client.post("/login", data={"user": user, "password": pw})
+    r = client.post("/login", data={"user": user, "password": pw, "csrf_token": _csrf(client)})
     assert r.status_code == 302, r.data
 
 
@@ -179,7 +184,7 @@ def test_callback_endpoint_and_downloads_enforce_access(week_store, users_config
     c = app.server.test_client()
     assert c.post("/_dash-update-component", json=_update_request("cd-pue-fail")).status_code == 401
     assert c.get("/download/evidence/cd-east-01?from=2026-07-06&to=2026-07-12").status_code == 401
-    assert c.post("/login", data={"user": "east-ops", "password": "wrong"}).status_code == 401
+    assert c.post("/login", data={"user": "east-ops", "password": "wrong", "csrf_token": _csrf(c)}).status_code == 401
     _login(c, "east-ops", "east-pw")
     r = c.post("/_dash-update-component", json=_update_request("cd-pue-fail"))
     assert r.status_code == 200
