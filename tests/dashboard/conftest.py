@@ -52,6 +52,7 @@ def browser():
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})   # console, for CSP violations
     profile = tempfile.mkdtemp(prefix="dcmon-chrome-")
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
               "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -67,3 +68,9 @@ def browser():
 def shot(drv, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     drv.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def csp_violations(drv) -> list[str]:
+    """Console messages of the page about content the Content-Security-Policy refused."""
+    return [e["message"] for e in drv.get_log("browser")
+            if "Content Security Policy" in e["message"] or "Refused to" in e["message"]]

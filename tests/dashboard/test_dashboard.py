@@ -2,7 +2,7 @@
 import json
 import time
 
-from conftest import shot
+from conftest import csp_violations, shot
 from dcmon.dashboard.app import create_app, display_page
 from dcmon.dashboard.pages import facility, overview, subsidy
 
@@ -257,6 +257,7 @@ def test_e2e_overview_facility_subsidy_and_language(week_store, serve, browser):
     browser.get(base + "/subsidy/cd-east-01" + WEEK)
     _wait_text(browser, "#subsidy-eligible", "✔")
     shot(browser, "subsidy")
+    assert csp_violations(browser) == []   # Dash, Plotly and AG Grid run under the policy
 
 
 def test_e2e_facility_page_updates_when_readings_arrive(registry, serve, browser, tmp_path):
@@ -298,3 +299,10 @@ def test_e2e_operator_login_sees_only_own_facility(week_store, users_config, ser
     browser.get(base + "/facility/cd-pue-fail" + WEEK)
     _wait_text(browser, "#forbidden", "无权访问")
     shot(browser, "operator-forbidden")
+    browser.find_element(By.ID, "logout").click()     # a POST form with its hidden token
+    _wait_css(browser, "#login")
+    assert browser.current_url.endswith("/login")
+    browser.get(base + "/facility/cd-east-01" + WEEK)
+    _wait_css(browser, "#login")
+    shot(browser, "login")
+    assert csp_violations(browser) == []

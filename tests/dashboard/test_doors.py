@@ -175,6 +175,29 @@ def test_brute_force_ends_in_a_refused_right_password(dashboard):
     assert "guess-" not in log and "east-pw" not in log and "rev-pw" not in log
 
 
+def test_behind_a_trusted_proxy_limits_count_forwarded_addresses(dashboard):
+    """--trusted-proxy: the client address and the public https origin come from the proxy's headers."""
+    d = dashboard("--trusted-proxy", "127.0.0.1", "--secure-cookies")
+    public = "https://dcmon.example"
+    s = requests.Session()
+
+    def via_proxy(client_addr, user, pw):
+        fwd = {"X-Forwarded-For": client_addr, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "dcmon.example"}
+        page = s.get(d.base + "/login", headers=fwd)
+        # requests keeps the Secure cookie for https only: hand it over as the proxy would
+        cookie = page.headers["Set-Cookie"].split(";")[0]
+        assert cookie.startswith("__Host-dcmon=") and "Secure" in page.headers["Set-Cookie"]
+        fields = dict(form_of(page.text).fields, user=user, password=pw)
+        return requests.post(d.base + "/login", data=fields, allow_redirects=False,
+                             headers={**fwd, "Origin": public, "Cookie": cookie})
+    for i in range(20):
+        assert via_proxy("203.0.113.5", f"nobody-{i}", "x").status_code == 401
+    assert via_proxy("203.0.113.5", "reviewer", "rev-pw").status_code == 429
+    r = via_proxy("198.51.100.7", "reviewer", "rev-pw")
+    assert r.status_code == 302 and r.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert "addr 203.0.113.5" in d.log()
+
+
 def test_cross_origin_login_is_refused(dashboard):
     d = dashboard()
     # a page of another site posting the form: no session cookie, no token, a foreign Origin
