@@ -27,9 +27,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 PERIOD = "2026Q3"
 
@@ -47,17 +47,15 @@ def main(argv=None):
     from dcmon.dashboard.pages import facility
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from werkzeug.serving import make_server
+    from dcmon.dashboard.server import start
 
     from dcmon.periods import quarter
 
-    def serve(app):
+    def serve(app):   # the production server `dcmon dashboard` uses
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        srv = make_server("127.0.0.1", port, app.server, threaded=True)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        return srv, f"http://127.0.0.1:{port}"
+        return SimpleNamespace(shutdown=start(app, "127.0.0.1", port)), f"http://127.0.0.1:{port}"
 
     def browser():
         opts = webdriver.ChromeOptions()
