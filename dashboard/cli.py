@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
+import logging
 import os
 import sys
 from pathlib import Path
@@ -81,6 +82,10 @@ def cmd_dashboard(args) -> int:
         srv = make_server(app, args.host, args.port, trusted_proxy=args.trusted_proxy)
     except OSError as e:
         raise InputError(f"--host {args.host} --port {args.port}: cannot listen there: {e.strerror or e}") from None
+    if not is_loopback(args.host) and not args.secure_cookies:
+        logging.getLogger("dcmon.dashboard").warning(
+            "serving plain HTTP on %s: passwords and session cookies cross the network unencrypted; "
+            "put a TLS reverse proxy in front and use --secure-cookies (docs/dashboard.md)", args.host)
     print(f"dcmon dashboard: http://{args.host}:{args.port}/ (waitress)", flush=True)
     srv.run()
     return 0

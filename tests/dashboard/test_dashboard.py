@@ -288,7 +288,8 @@ def test_e2e_facility_page_updates_when_readings_arrive(registry, serve, browser
 def test_e2e_operator_login_sees_only_own_facility(week_store, users_config, serve, browser):
     from selenium.webdriver.common.by import By
     data, _, _ = week_store
-    base = serve(create_app(users_config, data))
+    app = create_app(users_config, data)
+    base = serve(app)
     browser.get(base + "/")
     assert "/login" in browser.current_url
     browser.find_element(By.ID, "user").send_keys("east-ops")
@@ -299,6 +300,13 @@ def test_e2e_operator_login_sees_only_own_facility(week_store, users_config, ser
     browser.get(base + "/facility/cd-pue-fail" + WEEK)
     _wait_text(browser, "#forbidden", "无权访问")
     shot(browser, "operator-forbidden")
+    app.server.config["DCMON_SESSIONS"]._by_id.clear()   # the session ends on the server (idle, new password)
+    browser.find_element(By.LINK_TEXT, "返回总览").click()  # the next callback is refused: back to the login page
+    _wait_css(browser, "#login")
+    browser.find_element(By.ID, "user").send_keys("east-ops")
+    browser.find_element(By.ID, "password").send_keys("east-pw")
+    browser.find_element(By.ID, "login").click()
+    _wait_text(browser, "#overview-grid", "cd-east-01")
     browser.find_element(By.ID, "logout").click()     # a POST form with its hidden token
     _wait_css(browser, "#login")
     assert browser.current_url.endswith("/login")
