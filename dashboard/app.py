@@ -187,7 +187,7 @@ def _routes(server: flask.Flask, csp: str, secure_cookies: bool):
                 if path.startswith(("/_dash-", "/download/")):
                     return flask.Response("login required", status=401, mimetype="text/plain")
                 return flask.redirect("/login")
-        if flask.request.method == "GET" and not path.startswith(security.PUBLIC_PREFIXES):
+        if flask.request.method in ("GET", "HEAD") and not path.startswith(security.PUBLIC_PREFIXES):
             problem = security.query_problem(path, flask.request.args, server.config["DCMON_PROFILES"])
             if problem:
                 return flask.Response(problem, status=400, mimetype="text/plain")

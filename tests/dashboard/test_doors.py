@@ -270,6 +270,7 @@ def test_bad_query_values_give_400(dashboard):
         r = s.get(d.base + path, allow_redirects=False)
         assert r.status_code == 400 and text in r.text, (path, r.status_code, r.text[:200])
         assert len(r.text) < 300 and "Traceback" not in r.text
+        assert s.head(d.base + path, allow_redirects=False).status_code == 400
     assert s.get(d.base + "/facility/cd-east-01?period=2026Q3&lang=en").status_code == 200
     assert "Traceback" not in d.log()
 
@@ -347,3 +348,37 @@ def test_secure_cookies_behind_a_tls_proxy(tmp_path, users_config):
                data={"csrf_token": token, "user": "east-ops", "password": "east-pw"})
     assert r.status_code == 302
     assert json.loads(c.get("/_dash-layout", base_url="https://dash.example").data)
+
+
+def test_the_query_check_never_raises_and_bounds_every_accepted_range():
+    """Any text in any query value: a one-line answer or None, never an exception; an accepted
+    from/to range ends before the same day three years on (checked with plain date arithmetic)."""
+    import datetime as dt
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from dcmon.dashboard.security import query_problem
+    profiles = {"gb40879-2021"}
+    text = st.one_of(st.text(max_size=30), st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)).map(str))
+    keys = st.sampled_from(["lang", "period", "from", "to", "profile"])
+    paths = st.sampled_from(["/", "/facility/cd-east-01", "/download/evidence/cd-east-01", "/download/export"])
+
+    @settings(max_examples=400, deadline=None)
+    @given(paths, st.dictionaries(keys, text, max_size=5))
+    def check(path, args):
+        problem = query_problem(path, args, profiles)
+        assert problem is None or ("\n" not in problem and len(problem) < 300)
+        if problem is None and path != "/download/export" and "from" in args:
+            first, last = dt.date.fromisoformat(args["from"].strip()), dt.date.fromisoformat(args["to"].strip())
+            assert first <= last
+            assert (last.year - first.year, last.month, last.day) < (3, first.month, first.day)
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.dates(dt.date(1900, 1, 1), dt.date(2100, 12, 31)), st.integers(0, 1500))
+    def bound(first, days):
+        last = first + dt.timedelta(days=days)
+        within = (last.year - first.year, last.month, last.day) < (3, first.month, first.day)
+        assert (query_problem("/", {"from": str(first), "to": str(last)}, profiles) is None) == within
+    check()
+    bound()
