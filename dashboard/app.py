@@ -153,16 +153,20 @@ LOGIN_FORM = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><t
 <p><label>用户名 / User<br><input name="user" id="user" autocomplete="username" autofocus></label></p>
 <p><label>密码 / Password<br><input name="password" id="password" type="password" autocomplete="current-password"></label></p>
 <p><button type="submit" id="login">登录 / Log in</button></p></form></body></html>"""
-LOGIN_ERRORS = {
-    "wrong": "用户名或密码错误 / Wrong user name or password.",
-    "expired": "登录表单已过期或来自其他网站，请重新登录 / The login form has expired or came from another site; please log in again.",
-    "locked": "登录失败次数过多，该用户或地址已暂时锁定，请 {m} 分钟后再试 / "
-              "Too many failed logins: this user or address is locked; try again in {m} minutes.",
+LOGIN_ERRORS = {   # (Chinese, English)
+    "wrong": ("用户名或密码错误。", "Wrong user name or password."),
+    "expired": ("登录表单已过期或来自其他网站，请重新登录。",
+                "The login form has expired or came from another site; please log in again."),
+    "locked": ("登录失败次数过多，该用户或地址已暂时锁定，请 {m} 分钟后再试。",
+               "Too many failed logins: this user or address is locked; try again in {m} minutes."),
 }
 
 
 def login_page(error: str = "", status: int = 200, **kw):
-    msg = f"<p id='login-error' style='color:#c62828'>{escape(LOGIN_ERRORS[error].format(**kw))}</p>" if error else ""
+    msg = ""
+    if error:
+        zh, en = (escape(text.format(**kw)) for text in LOGIN_ERRORS[error])
+        msg = f"<p id='login-error' style='color:#c62828'>{zh}<br>{en}</p>"
     return LOGIN_FORM.format(error=msg, csrf=security.csrf_token()), status
 
 
