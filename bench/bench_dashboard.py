@@ -45,9 +45,9 @@ def main(argv=None):
                         "--out", str(out)], check=True)
     from dcmon.dashboard.app import create_app
     from dcmon.dashboard.pages import facility
+    from dcmon.dashboard.server import start
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from dcmon.dashboard.server import start
 
     from dcmon.periods import quarter
 

@@ -177,8 +177,9 @@ def _routes(server: flask.Flask, csp: str, secure_cookies: bool):
     @server.before_request
     def require_login():
         if not security.same_origin():
-            log.warning("refused a %s %s from origin %s (addr %s)", flask.request.method, flask.request.path,
-                        flask.request.headers.get("Origin"), flask.request.remote_addr)
+            log.warning("refused a %s %s from origin %s (addr %s): this site is %s (behind a TLS proxy, "
+                        "use --trusted-proxy)", flask.request.method, flask.request.path,
+                        flask.request.headers.get("Origin"), flask.request.remote_addr, security.own_origin())
             return flask.Response("cross-origin request refused", status=403, mimetype="text/plain")
         users_file = server.config["DCMON_USERS"]
         path = flask.request.path

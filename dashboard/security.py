@@ -238,5 +238,12 @@ def lockout_minutes(limiter: Limiter) -> int:
 
 def same_origin() -> bool:
     """False for a state-changing request sent by a page of another site (browsers send Origin)."""
+    if flask.request.method in ("GET", "HEAD", "OPTIONS"):
+        return True
     origin = flask.request.headers.get("Origin")
-    return origin is None or origin == flask.request.host_url.rstrip("/")
+    return origin is None or origin == own_origin()
+
+
+def own_origin() -> str:
+    """This site as the browser sees it (behind a proxy: from the trusted X-Forwarded-Proto/-Host)."""
+    return flask.request.host_url.rstrip("/")
