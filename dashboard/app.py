@@ -20,7 +20,7 @@ from pathlib import Path
 
 import flask
 from dash import ClientsideFunction, Dash, Input, Output, dcc, html
-from dcmon.dashboard import common, security
+from dcmon.dashboard import alerts, common, security
 from dcmon.dashboard.auth import LOCAL_USER, UsersFile
 from dcmon.dashboard.data import Loader
 from dcmon.dashboard.i18n import quarter_label, t
@@ -46,17 +46,19 @@ body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-
 
 
 def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, compress: bool = True,
-               secure_cookies: bool = False, idle_minutes: float = security.IDLE_MINUTES) -> Dash:
+               prometheus_url: str | None = None, secure_cookies: bool = False,
+               idle_minutes: float = security.IDLE_MINUTES) -> Dash:
     """Build the dashboard for a configuration folder and a data folder.
 
     With ``warm`` the default period's evaluation of every facility starts in the background,
     so the first visitor does not wait for it (a dashboard is left open all day). Responses
-    are compressed (gzip/brotli) when the browser accepts it. ``secure_cookies`` marks the
-    session cookie ``Secure`` (served over HTTPS by a reverse proxy) and sends HSTS; sessions
-    end after ``idle_minutes`` without user activity. An invalid users file raises
-    ``ConfigError`` naming the user.
+    are compressed (gzip/brotli) when the browser accepts it. Active alerts come from the
+    Prometheus at ``prometheus_url`` (default ``$DCMON_PROMETHEUS_URL``; none: the panel says how).
+    ``secure_cookies`` marks the session cookie ``Secure`` (served over HTTPS by a reverse proxy)
+    and sends HSTS; sessions end after ``idle_minutes`` without user activity. An invalid users
+    file raises ``ConfigError`` naming the user.
     """
-    ld = Loader(config_dir, data_dir)
+    ld = Loader(config_dir, data_dir, prometheus_url=prometheus_url or os.environ.get(alerts.ENV_PROMETHEUS_URL) or None)
     users_path = Path(users_file) if users_file else Path(config_dir) / "users.yaml"
     users = UsersFile(users_path, ld.registry) if users_path.is_file() else None
     if warm:
@@ -78,7 +80,7 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
     # keeps its callbacks as module-level functions and wires them here.
     app.callback(*ROUTER)(display_page)
     app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="periodChoice"), *PERIOD_CHOICE)
-    for page in (overview, facility, subsidy):
+    for page in (overview, facility, subsidy, alerts):
         page.register(app)
     _routes(server, security.content_security_policy(app.csp_hashes()), secure_cookies)
     return app

@@ -24,6 +24,9 @@ def register(sub):
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--users", metavar="FILE", help="users and roles (default <config>/users.yaml)")
+    p.add_argument("--prometheus-url", metavar="URL", default=None,
+                   help="show the active alerts this Prometheus evaluates from deploy/prometheus/dcmon-rules.yml "
+                        "(default $DCMON_PROMETHEUS_URL; none: no alerts panel data)")
     p.add_argument("--secure-cookies", action="store_true",
                    help="mark the session cookie Secure (HTTPS only) and send HSTS: use when a TLS proxy serves it")
     p.add_argument("--trusted-proxy", metavar="ADDR",
@@ -76,8 +79,11 @@ def cmd_dashboard(args) -> int:
             ipaddress.ip_address(args.trusted_proxy)
         except ValueError:
             raise InputError(f"--trusted-proxy must be an IP address: {args.trusted_proxy!r}") from None
+    if args.prometheus_url and not args.prometheus_url.startswith(("http://", "https://")):
+        raise InputError(f"--prometheus-url must start with http:// or https://: {args.prometheus_url!r}")
     app = create_app(args.config, args.data, users_file=users if users.is_file() else None, warm=True,
-                     secure_cookies=args.secure_cookies, idle_minutes=args.session_idle_minutes)
+                     prometheus_url=args.prometheus_url, secure_cookies=args.secure_cookies,
+                     idle_minutes=args.session_idle_minutes)
     try:
         srv = make_server(app, args.host, args.port, trusted_proxy=args.trusted_proxy)
     except OSError as e:

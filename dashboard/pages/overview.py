@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dash_ag_grid as dag
 from dash import Input, Output, dcc, html
-from dcmon.dashboard import common
+from dcmon.dashboard import alerts, common
 from dcmon.dashboard.common import badge, card, visible_ids
 from dcmon.dashboard.i18n import (
     BROWSER_LOCALES,
@@ -22,6 +22,7 @@ from dcmon.dashboard.i18n import (
 from dcmon.errors import InputError
 from dcmon.terms import KIND_TEXT, SIZE_TEXT, term
 
+NOT_IN_FORCE = {"zh": " · 该政策在此期间不在有效期内", "en": " · measure not in force for this period"}
 REFRESH_MS = 60_000  # a district overview changes slowly; the loader refreshes in the background
 
 
@@ -33,6 +34,7 @@ def layout(lang: str, url_period: dict) -> html.Div:
         html.Div(className="note", id="overview-basis"),
         html.Div(className="cards", id="overview-cards"),
         html.Ul(className="portfolio-checks", id="overview-checks"),
+        alerts.panel(lang),
         dag.AgGrid(id="overview-grid", rowData=[], columnDefs=columns([], lang),
                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
                                   "minWidth": 90, "width": 120},
@@ -85,7 +87,9 @@ def rows(result: dict, lang: str) -> tuple[list[dict], list[str]]:
              "pue": f["pue"], "compute": f["compute_share"], "coverage": f["coverage"]}
         for p in profiles:
             pr = f["profiles"].get(p)
-            r[p] = badge_text("not_applicable" if pr is None or not pr["applicable"] else pr["eligible"], lang)
+            na = pr is None or not pr["applicable"] or pr.get("verdict") == "not_applicable"
+            r[p] = badge_text("not_applicable" if na else pr["eligible"], lang) \
+                + (NOT_IN_FORCE[lang] if pr is not None and pr.get("in_force") is False else "")
         out.append(r)
     return out, profiles
 
@@ -110,8 +114,12 @@ def update(params: dict, choice: dict | None, _tick=None):
     result = entry.value
     data, profiles = rows(result, lang)
     pf = result.get("portfolio") or {}
-    checks = [html.Li([badge(c["status"], lang), f" {c['profile']} · {c['scope']} · {c['metric']} {c['op']} {c['threshold']}"])
-              for c in pf.get("checks", [])]
+    # city-wide and start-area aggregates cover every facility of the city: regulators and admins only
+    city_view = getattr(user, "role", None) in ("regulator", "admin")
+    checks = [html.Li([badge(c["status"], lang), f" {c['profile']} · {c['scope']} · {c.get('city', '')} · "
+                       f"{t(lang, 'n_facilities').format(n=c.get('facilities', '?'))} · "
+                       f"{c['metric']} {c.get('value_text', '')} {c['op']} {c['threshold']}"])
+              for c in pf.get("checks", [])] if city_view else []
     cards = [card(t(lang, "portfolio_pue"), num(pf.get("pue"), lang, 3), id_="portfolio-pue"),
              card(t(lang, "portfolio_occ"), pct(pf.get("occupancy_rate"), lang), id_="portfolio-occ"),
              card(t(lang, "coverage"), pct(pf.get("coverage"), lang))]
