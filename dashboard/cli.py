@@ -21,8 +21,9 @@ def register(sub):
                                    "configured (users.yaml). Behind a TLS reverse proxy use --secure-cookies and "
                                    "--trusted-proxy (docs/dashboard.md).")
     add_config_data(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other needs a users file)")
+    p.add_argument("--port", type=int, default=8050, help="port to listen on (default 8050)")
     p.add_argument("--users", metavar="FILE", help="users and roles (default <config>/users.yaml)")
     p.add_argument("--prometheus-url", metavar="URL", default=None,
                    help="show the active alerts this Prometheus evaluates from deploy/prometheus/dcmon-rules.yml "
