@@ -41,9 +41,13 @@ def register(sub):
                                    "read from a prompt, or from the first line of standard input when it is not a "
                                    "terminal; it is never an argument.")
     usub = u.add_subparsers(dest="users_command", metavar="ACTION", required=True)
-    a = usub.add_parser("add", help="add a user (or --replace an existing one)")
-    a.add_argument("name")
-    a.add_argument("--role", required=True, choices=("operator", "regulator", "admin"))
+    a = usub.add_parser("add", help="add a user (or --replace an existing one)",
+                        description="Add a dashboard user to the users file with an Argon2id hash of a password read "
+                                    "from a prompt (twice) or from the first line of standard input; at least "
+                                    f"{MIN_PASSWORD_CHARS} characters. A new file is created owner-only.")
+    a.add_argument("name", help="the user name to log in with")
+    a.add_argument("--role", required=True, choices=("operator", "regulator", "admin"),
+                   help="operator (only its --facility), regulator (all, read-only) or admin (all)")
     a.add_argument("--facility", action="append", default=[], metavar="ID",
                    help="a facility an operator may see (repeat for several)")
     a.add_argument("--replace", action="store_true", help="replace the user's entry if it exists (a new password "
