@@ -68,7 +68,7 @@ def compare_digests(listed: list[dict], now: list[dict]) -> list[str]:
             lines.append(f"readings removed: {where} ({a[k]['rows']:,} readings at issue, none now)")
         elif k not in a:
             lines.append(f"readings added: {where} (none at issue, {b[k]['rows']:,} now)")
-        elif a[k]["sha256"] != b[k]["sha256"]:
+        elif a[k]["sha256"] != b[k]["sha256"] or a[k]["rows"] != b[k]["rows"]:
             n0, n1 = a[k]["rows"], b[k]["rows"]
             detail = f"{n0:,} readings at issue, {n1:,} now" if n0 != n1 else f"{n0:,} readings, values changed"
             lines.append(f"readings changed: {where} ({detail})")

@@ -74,7 +74,8 @@ def test_export_formats_match_evaluate(registry, week_store, tmp_path):
     manifest = json.loads((tmp_path / "inv.xlsx.manifest.json").read_text())
     from dcmon.reports.common import sha256_file
     assert manifest["outputs"][0]["sha256"] == sha256_file(tmp_path / "inv.xlsx")
-    assert manifest["inputs"] and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
+    digests = manifest["inputs"]["digests"]
+    assert digests and all(len(i["sha256"]) == 64 for i in digests)
     assert manifest["config_fingerprint"] == registry.fingerprint()
 
 
@@ -162,7 +163,10 @@ def test_verify_fails_when_data_is_tampered(report_and_store):
     st.append(to_table([row]))
     p = dcmon("verify", str(pdf), "--config", FIX, "--data", str(data), check=False)
     assert p.returncode == 1 and "NOT VERIFIED" in p.stdout
-    assert "data file new" in p.stdout and "facility_energy_kwh: report" in p.stdout
+    import re
+    m = re.search(r"readings changed: cd-east-01 meter grid-a, 2026-07 \(([\d,]+) readings at issue, ([\d,]+) now\)", p.stdout)
+    assert m and int(m.group(2).replace(",", "")) == int(m.group(1).replace(",", "")) + 1, p.stdout
+    assert "facility_energy_kwh: report" in p.stdout
 
 
 def test_verify_fails_when_the_report_is_tampered(report_and_store):
