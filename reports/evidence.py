@@ -326,7 +326,7 @@ h1 {{ font-size: 16pt; margin-bottom: 2mm; }} h2 {{ font-size: 12pt; border-bott
 h3 {{ font-size: 10pt; }} table {{ border-collapse: collapse; width: 100%; margin: 2mm 0; table-layout: fixed; }}
 th, td {{ border: 1px solid #bbb; padding: 1mm 1.5mm; text-align: left; vertical-align: top; overflow-wrap: anywhere; }}
 th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono td {{ font-family: monospace; font-size: 7pt; }} .mono td:first-child {{ width: 45%; }}
-.digests td:first-child {{ width: 25%; }} .digests td:nth-child(2), .digests td:nth-child(3) {{ width: 10%; }}
+.digests th:first-child {{ width: 18%; }} .digests th:nth-child(2), .digests th:nth-child(3) {{ width: 8%; }}
 .sig {{ border: 1px solid #2a6; background: #eef8f1; padding: 1.5mm 2mm; font-size: 8.5pt; }}
 .unsigned {{ border: 2px solid #c00; background: #fdecea; color: #900; padding: 2mm; font-weight: bold; }}
 .kv thead {{ display: none; }} .kv td:first-child {{ width: 30%; background: #f6f8fa; }}

@@ -39,7 +39,10 @@ def key_dir_from(arg: str | None) -> Path:
 
 def _inside_work_tree(path: Path) -> Path | None:
     """The git work tree containing ``path`` (or the nearest existing parent), if any."""
-    p = path.resolve()
+    p = path.expanduser().absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    p = p.resolve()
     for d in (p, *p.parents):
         if (d / ".git").exists():
             return d
@@ -88,8 +91,7 @@ class KeyPair:
 
 def check_permissions(key_dir: Path) -> None:
     """Refuse a key folder or key file that others can read (ValueError naming it and its mode)."""
-    d = key_dir / ""
-    mode = stat.S_IMODE(os.stat(d).st_mode)
+    mode = stat.S_IMODE(os.stat(key_dir).st_mode)
     if mode & 0o077:
         raise ValueError(f"{key_dir}: key folder is mode {mode:04o}; it must be owner-only (chmod 700 {key_dir})")
     kp = key_dir / KEY_NAME
@@ -108,7 +110,7 @@ def init_keys(key_dir: Path, *, subject: str | None = None, force: bool = False)
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
     key_dir = Path(key_dir)
-    tree = _inside_work_tree(key_dir if key_dir.exists() else key_dir.parent if key_dir.parent.exists() else Path.cwd())
+    tree = _inside_work_tree(key_dir)
     if tree is not None:
         raise ValueError(f"{key_dir}: the key folder is inside the work tree {tree}; keep private keys out of "
                          f"repositories (use --key-dir or ${ENV_KEY_DIR} outside it)")
