@@ -312,7 +312,10 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
         banner = f"<p class='unsigned'>{t['unsigned']}</p>"
     else:
         banner = ""
-    summary_json = orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
+    # a re-rendering embeds the issued summary: verify compares it with the recomputed one separately
+    # (with the float tolerance), so last-bit summation differences between machines do not fail the document
+    embedded = summary if issued is None else issued
+    summary_json = orjson.dumps(embedded, option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
     doc = f"""<!DOCTYPE html>
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
 <meta name="generator" content="{e(summary['software'])}">
@@ -378,11 +381,12 @@ def render_pdf(doc: str, summary: dict) -> bytes:
     return weasyprint.HTML(string=doc).write_pdf(attachments=[att])
 
 
-def reproduce(registry, store, summary: dict) -> tuple[bytes, dict]:
+def reproduce(registry, store, summary: dict) -> tuple[bytes, dict, dict]:
     """Re-render the report an embedded summary describes, from the data: (document bytes, new summary).
 
     For an unchanged store, configuration and software this is byte-for-byte the issued document
-    (the unsigned revision, for a signed PDF)."""
+    (the unsigned revision, for a signed PDF). The document embeds the given summary; the new
+    one (recomputed figures and digests) is returned for comparison, with the evaluation."""
     from dcmon.periods import Period, parse_date
     o = summary["options"]
     options = Options(rack_basis=o["rack_basis"], compute_share_reading=o["compute_share_reading"],
@@ -392,7 +396,7 @@ def reproduce(registry, store, summary: dict) -> tuple[bytes, dict]:
                                    lang=summary["lang"], options=options, fmt=summary["format"], issued=summary)
     if summary["format"] == "html":
         return doc.encode("utf-8"), new, result
-    return render_pdf(doc, new), new, result
+    return render_pdf(doc, summary), new, result
 
 
 def read_summary(path: Path) -> dict:

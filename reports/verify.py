@@ -36,6 +36,25 @@ def same(a, b) -> bool:
     return a == b
 
 
+# summary fields taken from the issue (provenance) or checked on their own, not recomputed
+NOT_RECOMPUTED = {"sha256", "generated_at", "software", "config_fingerprint", "signature", "rejected", "renderer",
+                  "readings", "figures", "monthly"}
+
+
+def differences(a, b, path: str = "") -> list[str]:
+    """Paths where two JSON documents differ (numbers with :func:`same`)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += differences(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} entries in the report, {len(b)} recomputed"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}[{i}]")]
+    return [] if same(a, b) else [f"{path}: report {a!r}, recomputed {b!r}"]
+
+
 def _capped(lines: list[str], prefix: str = "✘ ") -> list[str]:
     out = [prefix + x for x in lines[:MAX_LINES]]
     if len(lines) > MAX_LINES:
@@ -170,11 +189,16 @@ def verify_report(path, registry, store, *, certificate: bytes | None = None, fi
         for k in ("eligible", "subsidy_cny"):
             if not same(pr.get(k), prof.get(k)):
                 bad.append(f"{summary['profile']} {k}: report {pr.get(k)!r}, recomputed {prof.get(k)!r}")
+    # every other field of the summary (checks, options, period, …) must equal its recomputation too
+    rest = differences({k: v for k, v in summary.items() if k not in NOT_RECOMPUTED},
+                       {k: v for k, v in new.items() if k not in NOT_RECOMPUTED})
+    bad += [d for d in rest if not d.startswith(("profile_result.eligible", "profile_result.subsidy_cny"))]
     if bad:
         ok = False
         lines += _capped(bad)
     else:
-        lines.append(f"✔ {len(VERIFIED)} figures, {len(rep_months)} months and the profile result recomputed and equal")
+        lines.append(f"✔ {len(VERIFIED)} figures, {len(rep_months)} months, the profile result and every other "
+                     "summary field recomputed and equal")
 
     lines += _document_lines(data, expected, summary, is_pdf)
     return ok and not any(x.startswith("✘") for x in lines), lines

@@ -292,6 +292,24 @@ def test_html_visible_text_edit_fails(copy, registry):
     assert "embedded summary intact" in p.stdout  # the summary was left alone: only the visible text lies
 
 
+def test_html_summary_forged_with_a_fresh_digest_is_named(copy):
+    """Someone who edits the embedded summary can recompute its SHA-256; the recomputation still names the field."""
+    import orjson
+    from dcmon.reports.evidence import SUMMARY_ID, read_summary, summary_digest
+    root, data = copy
+    html = root / "r.html"
+    text = html.read_text(encoding="utf-8")
+    s = read_summary(html)
+    s["profile_result"]["checks"][0]["threshold"] = 9.9
+    s["sha256"] = summary_digest(s)
+    marker = f'<script type="application/json" id="{SUMMARY_ID}">'
+    i = text.index(marker) + len(marker)
+    j = text.index("</script>", i)
+    html.write_text(text[:i] + orjson.dumps(s).decode() + text[j:], encoding="utf-8")
+    p = verify(html, data)
+    assert_not_verified(p, "embedded summary intact", "profile_result.checks[0].threshold: report 9.9, recomputed")
+
+
 def test_html_untouched_verifies(issued):
     root, data = issued
     p = verify(root / "r.html", data)
