@@ -80,6 +80,17 @@ def register(sub):
                         "(default 90; 0 keeps them forever)")
     g.add_argument("--keepalive", type=int, default=30, metavar="S", help="MQTT keep-alive (default 30 s)")
     g.add_argument("--no-jump-check", action="store_true", help="do not reject impossible counter jumps")
+    m = p.add_argument_group("Prometheus metrics endpoint (optional; see docs/monitoring.md)")
+    m.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve /metrics on this port (default: no endpoint; 0 picks a free port)")
+    m.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
+                   help="address the endpoint binds (default 127.0.0.1; anything else should have a token)")
+    m.add_argument("--metrics-token-file", metavar="FILE",
+                   help="require 'Authorization: Bearer <token>' with the token in FILE (mode 600); "
+                        "default $DCMON_METRICS_TOKEN, else no token")
+    m.add_argument("--metrics-refresh", type=float, default=15.0, metavar="S",
+                   help="recompute the live facility figures this often (default 15 s; quarter-to-date "
+                        "figures every 20 × S)")
     i = p.add_argument_group("InfluxDB sink (optional; readings are also written there through a durable outbox)")
     i.add_argument("--influx-url", metavar="URL", help="for example http://127.0.0.1:8086")
     i.add_argument("--influx-token", default=None, help=f"API token (default ${ENV_INFLUX_TOKEN})")
@@ -207,19 +218,45 @@ def cmd_collect(args) -> int:
     from dcmon.registry import load_registry
     registry = load_registry(args.config)
     collector, sender = build_collector(args, registry)
+    metrics = build_metrics_server(args, registry, collector)
     stop = threading.Event()
     _install_stop_signals(stop)
     if sender is not None:
         sender.start()
+    if metrics is not None:
+        try:
+            metrics.start()
+        except OSError as e:
+            raise InputError(f"--metrics-port {args.metrics_port} on {args.metrics_host}: cannot listen ({e})") from None
     collector.start()
     try:
         while not stop.wait(0.5):
             pass
     finally:
         collector.stop()
+        if metrics is not None:
+            metrics.stop()
         if sender is not None:
             sender.stop()
     return 0
+
+
+def build_metrics_server(args, registry, collector):
+    """The /metrics endpoint (``dcmon.monitoring``) over this collector's health, or None."""
+    if getattr(args, "metrics_port", None) is None:
+        return None
+    from dcmon.monitoring import MetricsServer, load_token
+    if not 0 <= args.metrics_port <= 65535:
+        raise InputError(f"--metrics-port must be 0..65535: {args.metrics_port!r}")
+    if not args.metrics_refresh >= 1:
+        raise InputError(f"--metrics-refresh must be ≥ 1 s: {args.metrics_refresh!r}")
+    try:
+        token = load_token(args.metrics_token_file)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    return MetricsServer(registry, collector.ingestor.store, lambda: collector.health(advance=False),
+                         host=args.metrics_host, port=args.metrics_port, token=token, data_dir=args.data,
+                         live_interval_s=args.metrics_refresh, quarter_interval_s=20 * args.metrics_refresh)
 
 
 # ------------------------------------------------------------------ simulate

@@ -38,6 +38,12 @@ class Stats:
     last_ack_lag_ms: float = 0.0   # arrival of the oldest message of the last batch → durable [ms]
     max_ack_lag_ms: float = 0.0
     rejects_by_reason: dict = field(default_factory=lambda: defaultdict(int))
+    commit_seconds: float = 0.0    # time spent making batches durable (quarantine, store, outbox) [s]
+    commits: int = 0               # batches made durable
+    # per configured facility (the topic's facility segment, matched exactly): accepted readings and
+    # rejections by reason class; rejections on topics naming no configured facility count only above
+    accepted_by_facility: dict = field(default_factory=lambda: defaultdict(int))
+    rejects_by_facility: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
 
 
 class _LogLimiter:
@@ -173,16 +179,37 @@ class Ingestor:
             s.rejected += len(rejected)
             s.rejected_messages += len({(t, ms) for t, ms, _ in rejected})
             rows.update_last_seen(self.last_seen, parsed.table)
-            for _, _, x in rejected:
-                s.rejects_by_reason[_reason_class(x.reason)] += 1
+            for topic, _, x in rejected:
+                reason = _reason_class(x.reason)
+                s.rejects_by_reason[reason] += 1
+                fac = self._topic_facility(topic)
+                if fac is not None:
+                    s.rejects_by_facility[fac][reason] += 1
+            if parsed.table is not None:
+                for fac, n in _count_by_facility(parsed.table).items():
+                    s.accepted_by_facility[fac] += n
+            s.commit_seconds += time.monotonic() - now
+            s.commits += 1
         for topic, _, x in rejected:
             if self._limiter.allow(topic, now):
                 log.warning("rejected %s: %s", x.where, x.reason)
+
+    def _topic_facility(self, topic: str) -> str | None:
+        """The configured facility a contract topic names (``<prefix>/<facility>/...``), else None."""
+        head, _, rest = topic.partition(self.prefix + "/")
+        fac = rest.split("/", 1)[0] if not head and rest else None
+        return fac if fac in self.registry.facilities else None
 
     def log_suppressed(self) -> None:
         """Summarise rejections the log rate limit held back (called with each health report)."""
         for topic, n in self._limiter.flush().items():
             log.warning("rejected %d more from %s (log rate limit; all are in the quarantine)", n, topic)
+
+
+def _count_by_facility(table) -> dict[str, int]:
+    """Accepted rows per facility of a batch table (Arrow value counts, outside the GIL)."""
+    vc = table.column("facility_id").value_counts()
+    return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
 
 
 __all__ = ["Ingestor", "Stats"]

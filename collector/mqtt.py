@@ -426,7 +426,9 @@ class Collector:
             return []
 
     # ----------------------------------------------------------------- health
-    def health(self) -> dict:
+    def health(self, *, advance: bool = True) -> dict:
+        """The health document. ``advance=False`` (the metrics endpoint) leaves the window of the
+        logged rates alone, so scrapes do not shorten it."""
         s = self.ingestor.stats
         now = time.monotonic()
         t0, m0, r0 = self._last_health
@@ -450,8 +452,13 @@ class Collector:
                 "store_errors": s.store_errors, "last_error": self.last_error,
                 "broker_dropped": self.broker_dropped,   # $SYS/broker/publish/messages/dropped
                 "last_seen": last_seen,    # facility -> source -> [meter ts ms, received ms]
+                "store_write_seconds": round(s.commit_seconds, 6), "store_writes": s.commits,
+                "by_facility": {f: {"accepted": s.accepted_by_facility.get(f, 0),
+                                    "rejects_by_reason": dict(s.rejects_by_facility.get(f, {}))}
+                                for f in sorted(set(s.accepted_by_facility) | set(s.rejects_by_facility))},
             }
-        self._last_health = (now, s.messages, s.readings)
+        if advance:
+            self._last_health = (now, s.messages, s.readings)
         return doc
 
     def report_health(self) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import flask
 from dash import ClientsideFunction, Dash, Input, Output, dcc, html
-from dcmon.dashboard import common
+from dcmon.dashboard import alerts, common
 from dcmon.dashboard.auth import authenticate, load_users
 from dcmon.dashboard.data import Loader
 from dcmon.dashboard.i18n import LANGS, quarter_label, t
@@ -38,14 +38,16 @@ body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-
 """
 
 
-def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, compress: bool = True) -> Dash:
+def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, compress: bool = True,
+               prometheus_url: str | None = None) -> Dash:
     """Build the dashboard for a configuration folder and a data folder.
 
     With ``warm`` the default period's evaluation of every facility starts in the background,
     so the first visitor does not wait for it (a dashboard is left open all day). Responses
-    are compressed (gzip/brotli) when the browser accepts it.
+    are compressed (gzip/brotli) when the browser accepts it. Active alerts come from the
+    Prometheus at ``prometheus_url`` (default ``$DCMON_PROMETHEUS_URL``; none: the panel says how).
     """
-    ld = Loader(config_dir, data_dir)
+    ld = Loader(config_dir, data_dir, prometheus_url=prometheus_url or os.environ.get(alerts.ENV_PROMETHEUS_URL) or None)
     if warm:
         ld.warm(quarter(common.default_quarter()), sorted(ld.registry.facilities))
     users_path = Path(users_file) if users_file else Path(config_dir) / "users.yaml"
@@ -62,7 +64,7 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
     # keeps its callbacks as module-level functions and wires them here.
     app.callback(*ROUTER)(display_page)
     app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="periodChoice"), *PERIOD_CHOICE)
-    for page in (overview, facility, subsidy):
+    for page in (overview, facility, subsidy, alerts):
         page.register(app)
     _routes(server)
     return app

@@ -16,6 +16,9 @@ def register(sub):
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--users", metavar="FILE", help="users and roles (default <config>/users.yaml)")
+    p.add_argument("--prometheus-url", metavar="URL", default=None,
+                   help="show the active alerts this Prometheus evaluates from deploy/prometheus/dcmon-rules.yml "
+                        "(default $DCMON_PROMETHEUS_URL; none: no alerts panel data)")
     p.set_defaults(func=cmd_dashboard)
 
 
@@ -38,7 +41,10 @@ def cmd_dashboard(args) -> int:
                          f"(create {users} with roles and password hashes)")
     if not 1 <= args.port <= 65535:
         raise InputError(f"--port must be 1..65535: {args.port}")
-    app = create_app(args.config, args.data, users_file=users if users.is_file() else None, warm=True)
+    if args.prometheus_url and not args.prometheus_url.startswith(("http://", "https://")):
+        raise InputError(f"--prometheus-url must start with http:// or https://: {args.prometheus_url!r}")
+    app = create_app(args.config, args.data, users_file=users if users.is_file() else None, warm=True,
+                     prometheus_url=args.prometheus_url)
     print(f"dcmon dashboard: http://{args.host}:{args.port}/", flush=True)
     app.run(host=args.host, port=args.port, debug=False)
     return 0

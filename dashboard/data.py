@@ -41,8 +41,11 @@ class _Entry:
 
 
 class Loader:
-    def __init__(self, config_dir, data_dir, ttl_s: float = 30.0, max_entries: int = 4096):
+    def __init__(self, config_dir, data_dir, ttl_s: float = 30.0, max_entries: int = 4096,
+                 prometheus_url: str | None = None):
         self.config_dir = Path(config_dir)
+        self.prometheus_url = prometheus_url
+        self._alerts: tuple[float, dict] | None = None
         self.data_dir = Path(data_dir)
         self.registry = load_registry(self.config_dir)
         self.store = open_store(self.data_dir)
@@ -159,6 +162,26 @@ class Loader:
 
     def meters(self, facility_id: str) -> list[dict]:
         return ev.meter_status(self.store, self.registry.get(facility_id))
+
+    def alerts(self, max_age_s: float = 10.0) -> dict | None:
+        """The dcmon alerts Prometheus holds, ``{"alerts": [...], "error": str | None}``, asked at most
+        once per ``max_age_s`` whoever is looking; None when no Prometheus URL is configured.
+        Not filtered: ``dashboard.alerts.for_user`` filters for each user."""
+        if not self.prometheus_url:
+            return None
+        from dcmon.dashboard.alerts import AlertsUnavailable, fetch_alerts
+        with self._lock:
+            hit = self._alerts
+        if hit is not None and time.monotonic() - hit[0] < max_age_s:
+            return hit[1]
+        try:
+            value = {"alerts": fetch_alerts(self.prometheus_url), "error": None}
+        except AlertsUnavailable as e:
+            log.warning("dashboard: no alerts from Prometheus (%s)", e)
+            value = {"alerts": [], "error": str(e)}
+        with self._lock:
+            self._alerts = (time.monotonic(), value)
+        return value
 
     def collector_health(self) -> dict[str, dict]:
         return self.store.list_status("collector")

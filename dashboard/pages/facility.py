@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html, no_update
-from dcmon.dashboard import common
+from dcmon.dashboard import alerts, common
 from dcmon.dashboard.common import card, forbidden, may_see
 from dcmon.dashboard.i18n import (
     GRID_LOCALE_ZH,
@@ -51,6 +51,7 @@ def layout(facility_id: str, lang: str, url_period: dict) -> html.Div:
         html.P(id="facility-header"),
         html.Div([dcc.Link(t(lang, "subsidy"), href=f"/subsidy/{facility_id}", id="facility-subsidy-link"),
                   html.Span(f" · {t(lang, 'refreshing')}", className="note")]),
+        alerts.panel(lang, facility_id),
         html.Div(className="cards", id="facility-live-cards"),
         html.Div(className="cards", id="facility-period-cards"),
         html.Div(className="note", id="facility-basis"),

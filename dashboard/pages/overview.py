@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dash_ag_grid as dag
 from dash import Input, Output, dcc, html
-from dcmon.dashboard import common
+from dcmon.dashboard import alerts, common
 from dcmon.dashboard.common import badge, card, visible_ids
 from dcmon.dashboard.i18n import (
     BROWSER_LOCALES,
@@ -33,6 +33,7 @@ def layout(lang: str, url_period: dict) -> html.Div:
         html.Div(className="note", id="overview-basis"),
         html.Div(className="cards", id="overview-cards"),
         html.Ul(className="portfolio-checks", id="overview-checks"),
+        alerts.panel(lang),
         dag.AgGrid(id="overview-grid", rowData=[], columnDefs=columns([], lang),
                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
                                   "minWidth": 90, "width": 120},
