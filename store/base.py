@@ -9,6 +9,8 @@ Contract
 * ``read(...)`` returns a deduplicated table sorted by ``(source_id, ts)``.
 * ``iter_sorted(...)`` streams the same rows in bounded memory: batches in day order, and within
   a day sorted by ``(source_id, ts)``. Metrics that difference counters use it.
+* ``reading_digests(...)`` gives a content digest of the readings per source and UTC month
+  (:mod:`dcmon.store.digest`), the same however the rows are split into files.
 """
 from __future__ import annotations
 

@@ -27,6 +27,16 @@ FAC = "cd-east-01"
 WINDOW = ("--from", "2026-07-06", "--to", "2026-07-12")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def key_dir(tmp_path_factory):
+    """Sign with a key made for these tests, never with the real ~/.config/dcmon/keys (the dcmon
+    subprocesses inherit the variable)."""
+    d = tmp_path_factory.mktemp("keys-parent") / "keys"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DCMON_KEY_DIR", str(d))
+        yield d
+
+
 def dcmon(*args, check=True, env=None):
     p = subprocess.run([sys.executable, "-m", "dcmon.cli", *args], capture_output=True, text=True, timeout=600,
                        env=env)
@@ -74,7 +84,7 @@ def forge_reading(data, source="grid-a", minute=(2026, 7, 8, 10, 0), delta_kwh=0
 
 
 @pytest.fixture(scope="module")
-def issued(week_store, tmp_path_factory):
+def issued(week_store, tmp_path_factory, key_dir):
     """A signed PDF, an unsigned PDF and an HTML report of cd-east-01, and every export format, with a store copy."""
     src, _, _ = week_store
     root = tmp_path_factory.mktemp("issued")
