@@ -265,6 +265,10 @@ def test_unsigned_pdf_says_so_and_needs_allow_unsigned(issued):
     pdf = root / "unsigned.pdf"
     page1 = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True).stdout
     assert "UNSIGNED" in page1
+    ART.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["pdftoppm", "-r", "50", "-f", "1", "-l", "1", "-png", str(pdf), str(ART / "evidence-unsigned")], check=True)
+    subprocess.run(["pdftoppm", "-r", "50", "-f", "1", "-l", "1", "-png", str(root / "signed.pdf"),
+                    str(ART / "evidence-signed")], check=True)
     assert "does not contain any signatures" in subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True).stdout
     assert_not_verified(verify(pdf, data), "UNSIGNED: not verified without --allow-unsigned")
     p = verify(pdf, data, "--allow-unsigned")
