@@ -128,11 +128,13 @@ files = json.loads(open(sys.argv[1]).read())
 start, end = sys.argv[2], sys.argv[3]
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
+# meters are partitioned by month and racks by day: the kind comes from the path, not hive keys
 q = f'''SELECT kind, sum(e) FROM (
-          SELECT kind, source_id, max(energy_kwh) - min(energy_kwh) AS e
-          FROM read_parquet(?, hive_partitioning = true)
+          SELECT regexp_extract(filename, 'kind=([a-z-]+)', 1) AS kind, source_id,
+                 max(energy_kwh) - min(energy_kwh) AS e
+          FROM read_parquet(?, hive_partitioning = false, filename = true)
           WHERE ts >= TIMESTAMPTZ '{start}' AND ts < TIMESTAMPTZ '{end}'
-          GROUP BY kind, source_id) GROUP BY kind'''
+          GROUP BY 1, source_id) GROUP BY kind'''
 print(json.dumps({k: v for k, v in con.execute(q, [files]).fetchall()}))
 """
 

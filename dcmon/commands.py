@@ -168,29 +168,28 @@ def format_table(result: dict) -> str:
                      "—" if f["facility_energy_kwh"] is None else f"{f['facility_energy_kwh']:,.1f}",
                      "—" if f["it_energy_kwh"] is None else f"{f['it_energy_kwh']:,.1f}"])
     out.write(_align(rows))
-    out.write("\nPolicy checks\n")
-    rows = [["facility", "profile", "result", "checks", "subsidy CNY"]]
+    out.write("\nPolicy checks (result: ✔ only when every required check passes; report-only flags never decide it)\n")
+    rows = [["facility", "profile", "result", "required checks", "report-only flags", "subsidy CNY"]]
     for f in result["facilities"]:
         for pid, pr in f["profiles"].items():
             if not pr["applicable"]:
-                rows.append([f["facility_id"], pid, "–", "not applicable", ""])
+                rows.append([f["facility_id"], pid, "–", "not applicable", "", ""])
                 continue
-            checks = " ".join(f"{MARK[c['status']]}{c['metric']}{c['op']}{c['threshold']:g}" for c in pr["checks"]
-                              if c["status"] != "not_applicable")
+            checks = " ".join(f"{MARK[c['status']]}{c['metric']} {c.get('value_text', '')}{c['op']}{c['threshold']:g}"
+                              for c in pr["checks"] if c["status"] != "not_applicable" and not c.get("flag"))
             if pr.get("grade") is not None or "grade_note" in pr:
                 checks += f" grade {pr.get('grade') or '—'}"
-            if pr["flags"]:
-                checks += " flags: " + ",".join(pr["flags"])
-            sub = ""
-            if pr.get("subsidy_cny") is not None:
-                sub = f"{pr['subsidy_cny']:,.0f}" + (" (upper bound)" if pr["subsidy_is_upper_bound"] else "")
-            rows.append([f["facility_id"], pid, _eligible_mark(pr["eligible"]), checks, sub])
+            flags = " ".join(f"{MARK[r['status']]}{r['flag']}" + (" RAISED" if r["raised"] else "")
+                             for r in pr.get("report_only", []))
+            rows.append([f["facility_id"], pid, MARK.get(pr.get("verdict"), _eligible_mark(pr["eligible"])),
+                         checks or "no required check applies", flags, _subsidy_text(pr)])
     out.write(_align(rows))
     p = result["portfolio"]
-    out.write(f"\nPortfolio ({p['facilities']} facilities): energy-weighted PUE {_f(p['pue'])}, "
+    out.write(f"\nFacilities shown ({p['facilities']}): energy-weighted PUE {_f(p['pue'])}, "
               f"occupancy {_pct(p['occupancy_rate'])}, coverage {_pct(p['coverage'])}\n")
     for c in p["checks"]:
-        out.write(f"  {MARK[c['status']]} {c['profile']} {c['scope']}: {c['metric']} {_f(c['value'])} {c['op']} {c['threshold']}\n")
+        out.write(f"  {MARK[c['status']]} {c['profile']} {c['scope']} {c.get('city', '')} ({c.get('facilities', '?')} "
+                  f"facilities of the registry): {c['metric']} {c.get('value_text', _f(c['value']))} {c['op']} {c['threshold']}\n")
     for f in result["facilities"]:
         for pid, pr in f["profiles"].items():
             for c in pr["checks"]:
@@ -199,6 +198,28 @@ def format_table(result: dict) -> str:
             for n in pr.get("notes", []):
                 out.write(f"  note {f['facility_id']} {pid}: {n}\n")
     return out.getvalue()
+
+
+def _subsidy_text(pr: dict) -> str:
+    """The amount column: due only when eligible, in force and in the window; else marked hypothetical."""
+    est = pr.get("subsidy_estimate")
+    if not est:
+        return ""
+    amount = f"{est['subsidy_cny']:,.2f}"
+    tags = []
+    if est.get("no_retrofit_cost"):
+        tags.append("upper bound: no retrofit cost")
+    elif est.get("ceiling_only"):
+        tags.append("upper bound: ceiling only")
+    if est.get("per_rack_capped"):
+        tags.append("per-rack cap applied")
+    if est.get("capped"):
+        tags.append("total cap applied")
+    if pr.get("subsidy_hypothetical"):
+        why = {"not_eligible": "not eligible", "not_in_force": "measure not in force for this period",
+               "outside_application_window": "outside the application window"}
+        return f"none due; hypothetical {amount} ({', '.join(why[r] for r in pr.get('hypothetical_reasons', []))})"
+    return amount + (f" ({'; '.join(tags)})" if tags else "")
 
 
 # --------------------------------------------------------------------- import

@@ -11,14 +11,24 @@ reading then falls into place and is not a reset). For consecutive readings ``e[
 and the reference ``ref`` (the highest value since the last reset):
 
 * ``e[i] >= ref``: normal; energy ``e[i] - ref``.
-* rollover: the meter has ``rollover_kwh = R``, ``ref >= R/2`` and ``e[i] < R/2``;
-  energy ``R - ref + e[i]``.
+* rollover: the meter has ``rollover_kwh = R``, the register's modulus (it shows 0 up to
+  just below R, then 0 again: an 8-digit register with one decimal has R = 100 000 000),
+  ``ref >= R/2`` and ``e[i] < R/2``; energy ``R - ref + e[i]``.
 * noise dip: ``ref - e[i] <= noise_kwh``; energy 0 and ``ref`` is kept, so the next
   reading is counted from the higher value (nothing is counted twice).
 * reset (meter replaced, power loss): anything else; the counter restarted from zero, so the
   energy is ``e[i]`` (reported as an event with that amount, for audit).
 
 Energy across a gap is still the counter increase across it; the gap shows in coverage.
+An event (rollover, noise dip, reset) belongs to the period holding the time stamp of the
+reading that reveals it, ``start <= ts < end``; its energy, like any pair's, is split by time.
+
+Exact arithmetic: counter readings are taken to the milliwatt-hour (0.000001 kWh),
+``round(e × 10⁶)`` mWh (:func:`to_mwh`; exact for every reading with at most six decimals
+below 4·10⁹ kWh), and differenced and summed as integers. A pair split at a period edge adds
+an exact fraction of its increase. Per source, ``EnergyResult.source_energy_exact_kwh`` is
+that exact figure; the float ``source_energy_kwh`` is its nearest double. Power integration
+is rounded to the milliwatt-hour per source, the resolution decisions are made at.
 
 Power integration: the trapezoid rule, ``(p[i-1] + p[i]) / 2 × Δt``, for pairs no more than
 ``max_gap`` apart; longer gaps are *missing data*, not zero power, and lower coverage.
@@ -34,12 +44,25 @@ References: ISO/IEC 30134-2:2016 §6 (energy over the same period); EN 50600-4-2
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 EVENT_LIMIT = 200  # events kept per kind (all are counted)
+MWH_PER_KWH = 1_000_000
+_NO_REF = np.iinfo(np.int64).min  # no counter reference yet
+
+
+def to_mwh(kwh) -> np.ndarray:
+    """Readings [kWh] as whole milliwatt-hours [mWh] (int64): the resolution energies are decided at."""
+    return np.rint(np.asarray(kwh, dtype=np.float64) * MWH_PER_KWH).astype(np.int64)
+
+
+def exact_kwh(whole_mwh: int | np.integer, fraction_mwh: Fraction | int = 0) -> Fraction:
+    """Exact energy [kWh] from whole milliwatt-hours and an exact fractional part [mWh]."""
+    return (Fraction(int(whole_mwh)) + Fraction(fraction_mwh)) / MWH_PER_KWH
 
 
 @dataclass
@@ -84,18 +107,26 @@ def counter_energy(ts_ms, energy_kwh, params: SourceParams | None = None) -> tup
     ts, e = ts[order], e[order]
     keep = np.concatenate([[True], ts[1:] != ts[:-1]]) if len(ts) else np.zeros(0, bool)
     ts, e = ts[keep], e[keep]
-    total, events, ref = 0.0, [], None
-    for t, x in zip(ts, e):
-        if np.isnan(x):
-            continue
+    ok = ~np.isnan(e)
+    ts, e = ts[ok], e[ok]
+    pq = _mwh_params(p)
+    total, events, ref = 0, [], None
+    for t, x, q in zip(ts, e, to_mwh(e)):
+        q = int(q)
         if ref is None:
-            ref = x
+            ref = q
             continue
-        inc, ev, ref = classify_step(ref, x, p)
+        inc, ev, ref = classify_step(ref, q, pq)
         total += inc
         if ev:
-            events.append({"ts": int(t), "event": ev, "energy_kwh": inc, "value_kwh": float(x)})
-    return total, events
+            events.append({"ts": int(t), "event": ev, "energy_kwh": inc / MWH_PER_KWH, "value_kwh": float(x)})
+    return total / MWH_PER_KWH, events
+
+
+def _mwh_params(p: SourceParams) -> SourceParams:
+    """The same parameters in whole milliwatt-hours, for :func:`classify_step` on integer readings."""
+    return SourceParams(rollover_kwh=None if not p.rollover_kwh else int(to_mwh(p.rollover_kwh)),
+                        noise_kwh=int(to_mwh(p.noise_kwh)), max_gap_ms=p.max_gap_ms)
 
 
 def power_energy(ts_ms, power_kw, max_gap_ms: int = 900_000) -> tuple[float, float]:
@@ -128,6 +159,12 @@ class EnergyResult:
     event_counts: dict[str, int] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     late_readings: int = 0
+    # exact energy per source [mWh]: whole milliwatt-hours plus exact fractions from pairs split at the edges
+    source_energy_mwh: np.ndarray | None = None
+    source_energy_frac_mwh: dict[int, Fraction] = field(default_factory=dict)
+
+    def source_energy_exact_kwh(self, i: int) -> Fraction:
+        return exact_kwh(self.source_energy_mwh[i], self.source_energy_frac_mwh.get(i, 0))
 
     @property
     def period_ms(self) -> int:
@@ -159,6 +196,10 @@ def merge_results(parts: list["EnergyResult"]) -> "EnergyResult":
     for p in parts:
         for k, v in p.event_counts.items():
             counts[k] = counts.get(k, 0) + v
+    frac: dict[int, Fraction] = {}
+    for p in parts:
+        for k, v in p.source_energy_frac_mwh.items():
+            frac[k] = frac.get(k, 0) + v
     last_ts = np.max([p.source_last_ts for p in parts], axis=0)
     which = np.argmax([p.source_last_ts for p in parts], axis=0)
     last_v = np.choose(which, [p.source_last_value for p in parts])
@@ -171,7 +212,8 @@ def merge_results(parts: list["EnergyResult"]) -> "EnergyResult":
         group_bin_energy_kwh=sum(p.group_bin_energy_kwh for p in parts),
         group_bin_covered_ms=sum(p.group_bin_covered_ms for p in parts),
         event_counts=counts, events=sorted((e for p in parts for e in p.events), key=lambda e: e["ts"]),
-        late_readings=sum(p.late_readings for p in parts))
+        late_readings=sum(p.late_readings for p in parts),
+        source_energy_mwh=sum(p.source_energy_mwh for p in parts), source_energy_frac_mwh=frac)
 
 
 class EnergyAccumulator:
@@ -196,6 +238,7 @@ class EnergyAccumulator:
         self.max_gap = np.array([p.max_gap_ms for p in params], dtype=np.int64)
         self.uniform_gap = len(self.max_gap) > 0 and bool((self.max_gap == self.max_gap[0]).all())
         self.params = params
+        self.params_mwh = [_mwh_params(p) for p in params] if mode == "counter" else None
         self.groups = np.asarray(groups, dtype=np.int64)
         # (group, bin) coverage is a weighted sum of covered time (racks: by in-service design power)
         self.cov_w = None if coverage_weights is None else np.asarray(coverage_weights, dtype=np.float64)
@@ -206,10 +249,13 @@ class EnergyAccumulator:
         # carried state per source
         self.last_t = np.full(n, -1, dtype=np.int64)
         self.last_v = np.full(n, np.nan)
-        self.ref = np.full(n, np.nan)
+        self.last_q = np.zeros(n, dtype=np.int64)     # counter: last reading [mWh]
+        self.ref = np.full(n, _NO_REF, dtype=np.int64)  # counter: reference [mWh]
         self.last_recv = np.full(n, -1, dtype=np.int64)
         # results
         self.energy = np.zeros(n)
+        self.energy_mwh = np.zeros(n, dtype=np.int64)   # counter: whole pairs inside the period [mWh]
+        self.energy_frac_mwh: dict[int, Fraction] = {}  # counter: exact parts of pairs split at the edges [mWh]
         self.covered = np.zeros(n)
         self.readings = np.zeros(n, dtype=np.int64)
         self.gbin_e = np.zeros(n_groups * self.n_bins)
@@ -308,25 +354,30 @@ class EnergyAccumulator:
         max_gap = self.max_gap[c] if not self.uniform_gap else self.max_gap[0]
         new_ref_last = None
         if self.mode == "counter":
-            inc = v - pv
+            # counters in whole milliwatt-hours: differences and sums are exact integers
+            q = to_mwh(v)
+            pq = np.empty(n, dtype=np.int64)
+            pq[1:] = q[:-1]
+            pq[starts] = self.last_q[cs]
+            inc = q - pq
             # a run needs the slow path when it steps down anywhere, or its carried
             # reference sits above its last value (after a noise dip)
             down = inc < 0
             ref_s = self.ref[cs]
-            start_bad = has_prev_start & ((v[starts] < ref_s) | (ref_s != pv[starts]))
+            start_bad = has_prev_start & ((q[starts] < ref_s) | (ref_s != pq[starts]))
             down[starts] = start_bad
             if down.any():
                 slow_sources = np.unique(c[down])
                 slow = np.isin(c, slow_sources)
-                inc[slow] = 0.0
-                new_ref_last = self._slow_counter(c, t, v, pt, slow, slow_sources, inc)
+                inc[slow] = 0
+                new_ref_last = self._slow_counter(c, t, v, q, pt, slow, slow_sources, inc)
             covered_ok = dt <= max_gap
             energy_pairs = inc
         else:
             covered_ok = dt <= max_gap
             energy_pairs = np.where(covered_ok, (pv + v) * (dt / 7_200_000), 0.0)
         if has_prev is not None:
-            energy_pairs = np.where(has_prev, energy_pairs, 0.0)
+            energy_pairs = np.where(has_prev, energy_pairs, 0)
             covered_ok &= has_prev
             gap = has_prev & (dt > max_gap)
         else:
@@ -344,7 +395,8 @@ class EnergyAccumulator:
         if recv is not None:
             self.last_recv[cs] = recv[ends]
         if self.mode == "counter":
-            self.ref[cs] = v[ends]
+            self.last_q[cs] = q[ends]
+            self.ref[cs] = q[ends]
             if new_ref_last:
                 for code, r in new_ref_last.items():
                     self.ref[code] = r
@@ -367,7 +419,8 @@ class EnergyAccumulator:
         has_prev = prev_t >= 0
         t_start = t[starts]
         base_t = np.where(has_prev, prev_t, t_start)
-        base_v = np.where(has_prev, self.last_v[cs], v[starts])
+        q_starts, q_ends = to_mwh(v[starts]), to_mwh(v[ends])
+        base_q = np.where(has_prev, self.last_q[cs], q_starts)
         t_max = t[ends].max()  # times rise within each run
         if base_t.min() < self.start or t_max > self.end:
             return False
@@ -380,9 +433,9 @@ class EnergyAccumulator:
         # carried state must continue cleanly: later in time, no step down, no pending noise dip
         if has_prev.any():
             hp = has_prev
-            vs, ts_, ref = v[starts][hp], t_start[hp], self.ref[cs][hp]
+            qs, ts_, ref = q_starts[hp], t_start[hp], self.ref[cs][hp]
             d0 = ts_ - prev_t[hp]
-            if d0.min() <= 0 or d0.max() > gap or (vs < ref).any() or (ref != base_v[hp]).any():
+            if d0.min() <= 0 or d0.max() > gap or (qs < ref).any() or (ref != base_q[hp]).any():
                 return False
         if n > 1:
             crossing = starts[1:] - 1          # diffs between the last row of a run and the next run
@@ -395,9 +448,10 @@ class EnergyAccumulator:
             dt[crossing] = 0
             if dt.max() > gap:
                 return False
-        e_run = v[ends] - base_v
+        e_run_mwh = q_ends - base_q
+        e_run = e_run_mwh / MWH_PER_KWH
         cov_run = (t[ends] - base_t).astype(np.float64)
-        self.energy[cs] += e_run
+        self.energy_mwh[cs] += e_run_mwh
         self.covered[cs] += cov_run
         counts = ends - starts + 1
         if t_max >= self.end:
@@ -414,7 +468,8 @@ class EnergyAccumulator:
             self.gbin_c += np.bincount(k, weights=cov_w, minlength=len(self.gbin_c))
         self.last_t[cs] = t[ends]
         self.last_v[cs] = v[ends]
-        self.ref[cs] = v[ends]
+        self.last_q[cs] = q_ends
+        self.ref[cs] = q_ends
         return True
 
     def _count_readings(self, t, c) -> None:
@@ -425,26 +480,29 @@ class EnergyAccumulator:
             if m.any():
                 self.readings += np.bincount(c[m], minlength=len(self.readings))
 
-    def _slow_counter(self, c, t, v, pt, slow_mask, slow_sources, inc) -> dict[int, float]:
-        """Apply classify_step row by row for the few sources that step down."""
+    def _slow_counter(self, c, t, v, q, pt, slow_mask, slow_sources, inc) -> dict[int, int]:
+        """Apply classify_step row by row, in whole milliwatt-hours, for the few sources that step down.
+
+        An event belongs to the period holding the time stamp of the reading that reveals it.
+        """
         refs = {}
         idx_all = np.nonzero(slow_mask)[0]
         for code in slow_sources:
             idx = idx_all[c[idx_all] == code]
-            ref = self.ref[code]
-            p = self.params[code]
+            ref = int(self.ref[code])
+            p = self.params_mwh[code]
             for i in idx:
-                if np.isnan(ref):
-                    ref = v[i]
+                if ref == _NO_REF:
+                    ref = int(q[i])
                     continue
                 before = ref
-                e, ev, ref = classify_step(ref, v[i], p)
+                e, ev, ref = classify_step(ref, int(q[i]), p)
                 inc[i] = e
-                if ev and t[i] > self.start and pt[i] < self.end:
+                if ev and self.start <= t[i] < self.end:
                     self._event(ev, {"source_id": self.sources[code], "ts": int(t[i]), "event": ev,
-                                     "energy_kwh": round(float(e), 6), "value_kwh": float(v[i]),
-                                     "previous_kwh": float(before)})
-            refs[int(code)] = float(ref)
+                                     "energy_kwh": e / MWH_PER_KWH, "value_kwh": float(v[i]),
+                                     "previous_kwh": before / MWH_PER_KWH})
+            refs[int(code)] = ref
         return refs
 
     def _gap_events(self, codes, t0, t1):
@@ -472,16 +530,32 @@ class EnergyAccumulator:
                 c, pt, t, energy, covered_ok = c[m], pt[m], t[m], energy[m], covered_ok[m]
             inside_all = pt.min() >= self.start and t.max() <= self.end
         n_src = len(self.energy)
+        if not inside_all:
+            lo = np.maximum(pt, self.start)
+            hi = np.minimum(t, self.end)
+        if self.mode == "counter":
+            # whole pairs add whole milliwatt-hours (float sums of integers are exact below 2**53 mWh);
+            # a pair split at a period edge adds its exact share of the increase, in proportion to time
+            if inside_all:
+                self.energy_mwh += np.rint(np.bincount(c, weights=energy, minlength=n_src)).astype(np.int64)
+            else:
+                whole = (pt >= self.start) & (t <= self.end)
+                self.energy_mwh += np.rint(np.bincount(c[whole], weights=energy[whole],
+                                                      minlength=n_src)).astype(np.int64)
+                for i in np.flatnonzero(~whole & (energy != 0)):
+                    k = int(c[i])
+                    part = Fraction(int(energy[i]) * int(hi[i] - lo[i]), int(t[i] - pt[i]))
+                    self.energy_frac_mwh[k] = self.energy_frac_mwh.get(k, 0) + part
+            energy = energy / MWH_PER_KWH
         if inside_all:
             lo, hi, e_in = pt, t, energy
             c_in = np.where(covered_ok, t - pt, 0).astype(np.float64)
         else:
-            lo = np.maximum(pt, self.start)
-            hi = np.minimum(t, self.end)
             dur = (t - pt).astype(np.float64)
             e_in = energy * ((hi - lo) / dur)
             c_in = np.where(covered_ok, hi - lo, 0).astype(np.float64)
-        self.energy += np.bincount(c, weights=e_in, minlength=n_src)
+        if self.mode != "counter":
+            self.energy += np.bincount(c, weights=e_in, minlength=n_src)
         self.covered += np.bincount(c, weights=c_in, minlength=n_src)
         if self.cov_w is not None:
             c_in = c_in * self.cov_w[c]
@@ -519,8 +593,17 @@ class EnergyAccumulator:
                 self.gbin_c[k] += c_in[i] * (z - a) / span
 
     def result(self) -> EnergyResult:
+        if self.mode == "counter":
+            mwh, frac = self.energy_mwh.copy(), dict(self.energy_frac_mwh)
+            energy = mwh / MWH_PER_KWH
+            for k, f in frac.items():
+                energy[k] = float(exact_kwh(mwh[k], f))
+        else:
+            energy, frac = self.energy.copy(), {}
+            mwh = np.rint(energy * MWH_PER_KWH).astype(np.int64)  # power integration, to the milliwatt-hour
         return EnergyResult(
-            sources=self.sources, edges_ms=self.edges, source_energy_kwh=self.energy,
+            source_energy_mwh=mwh, source_energy_frac_mwh=frac,
+            sources=self.sources, edges_ms=self.edges, source_energy_kwh=energy,
             source_covered_ms=self.covered, source_readings=self.readings, source_last_ts=self.last_t,
             source_last_value=self.last_v,
             group_bin_energy_kwh=self.gbin_e.reshape(self.n_groups, self.n_bins),

@@ -1,8 +1,14 @@
 """Policy profiles: thresholds as data (``config/policies/*.yaml``), evaluated exactly.
 
 A check compares one figure with one threshold using the operator the policy text uses
-(``<`` for 低于, ``<=`` for 不高于, ``>`` for 大于, ``>=`` for 不低于). A check whose figure is
-missing, or whose data coverage is below ``min_coverage``, is ``inconclusive`` — never passed.
+(``<`` for 低于, ``<=`` for 不高于, ``>`` for 大于, ``>=`` for 不低于), exactly
+(:func:`.exact.decide`: fractions, never floats). A check whose figure is missing, or whose
+data coverage is below ``min_coverage``, is ``inconclusive`` — never passed.
+
+A check with a ``flag`` is report-only: it raises the flag when it fails and never decides the
+overall verdict. The overall verdict passes only when every applicable required check passes;
+any failing required check fails it; otherwise (an inconclusive required check, or no
+required check applicable) it is not a pass.
 
 Margins are signed so that a positive margin is on the passing side: ``1.25 - PUE`` for
 ``PUE < 1.25``; ``racks - 1000`` for ``racks >= 1000``.
@@ -10,7 +16,6 @@ Margins are signed so that a positive margin is on the passing side: ``1.25 - PU
 from __future__ import annotations
 
 import datetime as dt
-import operator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,9 +23,9 @@ from pathlib import Path
 import yaml
 
 from dcmon.errors import ConfigError
+from dcmon.metrics.exact import OPS, decide, to_fraction
 from dcmon.registry import load_yaml
 
-OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 OP_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}
 DEFAULT_MIN_COVERAGE = 0.95
 # Metrics a check may name, their unit and whether their value depends on measured data.
@@ -145,7 +150,7 @@ def condition_holds(when: dict, facts: dict) -> bool:
     """Whether a check's ``when`` conditions hold for a facility's facts."""
     for key, want in (when or {}).items():
         if key == "standard_racks_at_least":
-            if (facts.get("standard_racks") or 0) < want:
+            if not decide(facts.get("standard_racks") or 0, ">=", want):
                 return False
             continue
         have = facts.get(key)
@@ -161,19 +166,24 @@ def compare(value: float | None, op: str, threshold: float, coverage: float | No
             min_coverage: float = DEFAULT_MIN_COVERAGE) -> tuple[bool | None, float | None, str]:
     """``(passed, margin, status)``: status is pass, fail or inconclusive.
 
+    ``value`` may be exact (a Fraction) or a float (taken at its shortest decimal); the
+    decision is exact (:func:`.exact.decide`). The margin is a float for display.
+
     >>> compare(1.25, "<", 1.25, 1.0)
     (False, 0.0, 'fail')
     >>> compare(1000, ">=", 1000, 1.0)
-    (True, 0, 'pass')
+    (True, 0.0, 'pass')
     """
     if op not in OPS:
         raise ValueError(f"op must be one of < <= > >=: {op!r}")
-    if value is None:
+    v = to_fraction(value)
+    if v is None:
         return None, None, "inconclusive"
-    margin = (threshold - value) if op in ("<", "<=") else (value - threshold)
+    th = to_fraction(threshold)
+    margin = float((th - v) if op in ("<", "<=") else (v - th))
     if coverage is None or coverage < min_coverage:
         return None, margin, "inconclusive"
-    passed = bool(OPS[op](value, threshold))
+    passed = decide(v, op, th)
     return passed, margin, "pass" if passed else "fail"
 
 
@@ -182,6 +192,6 @@ def grade(pue_value: float | None, grades: list[dict]) -> int | None:
     if pue_value is None:
         return None
     for g in sorted(grades, key=lambda g: g["grade"]):
-        if OPS[g["op"]](pue_value, g["threshold"]):
+        if decide(pue_value, g["op"], g["threshold"]):
             return int(g["grade"])
     return None

@@ -8,6 +8,7 @@ References: ISO/IEC 30134-2:2016 §6.2 (PUE) and §6.3 (categories); seed 003 an
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 PUE_CATEGORIES = {1: "UPS output", 2: "PDU output", 3: "IT equipment input"}
 
@@ -19,6 +20,13 @@ def pue(facility_energy_kwh: float | None, it_energy_kwh: float | None) -> float
     if math.isnan(facility_energy_kwh) or math.isnan(it_energy_kwh) or it_energy_kwh <= 0:
         return None
     return facility_energy_kwh / it_energy_kwh
+
+
+def pue_exact(facility_energy_kwh: Fraction | None, it_energy_kwh: Fraction | None) -> Fraction | None:
+    """PUE as the exact fraction of exact energies (what decisions use); None when IT energy is missing or ≤ 0."""
+    if facility_energy_kwh is None or it_energy_kwh is None or it_energy_kwh <= 0:
+        return None
+    return Fraction(facility_energy_kwh) / Fraction(it_energy_kwh)
 
 
 def portfolio_pue(facility_energies_kwh, it_energies_kwh) -> float | None:

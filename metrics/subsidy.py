@@ -7,8 +7,33 @@ Chengdu cloud retrofit::
 
 Without a retrofit cost (or where the text gives only a ceiling per rack, as Baoding's and
 the edge measure do) the per-rack ceiling is used and the figure is an **upper bound**.
+
+Every step is exact (fractions of the decimal inputs) and printed so that it multiplies out
+as printed: a figure that has no exact two-decimal form is printed as a fraction with its
+rounded value beside it. Only the final amount is rounded, to the fen (0.01 CNY, half up).
+
+Flags, kept apart: ``no_retrofit_cost`` (the formula needs a cost and none is given, so the
+per-rack ceiling is used and the amount is an **upper bound**), ``ceiling_only`` (the text
+sets only a ceiling per rack, also an upper bound), ``per_rack_capped`` (the per-rack ceiling
+limited the per-rack amount) and ``capped`` (the total ceiling limited the amount).
 """
 from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from dcmon.metrics.exact import to_fraction
+
+
+def _cny(x: Fraction) -> str:
+    """An exact amount as printed: two decimals when exact, else ``a/b (≈ x.xx)``."""
+    if (x * 100).denominator == 1:
+        return f"{float(x):,.2f}"
+    return f"{x.numerator:,}/{x.denominator:,} (≈ {float(x):,.2f})"
+
+
+def _fen(x: Fraction) -> float:
+    return float((Decimal(x.numerator) / Decimal(x.denominator)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def subsidy_estimate(in_use_physical_racks: int, per_rack_max_cny: float, total_max_cny: float,
@@ -29,26 +54,36 @@ def subsidy_estimate(in_use_physical_racks: int, per_rack_max_cny: float, total_
     if n < 0:
         raise ValueError(f"in-use racks must be ≥ 0: {n}")
     steps = [f"in-use physical racks = {n}"]
-    upper = always_upper_bound
+    ceiling, total_max = to_fraction(per_rack_max_cny), to_fraction(total_max_cny)
+    ceiling_only = bool(always_upper_bound)
+    no_cost = False
     avg = share = None
+    per_rack_capped = False
     if cost_share is not None and retrofit_cost_cny is not None and n > 0:
-        avg = retrofit_cost_cny / n
-        share = cost_share * avg
-        per_rack = min(per_rack_max_cny, share)
-        steps.append(f"average retrofit cost per rack = {retrofit_cost_cny:,.2f} / {n} = {avg:,.2f} CNY")
-        steps.append(f"{cost_share:.0%} of it = {share:,.2f} CNY; per rack = min({per_rack_max_cny:,.0f}, {share:,.2f}) = {per_rack:,.2f} CNY")
+        cost, k = to_fraction(retrofit_cost_cny), to_fraction(cost_share)
+        avg = cost / n
+        share = k * avg
+        per_rack = min(ceiling, share)
+        per_rack_capped = share > ceiling
+        steps.append(f"average retrofit cost per rack = {float(cost):,.2f} / {n} = {_cny(avg)} CNY")
+        steps.append(f"{float(k):.0%} of it = {_cny(share)} CNY; per rack = min({float(ceiling):,.0f}, {_cny(share)}) = {_cny(per_rack)} CNY")
     else:
-        per_rack = per_rack_max_cny
+        per_rack = ceiling
         if cost_share is not None:
-            upper = True
-            steps.append(f"no retrofit cost given: per rack taken at its ceiling {per_rack_max_cny:,.0f} CNY (upper bound)")
+            no_cost = True
+            steps.append(f"no retrofit cost given: per rack taken at its ceiling {float(ceiling):,.0f} CNY (upper bound)")
         else:
-            steps.append(f"per rack at most {per_rack_max_cny:,.0f} CNY (ceiling; the text sets no formula)")
+            steps.append(f"per rack at most {float(ceiling):,.0f} CNY (ceiling; the text sets no formula)")
     gross = per_rack * n
-    total = min(total_max_cny, gross)
-    steps.append(f"{per_rack:,.2f} × {n} = {gross:,.2f} CNY; capped at {total_max_cny:,.0f} → {total:,.2f} CNY")
-    return {"subsidy_cny": round(total, 2), "per_rack_cny": round(per_rack, 2), "in_use_physical_racks": n,
-            "capped": gross > total_max_cny, "subsidy_is_upper_bound": upper, "steps": steps,
-            "retrofit_cost_cny": retrofit_cost_cny, "cost_share": cost_share,
-            "avg_cost_per_rack_cny": avg, "cost_share_per_rack_cny": share,
-            "per_rack_max_cny": per_rack_max_cny, "total_max_cny": total_max_cny, "gross_cny": gross}
+    total = min(total_max, gross)
+    steps.append(f"{_cny(per_rack)} × {n} = {_cny(gross)} CNY; capped at {float(total_max):,.0f} → {_cny(total)} CNY")
+    return {"subsidy_cny": _fen(total), "per_rack_cny": float(per_rack), "in_use_physical_racks": n,
+            "capped": gross > total_max, "per_rack_capped": per_rack_capped,
+            "no_retrofit_cost": no_cost, "ceiling_only": ceiling_only,
+            "subsidy_is_upper_bound": no_cost or ceiling_only,
+            "upper_bound_reason": "no_retrofit_cost" if no_cost else ("ceiling_only" if ceiling_only else None),
+            "steps": steps, "retrofit_cost_cny": retrofit_cost_cny, "cost_share": cost_share,
+            "avg_cost_per_rack_cny": None if avg is None else float(avg),
+            "cost_share_per_rack_cny": None if share is None else float(share),
+            "per_rack_max_cny": per_rack_max_cny, "total_max_cny": total_max_cny, "gross_cny": float(gross),
+            "exact": {"per_rack_cny": _cny(per_rack), "gross_cny": _cny(gross), "subsidy_cny": _cny(total)}}

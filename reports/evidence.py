@@ -22,6 +22,7 @@ import orjson
 import pandas as pd
 
 from dcmon.metrics.evaluate import Options, evaluate, inventory_at
+from dcmon.metrics.exact import decide, figure_text, ratio
 from dcmon.metrics.racks import racks_by
 from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang, fmt_num, provenance,
                                   reading_digests)
@@ -134,7 +135,12 @@ def _fix_digest(doc: dict) -> dict:
     return doc
 
 
-def _svg_monthly(bins: list[dict], threshold: float | None, lang: str) -> str:
+def bin_pue_exact(b: dict):
+    """A bin's PUE as the exact ratio of its energies (rounded to the milliwatt-hour by metrics)."""
+    return ratio(b["facility_energy_kwh"], b["it_energy_kwh"])
+
+
+def _svg_monthly(bins: list[dict], threshold: float | None, lang: str, op: str = "<") -> str:
     """Bar chart of monthly PUE with the threshold as a line, as inline SVG (vector in PDF)."""
     vals = [b.get("pue") for b in bins]
     present = [v for v in vals if v is not None]
@@ -154,9 +160,11 @@ def _svg_monthly(bins: list[dict], threshold: float | None, lang: str) -> str:
     for i, (b, v) in enumerate(zip(bins, vals)):
         x = pad + i * bw + bw * 0.15
         if v is not None:
-            color = "#2e7d32" if threshold is None or v < threshold else "#c62828"
+            exact = bin_pue_exact(b)  # decided and printed like every check (metrics.exact)
+            color = "#2e7d32" if threshold is None or decide(exact, op, threshold) else "#c62828"
             parts.append(f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bw * 0.7:.1f}" height="{h - pad - y(v):.1f}" fill="{color}"/>')
-            parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{y(v) - 4:.1f}" font-size="10" text-anchor="middle">{v:.3f}</text>')
+            parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{y(v) - 4:.1f}" font-size="10" text-anchor="middle">'
+                         f'{figure_text(exact, 3, threshold)}</text>')
         parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{h - pad + 14:.1f}" font-size="10" text-anchor="middle">{html.escape(str(b["bin"]))}</text>')
     if threshold is not None:
         parts.append(f'<line x1="{pad}" y1="{y(threshold):.1f}" x2="{w - pad}" y2="{y(threshold):.1f}" stroke="#1565c0" stroke-dasharray="6 4"/>')
@@ -214,7 +222,8 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
     b = result["basis"]
     e = html.escape
     name = fac.name if lang == "zh" or not fac.name_en else fac.name_en
-    pue_thr = next((c["threshold"] for c in prof["checks"] if c["metric"] == "pue"), None)
+    pue_check = next((c for c in prof["checks"] if c["metric"] == "pue"), None)
+    pue_thr = pue_check["threshold"] if pue_check else None
     sec = []
     identity = [[t["operator"], fac.operator], [t["credit"], fac.credit_code], [t["facility"], f"{name} ({fac.id})"],
                 [t["district"], f"{fac.city} · {fac.district}"], [t["kind"], fac.kind],
@@ -238,11 +247,13 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                + f"<h3>{t['meters']}</h3>" + _table(["id", t["role"], "kWh", t["coverage"], "method"], meters))
     bins = fig.get("bins", [])
     mrows = [[bn["bin"], fmt_num(bn["facility_energy_kwh"]), fmt_num(bn["it_energy_kwh"]),
-              "—" if bn["pue"] is None else f"{bn['pue']:.4f}", fmt_num(bn["coverage"], 1, True)] for bn in bins]
+              "—" if bn["pue"] is None else figure_text(bin_pue_exact(bn), 4, pue_thr), fmt_num(bn["coverage"], 1, True)]
+             for bn in bins]
     mrows.append([t["total"], fmt_num(fig["facility_energy_kwh"]), fmt_num(fig["it_energy_kwh"]),
-                  "—" if fig["pue"] is None else f"{fig['pue']:.4f}", fmt_num(fig["coverage"], 1, True)])
+                  "—" if fig["pue"] is None else figure_text((fig.get("exact") or {}).get("pue", fig["pue"]), 4, pue_thr),
+                  fmt_num(fig["coverage"], 1, True)])
     sec.append(f"<h2>{t['monthly']}</h2>" + _table([t["month"], t["fac_kwh"], t["it_kwh"], "PUE", t["coverage"]], mrows)
-               + f'<figure>{_svg_monthly(bins, pue_thr, lang)}<figcaption>{t["chart"]}</figcaption></figure>')
+               + f'<figure>{_svg_monthly(bins, pue_thr, lang, pue_check["op"] if pue_check else "<")}<figcaption>{t["chart"]}</figcaption></figure>')
     sec.append(f"<h2>{t['energy']}</h2>" + _table([t["role"], "kWh"], [[k, fmt_num(v)] for k, v in fig["energy_by_role_kwh"].items()]))
     # the same inventory the figures use: the racks CSV updated by telemetry, as of the period end
     inv, _ = inventory_at(store, fac, pd.Timestamp(fig["utc_to"]))
@@ -265,9 +276,13 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                                       fmt_num(v, 2, True) if c["metric"] in ("compute_share", "occupancy_rate") else fmt_num(v, 1))
         md = (c.get("margin_detail") or {}).get("text", "")
         mtxt = "—" if c["margin"] is None else f"{c['margin']:+.4g}" + (f" ({md})" if md else "")
-        crow.append([c["metric"], vtxt, f"{c['op']} {c['threshold']}", mtxt, st[c["status"]], c["clause"]])
+        vtxt = c.get("value_text") or vtxt  # printed so that it agrees with the exact decision
+        report_only = ("（仅报告，不作为申报条件）" if lang == "zh" else " (report only, not a requirement)") if c.get("flag") else ""
+        crow.append([c["metric"], vtxt, f"{c['op']} {c['threshold']}", mtxt, st[c["status"]] + report_only, c["clause"]])
     sec.append(f"<h2>{t['checks']}</h2>" + _table([t["metric"], t["value"], t["threshold"], t["margin"], t["result"], t["clause"]], crow)
                + f"<p>{t['eligible']}: <b>{st[prof['eligible']]}</b></p>"
+               + ("<p class='note'><b>" + ("该政策在此期间不在有效期内" if lang == "zh" else "Measure not in force for this period")
+                  + "</b></p>" if prof.get("in_force") is False else "")
                + "".join(f"<p class='note'>{e(n)}</p>" for n in prof.get("notes", [])))
     est = prof.get("subsidy_estimate")
     if est:
@@ -278,13 +293,19 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
             srows.append(["average cost per rack" if lang == "en" else "平均每架改造成本（元）", fmt_num(est["avg_cost_per_rack_cny"], 2)])
             srows.append([f"{est['cost_share']:.0%}" + (" of it" if lang == "en" else " 比例"), fmt_num(est["cost_share_per_rack_cny"], 2)])
         srows += [["per-rack ceiling" if lang == "en" else "单架上限（元）", fmt_num(est["per_rack_max_cny"], 0)],
-                  ["per rack" if lang == "en" else "单架补贴（元）", fmt_num(est["per_rack_cny"], 2)],
-                  ["racks × per rack" if lang == "en" else "机架数 × 单架补贴", fmt_num(est["gross_cny"], 2)],
+                  ["per rack" if lang == "en" else "单架补贴（元）", (est.get("exact") or {}).get("per_rack_cny") or fmt_num(est["per_rack_cny"], 2)],
+                  ["racks × per rack" if lang == "en" else "机架数 × 单架补贴", (est.get("exact") or {}).get("gross_cny") or fmt_num(est["gross_cny"], 2)],
                   ["total ceiling" if lang == "en" else "总额上限（元）", fmt_num(est["total_max_cny"], 0)],
                   [t["subsidy_total"], fmt_num(est["subsidy_cny"], 2)]]
         head = "" if prof["eligible"] else f"<p>{t['not_eligible_sub']}</p>"
+        if prof.get("subsidy_hypothetical"):
+            head += "<p><b>" + ("无应付金额：以下金额为假设测算，仅供参考。" if lang == "zh"
+                                else "No amount is due: the figure below is hypothetical.") + "</b></p>"
         sec.append(f"<h2>{t['subsidy']}</h2>{head}" + _table([t["steps"], t["value"]], srows)
                    + (f"<p>{t['upper']}</p>" if est["subsidy_is_upper_bound"] else "")
+                   + "".join(f"<p class='note'>{x}</p>" for flag, x in (
+                       ("per_rack_capped", "单架上限限制了单架补贴" if lang == "zh" else "The per-rack ceiling limited the per-rack amount"),
+                       ("capped", "总额上限限制了补贴金额" if lang == "zh" else "The total ceiling limited the amount")) if est.get(flag))
                    + f"<p class='note'>{e(est.get('clause', ''))}</p>")
     dq = fig["data_quality"]
     ev_rows = [[t.get(k.replace("rack_", ""), k) + (" (racks)" if k.startswith("rack_") else ""), v] for k, v in sorted(dq["events"].items())]

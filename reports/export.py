@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dcmon.metrics.evaluate import Options, evaluate
+from dcmon.metrics.exact import decide
 from dcmon.reports.common import (KIND_TEXT, LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang,
                                   compare_digests, provenance, reading_digests, sha256_file)
 from dcmon.store.digest import METHOD as DIGEST_METHOD
@@ -77,23 +78,32 @@ def rows_from_result(result: dict, lang: str = "zh") -> tuple[list[dict], list[s
         r = {k: f.get(k) for k, *_ in COLUMNS if not k.startswith("flag_")}
         pue = f.get("pue")
         cov_ok = f["coverage"] >= result["basis"]["min_coverage"]
-        r["flag_retrofit_required"] = None if pue is None or not cov_ok else bool(pue > 1.5)
-        r["flag_below_50_racks"] = f["physical_racks"] < 50
+        r["flag_retrofit_required"] = None if pue is None or not cov_ok else decide(pue, ">", "1.5")
+        r["flag_below_50_racks"] = decide(f["physical_racks"], "<", 50)
         for pid in profiles:
             pr = f["profiles"].get(pid)
-            if pr is None or not pr["applicable"]:
-                r[f"profile:{pid}"] = "not_applicable"
+            if pr is None or not pr["applicable"] or pr.get("verdict") == "not_applicable":
+                r[f"profile:{pid}"] = "not_applicable"  # no required check applies: not a pass
             else:
                 r[f"profile:{pid}"] = {True: "pass", False: "fail", None: "inconclusive"}[pr["eligible"]]
         rows.append(r)
     return rows, profiles
 
 
-def headers(profiles: list[str], lang: str) -> list[tuple[str, str]]:
+NOT_IN_FORCE = {"zh": "（该政策在此期间不在有效期内）", "en": " (measure not in force for this period)"}
+
+
+def headers(profiles: list[str], lang: str, not_in_force: set[str] = frozenset()) -> list[tuple[str, str]]:
     i = 1 if lang == "zh" else 2
     out = [(c[0], c[i]) for c in COLUMNS]
-    out += [(f"profile:{p}", ("政策：" if lang == "zh" else "Profile: ") + p) for p in profiles]
+    out += [(f"profile:{p}", ("政策：" if lang == "zh" else "Profile: ") + p + (NOT_IN_FORCE[lang] if p in not_in_force else ""))
+            for p in profiles]
     return out
+
+
+def not_in_force(result: dict) -> set[str]:
+    """Profiles whose measure is not in force for the period (the same for every facility)."""
+    return {pid for f in result["facilities"] for pid, pr in f["profiles"].items() if pr.get("in_force") is False}
 
 
 def _display(key, value, lang):
@@ -137,14 +147,14 @@ def format_for(fmt: str, out: Path) -> None:
 
 def select(registry, store, period, *, district=None, city=None, include_all=False, options=None, progress=None):
     """Evaluate the facilities of a district/city and keep those above 100 standard racks."""
-    from dcmon.metrics.racks import rack_summary
+    from dcmon.metrics.racks import exact_summary
     ids = [f.id for f in registry.select(None)
            if (district is None or f.district == district) and (city is None or f.city == city.lower())]
     if not ids:
         raise ValueError("no facility matches " + ", ".join(x for x in (f"district {district!r}" if district else "",
                                                                         f"city {city!r}" if city else "") if x))
     if not include_all:
-        ids = [i for i in ids if rack_summary(registry.get(i).racks)["standard_racks"] > MIN_STANDARD_RACKS]
+        ids = [i for i in ids if decide(exact_summary(registry.get(i).racks)["standard_racks"], ">", MIN_STANDARD_RACKS)]
     return evaluate(registry, store, period, ids, None, options or Options(), progress=progress) if ids else None
 
 
@@ -160,7 +170,7 @@ def build_export(registry, store, period, *, fmt: str, lang: str = "zh", distric
         result = {"period": period.to_json(), "basis": (options or Options()).to_json(), "facilities": [],
                   "portfolio": {}}
     rows, profiles = rows_from_result(result, lang)
-    hdr = headers(profiles, lang)
+    hdr = headers(profiles, lang, not_in_force(result))
     stem = f"dcmon-inventory-{period.label or period.first_day}" + (f"-{district}" if district else "")
     if fmt == "csv":
         buf = io.StringIO()
@@ -475,7 +485,7 @@ def verify_export(path, registry, store) -> tuple[bool, list[str]]:
         lines.append(f"✔ readings unchanged: {len(m['inputs']['digests'])} source-months ({m['inputs']['method']})")
     lang = m.get("lang", "zh")
     rows, profiles = rows_from_result(result or {"facilities": [], "basis": options.to_json()}, lang)
-    hdr = headers(profiles, lang)
+    hdr = headers(profiles, lang, not_in_force(result) if result else set())
     heads, cells, mode = _read_cells(path, fmt, hdr)
     want_heads = [h for _, h in hdr]
     bad = []

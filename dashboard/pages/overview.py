@@ -22,6 +22,7 @@ from dcmon.dashboard.i18n import (
 from dcmon.errors import InputError
 from dcmon.terms import KIND_TEXT, SIZE_TEXT, term
 
+NOT_IN_FORCE = {"zh": " · 该政策在此期间不在有效期内", "en": " · measure not in force for this period"}
 REFRESH_MS = 60_000  # a district overview changes slowly; the loader refreshes in the background
 
 
@@ -86,7 +87,9 @@ def rows(result: dict, lang: str) -> tuple[list[dict], list[str]]:
              "pue": f["pue"], "compute": f["compute_share"], "coverage": f["coverage"]}
         for p in profiles:
             pr = f["profiles"].get(p)
-            r[p] = badge_text("not_applicable" if pr is None or not pr["applicable"] else pr["eligible"], lang)
+            na = pr is None or not pr["applicable"] or pr.get("verdict") == "not_applicable"
+            r[p] = badge_text("not_applicable" if na else pr["eligible"], lang) \
+                + (NOT_IN_FORCE[lang] if pr is not None and pr.get("in_force") is False else "")
         out.append(r)
     return out, profiles
 
@@ -111,8 +114,12 @@ def update(params: dict, choice: dict | None, _tick=None):
     result = entry.value
     data, profiles = rows(result, lang)
     pf = result.get("portfolio") or {}
-    checks = [html.Li([badge(c["status"], lang), f" {c['profile']} · {c['scope']} · {c['metric']} {c['op']} {c['threshold']}"])
-              for c in pf.get("checks", [])]
+    # city-wide and start-area aggregates cover every facility of the city: regulators and admins only
+    city_view = getattr(user, "role", None) in ("regulator", "admin")
+    checks = [html.Li([badge(c["status"], lang), f" {c['profile']} · {c['scope']} · {c.get('city', '')} · "
+                       f"{t(lang, 'n_facilities').format(n=c.get('facilities', '?'))} · "
+                       f"{c['metric']} {c.get('value_text', '')} {c['op']} {c['threshold']}"])
+              for c in pf.get("checks", [])] if city_view else []
     cards = [card(t(lang, "portfolio_pue"), num(pf.get("pue"), lang, 3), id_="portfolio-pue"),
              card(t(lang, "portfolio_occ"), pct(pf.get("occupancy_rate"), lang), id_="portfolio-occ"),
              card(t(lang, "coverage"), pct(pf.get("coverage"), lang))]

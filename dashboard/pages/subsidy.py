@@ -33,13 +33,22 @@ def layout(facility_id: str, lang: str, url_period: dict, profile: str | None) -
     ])
 
 
+NOT_IN_FORCE = {"zh": "该政策在此期间不在有效期内", "en": "measure not in force for this period"}
+REPORT_ONLY = {"zh": "仅报告，不作为申报条件", "en": "report only, not a requirement"}
+CAP_TEXT = {"per_rack_capped": {"zh": "单架上限限制了单架补贴", "en": "the per-rack ceiling limited the per-rack amount"},
+            "capped": {"zh": "总额上限限制了补贴金额", "en": "the total ceiling limited the amount"}}
+NOT_DUE = {"zh": "无应付金额；以下为假设测算（仅供参考）：", "en": "no amount due; hypothetical figure only:"}
+
+
 def check_rows(profile_result: dict, lang: str) -> list[dict]:
     rows = []
     for c in profile_result["checks"]:
         margin = "—" if c["margin"] is None else f"{c['margin']:+.4g} " + ((c.get("margin_detail") or {}).get("text", ""))
-        rows.append({"check": metric_text(c["metric"], lang), "metric": c["metric"], "value": "—" if c["value"] is None else f"{c['value']:.4g}",
+        result = t(lang, c["status"]) + (f" · {REPORT_ONLY[lang]} ({c['flag']})" if c.get("flag") else "")
+        rows.append({"check": metric_text(c["metric"], lang), "metric": c["metric"],
+                     "value": c.get("value_text") or ("—" if c["value"] is None else f"{c['value']:.4g}"),
                      "threshold": f"{c['op']} {c['threshold']}", "margin": margin,
-                     "result": t(lang, c["status"]), "status": c["status"], "clause": c["clause"]})
+                     "result": result, "status": c["status"], "clause": c["clause"]})
     return rows
 
 
@@ -84,6 +93,8 @@ def update(params: dict, choice: dict | None, profile: str | None):
     body = [
         html.P([t(lang, "eligible"), ": ", badge(pr["eligible"], lang, "subsidy-eligible"),
                 f" · {t(lang, 'period')} {common.period_heading(result['period'], lang)}"]),
+        *([html.P(NOT_IN_FORCE[lang], id="subsidy-not-in-force",
+                  style={"color": "#c62828", "fontWeight": "bold"})] if pr.get("in_force") is False else []),
         html.P(pr.get("source", ""), className="note"),
         dag.AgGrid(id="subsidy-checks", rowData=check_rows(pr, lang),
                    columnDefs=[{"field": k, "headerName": t(lang, HEADERS[k]), "wrapText": True, "autoHeight": True,
@@ -91,9 +102,11 @@ def update(params: dict, choice: dict | None, profile: str | None):
                    defaultColDef={"resizable": True}, columnSize="responsiveSizeToFit",
                    dashGridOptions={"domLayout": "autoHeight", "localeText": GRID_LOCALE_ZH if lang == "zh" else {}}),
         html.H3(t(lang, "estimate")),
-        html.P(("—" if est is None else f"{num(est['subsidy_cny'], lang, 0)} CNY "
+        html.P(("—" if est is None else (NOT_DUE[lang] + " " if pr.get("subsidy_hypothetical") else "")
+                + f"{num(est['subsidy_cny'], lang, 2)} CNY "
                 + (t(lang, "upper_bound") if est["subsidy_is_upper_bound"] else "")), id="subsidy-amount"),
         html.Ol([html.Li(s) for s in (est or {}).get("steps", [])]),
+        *[html.P(CAP_TEXT[k][lang], className="note") for k in ("per_rack_capped", "capped") if (est or {}).get(k)],
         html.Div(links, className="downloads"),
     ]
     return f"{t(lang, 'subsidy')} · {name} · {profile}", options, profile, body
