@@ -15,23 +15,31 @@ def register(sub):
                                    "SHA-256 of the output and the content digests of the readings used "
                                    "(dcmon verify checks both and recomputes every row).")
     add_config_data(p)
-    p.add_argument("--quarter", required=True, metavar="YYYYQN")
-    p.add_argument("--district", metavar="NAME")
-    p.add_argument("--city", metavar="NAME")
+    p.add_argument("--quarter", required=True, metavar="YYYYQN", help="the quarter reported, for example 2026Q3")
+    p.add_argument("--district", metavar="NAME", help="only facilities of this district (as in the facility files)")
+    p.add_argument("--city", metavar="NAME", help="only facilities of this city, for example chengdu")
     p.add_argument("--all", action="store_true", help="list every facility, also those with 100 standard racks or fewer")
-    p.add_argument("--format", choices=["xlsx", "csv", "parquet", "json"], required=True)
+    p.add_argument("--format", choices=["xlsx", "csv", "parquet", "json"], required=True, help="output format")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="header language (default zh)")
-    p.add_argument("--out", required=True, metavar="PATH")
+    p.add_argument("--out", required=True, metavar="PATH", help="output file; the manifest goes to PATH.manifest.json")
     add_readings(p)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("evidence", help="the evidence report a subsidy applicant files (PDF or HTML)")
+    p = sub.add_parser("evidence", help="the evidence report a subsidy applicant files (PDF or HTML)",
+                       description="The evidence pack for one facility, period and policy profile: identity, method, "
+                                   "monthly PUE, energy by meter role, rack inventory and standard-rack conversion, "
+                                   "each threshold with its clause, the subsidy computation, data coverage and "
+                                   "anomalies. It embeds a machine-readable summary with the content digests of the "
+                                   "readings, which dcmon verify recomputes from the data. A PDF is signed with the "
+                                   "operator's key (created on first use; see dcmon keys init).")
     add_config_data(p)
-    p.add_argument("--facility", required=True, metavar="ID")
+    p.add_argument("--facility", required=True, metavar="ID", help="the facility reported")
     add_period(p)
-    p.add_argument("--profile", default="chengdu-2023-cloud-retrofit")
-    p.add_argument("--lang", choices=["zh", "en"], default="zh")
-    p.add_argument("--out", required=True, metavar="report.pdf|report.html")
+    p.add_argument("--profile", default="chengdu-2023-cloud-retrofit", metavar="NAME",
+                   help="policy profile (default chengdu-2023-cloud-retrofit)")
+    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="report language (default zh)")
+    p.add_argument("--out", required=True, metavar="report.pdf|report.html",
+                   help="output file; the suffix chooses PDF or HTML")
     add_key_dir(p)
     p.add_argument("--unsigned", action="store_true",
                    help="do not sign the PDF (its first page then says it is unsigned)")
@@ -40,9 +48,12 @@ def register(sub):
 
     p = sub.add_parser("verify", help="check a report or export against the data: signature, readings, every figure",
                        description="Verify an evidence report (PDF, HTML) or an export (csv, xlsx, json, parquet, with "
-                                   "its .manifest.json) against the data. Exit 0 verified, 1 not verified, 2 not a dcmon "
-                                   "report or bad input.")
-    p.add_argument("report", metavar="REPORT|EXPORT")
+                                   "its .manifest.json) against the data: the PDF signature, the embedded summary or "
+                                   "manifest, the content digests of the readings, every figure or row recomputed from "
+                                   "--data, and the whole visible document re-rendered. Exit 0 verified, 1 not verified, "
+                                   "2 not a dcmon report or bad input.")
+    p.add_argument("report", metavar="REPORT|EXPORT",
+                   help="a report made by dcmon evidence (.pdf, .html) or an export made by dcmon export")
     add_config_data(p)
     p.add_argument("--certificate", metavar="FILE", help="the signer certificate the PDF must be signed with (PEM or DER)")
     p.add_argument("--fingerprint", metavar="SHA256",
