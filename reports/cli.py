@@ -61,7 +61,9 @@ def register(sub):
     p.add_argument("--allow-unsigned", action="store_true", help="accept an unsigned PDF whose figures match the data")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("keys", help="the operator's key pair that signs evidence reports")
+    p = sub.add_parser("keys", help="the operator's key pair that signs evidence reports",
+                       description="Manage the operator's signing key and certificate. Signed evidence PDFs print the "
+                                   "certificate's SHA-256 fingerprint; regulators pin it with dcmon verify --fingerprint.")
     ks = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     k = ks.add_parser("init", help="create a signing key and self-signed certificate (owner-only files)",
                       description="Create an ECDSA P-256 key (signing-key.pem, mode 0600) and a self-signed certificate "
