@@ -75,6 +75,14 @@ def compare_digests(listed: list[dict], now: list[dict]) -> list[str]:
     return lines
 
 
+def period_from_json(doc: dict):
+    """The Period a report or manifest states (``{from, to, label}``), with its label (2026Q3, 2025)."""
+    from dcmon.periods import Period, parse_date
+    first, last = parse_date(doc["from"]), parse_date(doc["to"])
+    label = doc.get("label") or ""
+    return Period(first, last, "" if label == f"{first.isoformat()}..{last.isoformat()}" else label)
+
+
 def canonical(doc) -> bytes:
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 

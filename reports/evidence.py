@@ -408,11 +408,11 @@ def reproduce(registry, store, summary: dict) -> tuple[bytes, dict, dict]:
     For an unchanged store, configuration and software this is byte-for-byte the issued document
     (the unsigned revision, for a signed PDF). The document embeds the given summary; the new
     one (recomputed figures and digests) is returned for comparison, with the evaluation."""
-    from dcmon.periods import Period, parse_date
+    from dcmon.reports.common import period_from_json
     o = summary["options"]
     options = Options(rack_basis=o["rack_basis"], compute_share_reading=o["compute_share_reading"],
                       inventory=o["inventory"], min_coverage=o["min_coverage"], bins="month")
-    period = Period(parse_date(summary["period"]["from"]), parse_date(summary["period"]["to"]))
+    period = period_from_json(summary["period"])
     doc, new, result = render_html(registry, store, summary["facility_id"], period, profile=summary["profile"],
                                    lang=summary["lang"], options=options, fmt=summary["format"], issued=summary)
     if summary["format"] == "html":

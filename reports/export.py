@@ -434,7 +434,7 @@ def verify_export(path, registry, store) -> tuple[bool, list[str]]:
     manifest's period, filters and options, equals the file's cell by cell (an edited cell is
     named: row, column, value in the file, recomputed value).
     """
-    from dcmon.periods import Period, parse_date
+    from dcmon.reports.common import period_from_json
     path = Path(path)
     mpath = path.with_name(path.name + ".manifest.json")
     if not mpath.is_file():
@@ -468,7 +468,7 @@ def verify_export(path, registry, store) -> tuple[bool, list[str]]:
     o = m["options"]
     options = Options(rack_basis=o["rack_basis"], compute_share_reading=o["compute_share_reading"],
                       inventory=o["inventory"], min_coverage=o["min_coverage"])
-    period = Period(parse_date(m["period"]["from"]), parse_date(m["period"]["to"]))
+    period = period_from_json(m["period"])
     f = m.get("filters", {})
     result = select(registry, store, period, district=f.get("district"), city=f.get("city"),
                     include_all=bool(f.get("all")), options=options)

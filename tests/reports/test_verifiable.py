@@ -324,6 +324,14 @@ def test_html_summary_forged_with_a_fresh_digest_is_named(copy):
     assert_not_verified(p, "embedded summary intact", "profile_result.checks[0].threshold: report 9.9, recomputed")
 
 
+def test_report_for_a_named_period_verifies(issued, tmp_path):
+    """--quarter and --year periods carry their label (2026Q3) through the re-rendering."""
+    root, data = issued
+    out = tmp_path / "q.html"
+    dcmon("evidence", "--config", FIX, "--data", str(data), "--facility", FAC, "--quarter", "2026Q3", "--out", str(out))
+    assert_verified(verify(out, data))
+
+
 def test_html_untouched_verifies(issued):
     root, data = issued
     p = verify(root / "r.html", data)
