@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run  # noqa: E402
+from _common import machine_load, result, run  # noqa: E402
 from bench_reports import write_config  # noqa: E402
 
 YEAR = 2026
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     want = {"from": period.first_day.isoformat(), "to": period.last_day.isoformat()}
     if not marker.exists() or json.loads(marker.read_text()) != want:
         shutil.rmtree(out, ignore_errors=True)
-        write_config(cfg, 0)  # only the 10 000-rack facility
+        write_config(cfg, 0, 10_000)  # only the 10 000-rack facility
         generate(cfg, data, period)
         marker.write_text(json.dumps(want))
     keys = Path(tempfile.mkdtemp(prefix="dcmon-bench-keys-"))  # outside the work tree, as keys must be
@@ -90,8 +90,9 @@ def main(argv=None) -> int:
     span = "one month" if a.smoke else f"year {YEAR}"
     print(f"evidence (make, signed PDF), 10 000-rack facility, {span}: {t_make:6.2f} s, peak memory {m_make / 2**20:,.0f} MiB")
     print(f"verify (signature, readings, figures, re-rendering):        {t_verify:6.2f} s, peak memory {m_verify / 2**20:,.0f} MiB")
-    print(f"RESULT verify/make ratio {t_verify / t_make:.2f} limit {LIMIT} ({span}; "
-          f"{'within' if t_verify / t_make <= LIMIT else 'OVER'} the limit)")
+    print(f"machine: {machine_load()}")
+    result(f"verify vs make, 10 000-rack evidence, {span}", f"verify {t_verify:.2f} s / make {t_make:.2f} s",
+           t_verify / t_make, LIMIT)
     return 0
 
 
