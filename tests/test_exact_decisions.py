@@ -260,7 +260,8 @@ def test_rollover_is_the_registers_modulus(tmp_path):
 def test_subsidy_steps_multiply_out_and_flags_are_separate():
     est = subsidy_estimate(1100, 1000, 2_000_000, retrofit_cost_cny=1_000_000, cost_share=0.5)
     assert est["subsidy_cny"] == 500_000.00                 # 50 % × 1 000 000: the racks cancel
-    assert "5,000/11 (≈ 454.55) × 1100 = 500,000.00" in est["steps"][-1]
+    last = est["steps"][-1]
+    assert (last["per_rack_cny"], last["racks"], last["gross_cny"]) == ("5,000/11 (≈ 454.55)", 1100, "500,000.00")
     assert not est["capped"] and not est["per_rack_capped"] and not est["subsidy_is_upper_bound"]
     est = subsidy_estimate(3000, 1000, 2_000_000, retrofit_cost_cny=9_000_000, cost_share=0.5)
     assert est["per_rack_capped"] and est["capped"] and not est["no_retrofit_cost"] and est["subsidy_cny"] == 2_000_000
