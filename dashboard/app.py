@@ -63,7 +63,7 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
     # first app only, and a process may serve several apps (tests, demo). Each page module
     # keeps its callbacks as module-level functions and wires them here.
     app.callback(*ROUTER)(display_page)
-    app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="periodChoice"), *PERIOD_CHOICE)
+    app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="urlState"), *URL_STATE)
     for page in (overview, facility, subsidy, alerts):
         page.register(app)
     _routes(server)
@@ -72,15 +72,14 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
 
 def layout():
     return html.Div([
-        dcc.Location(id="url"),
+        dcc.Location(id="url", refresh="callback-nav"),
         dcc.Store(id="period-choice"),
         html.Div([
             dcc.Link(html.B("dcmon"), href="/", id="home"),
             dcc.Dropdown(id="period", value=None, clearable=False, searchable=False, style={"width": "160px"}),
             html.Div(dcc.DatePickerRange(id="range", display_format="YYYY-MM-DD", clearable=True), style={"width": "300px"}),
             dcc.Dropdown(id="lang", options=[{"label": "中文", "value": "zh"}, {"label": "English", "value": "en"}],
-                         value=None, clearable=False, searchable=False, placeholder="中文", style={"width": "110px"},
-                         persistence=True, persistence_type="local"),
+                         value=None, clearable=False, searchable=False, style={"width": "110px"}),
             html.A(id="logout", href="/logout"),
         ], className="topbar"),
         html.Div(id="page"),
@@ -90,21 +89,23 @@ def layout():
 ROUTER = (Output("page", "children"), Output("logout", "children"), Output("period", "options"),
           Output("period", "placeholder"), Output("range", "start_date_placeholder_text"),
           Output("range", "end_date_placeholder_text"),
-          Input("url", "pathname"), Input("url", "search"), Input("lang", "value"))
-PERIOD_CHOICE = (Output("period-choice", "data"), Output("period", "value"), Output("range", "start_date"),
-                 Output("range", "end_date"),
-                 Input("period", "value"), Input("range", "start_date"), Input("range", "end_date"))
+          Input("url", "pathname"), Input("url", "search"))
+# the controls and the URL are one state (assets/period.js): one callback both ways
+URL_STATE = (Output("url", "search"), Output("period", "value"), Output("range", "start_date"),
+             Output("range", "end_date"), Output("lang", "value"),
+             Input("url", "search"), Input("period", "value"), Input("range", "start_date"), Input("range", "end_date"),
+             Input("lang", "value"))
 
 
-def display_page(pathname, search, lang_value):
+def display_page(pathname, search, lang_value=None):
     """The router: the empty page for the URL in the chosen language; the page's callbacks fill it.
 
     The user is checked here too, so a page the user may not see is not even laid out.
     """
     lang = common.lang_of(lang_value, search)
     user = common.current_user()
-    options = common.period_options(lang)
     url_period = common.url_period(search)
+    options = common.period_options(lang, url_period.get("period"))
     placeholder = (quarter_label(url_period["period"], lang) if url_period.get("period") else
                    t(lang, "custom") if url_period.get("from") else quarter_label(common.default_quarter(), lang))
     dates = (t(lang, "start_date"), t(lang, "end_date"))
@@ -114,16 +115,18 @@ def display_page(pathname, search, lang_value):
     path = (pathname or "/").rstrip("/") or "/"
     parts = path.strip("/").split("/")
     if path == "/":
-        page = overview.layout(lang, url_period)
+        page = overview.layout(lang, url_period, common.query(search).get("profile"))
     elif len(parts) == 2 and parts[0] in ("facility", "subsidy"):
-        if not common.may_see(ld.registry, user, parts[1]):
+        if parts[1] not in ld.registry.facilities:
+            page = common.not_found(lang, parts[1])
+        elif not common.may_see(ld.registry, user, parts[1]):
             page = common.forbidden(lang)
         elif parts[0] == "facility":
             page = facility.layout(parts[1], lang, url_period)
         else:
             page = subsidy.layout(parts[1], lang, url_period, common.query(search).get("profile"))
     else:
-        page = html.H3(t(lang, "not_found"), id="not-found")
+        page = common.not_found(lang)
     return page, (t(lang, "logout") if user.name != "local" else ""), options, placeholder, *dates
 
 

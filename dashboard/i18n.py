@@ -7,6 +7,7 @@ and filtering still work on the numbers themselves.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from babel.dates import format_date, format_datetime
 from babel.numbers import get_decimal_symbol, get_group_symbol
@@ -127,6 +128,8 @@ def timestamp(ms: int | None, tz: str, lang: str) -> str:
 def quarter_label(value: str, lang: str) -> str:
     """2026Q3 → 2026年第3季度 / 2026 Q3; 2026 → 2026年 / 2026."""
     v = value.upper()
+    if not re.fullmatch(r"\d{4}(Q[1-4])?", v):
+        return value  # not a period: shown as given (the page says why)
     if "Q" in v:
         y, q = v.split("Q")
         return f"{y}年第{q}季度" if lang == "zh" else f"{y} Q{q}"

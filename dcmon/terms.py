@@ -262,8 +262,8 @@ def flag_text(flag: str, lang: str) -> str:
 
 
 REPORT_ONLY = {"zh": "仅报告，不作为申报条件", "en": "report only, not a requirement"}
-NOT_IN_FORCE = {"zh": "该政策在此统计期不在有效期内", "en": "the measure is not in force for this period"}
-NOT_DUE = {"zh": "无应付金额，以下为假设测算（仅供参考）", "en": "no amount is due; the figure below is hypothetical"}
+NOT_IN_FORCE = {"zh": "该政策在此期间不在有效期内", "en": "measure not in force for this period"}
+NOT_DUE = {"zh": "无应付金额，以下为假设测算（仅供参考）", "en": "no amount due; the figure below is hypothetical"}
 UPPER_BOUND = {"zh": {"no_retrofit_cost": "上限估算：未提供改造成本", "ceiling_only": "上限估算：政策仅规定上限"},
                "en": {"no_retrofit_cost": "upper bound: no retrofit cost given",
                       "ceiling_only": "upper bound: the text sets only a ceiling"}}
