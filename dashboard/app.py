@@ -77,7 +77,7 @@ def layout():
         html.Div([
             dcc.Link(html.B("dcmon"), href="/", id="home"),
             dcc.Dropdown(id="period", value=None, clearable=False, searchable=False, style={"width": "160px"}),
-            html.Div(dcc.DatePickerRange(id="range", display_format="YYYY-MM-DD", clearable=True), style={"width": "300px"}),
+            html.Div(dcc.DatePickerRange(id="range", display_format="YYYY年M月D日", clearable=True), style={"width": "330px"}),
             dcc.Dropdown(id="lang", options=[{"label": "中文", "value": "zh"}, {"label": "English", "value": "en"}],
                          value=None, clearable=False, searchable=False, style={"width": "110px"}),
             html.A(id="logout", href="/logout"),
@@ -88,7 +88,7 @@ def layout():
 
 ROUTER = (Output("page", "children"), Output("logout", "children"), Output("period", "options"),
           Output("period", "placeholder"), Output("range", "start_date_placeholder_text"),
-          Output("range", "end_date_placeholder_text"),
+          Output("range", "end_date_placeholder_text"), Output("range", "display_format"),
           Input("url", "pathname"), Input("url", "search"))
 # the controls and the URL are one state (assets/period.js): one callback both ways
 URL_STATE = (Output("url", "search"), Output("period", "value"), Output("range", "start_date"),
@@ -108,7 +108,7 @@ def display_page(pathname, search, lang_value=None):
     options = common.period_options(lang, url_period.get("period"))
     placeholder = (quarter_label(url_period["period"], lang) if url_period.get("period") else
                    t(lang, "custom") if url_period.get("from") else quarter_label(common.default_quarter(), lang))
-    dates = (t(lang, "start_date"), t(lang, "end_date"))
+    dates = (t(lang, "start_date"), t(lang, "end_date"), "YYYY年M月D日" if lang == "zh" else "D MMM YYYY")
     if user is None:
         return html.Div(html.A(t(lang, "login"), href="/login")), "", options, placeholder, *dates
     ld = common.loader()

@@ -150,7 +150,8 @@ def not_found(lang: str, facility_id: str | None = None) -> html.Div:
 
 def period_error(lang: str, url_period: dict | None) -> html.Div:
     """The URL's period is not a period: say which value and what a period looks like."""
-    asked = " ".join(f"{k}={v}" for k, v in (url_period or {}).items())
+    u = url_period or {}
+    asked = u.get("period") or f"{u.get('from', '')} — {u.get('to', '')}"
     return html.Div([html.P(f"{t(lang, 'bad_period')}{'：' if lang == 'zh' else ': '}{asked}", id="error",
                             className="error"),
                      html.P(t(lang, "bad_period_hint"), className="note")])

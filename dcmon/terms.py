@@ -221,6 +221,12 @@ def value_text(check: dict, lang: str) -> str:
     text = check.get("value_text")
     if text in (None, "", "—"):
         return "—"
+    m = re.fullmatch(r"(-?\d+)(?:\.(\d+))?([+−]?%?|%?[+−]?)", text)
+    if m:  # grouped, with exactly the digits metrics printed
+        grouped = f"{int(m.group(1)):,}" + (f".{m.group(2)}" if m.group(2) else "")  # as strings: no digit changes
+        signs = _number_signs(lang)
+        return (grouped.translate(signs) if signs else grouped) + m.group(3) \
+            + (f" {METRIC_UNIT[check['metric']]}" if check.get("metric") in METRIC_UNIT else "")
     signs = _number_signs(lang)
     text = text.translate(signs) if signs else text
     unit = METRIC_UNIT.get(check.get("metric"))

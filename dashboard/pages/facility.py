@@ -97,12 +97,12 @@ def _no_data(fig: go.Figure, lang: str, why: str) -> go.Figure:
                        xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=16, color="#777"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(yaxis2=dict(visible=False), showlegend=False)
+    fig.update_layout(yaxis2=dict(visible=False), showlegend=False, plot_bgcolor="white")
     return fig
 
 
 # chart dates in the language: 7月6日 / 6 Jul
-DATE_TICKS = {"zh": ("%m月%d日", "%Y年%m月", "%Y年%m月%d日"), "en": ("%d %b", "%b %Y", "%d %b %Y")}
+DATE_TICKS = {"zh": ("%-m月%-d日", "%Y年%-m月", "%Y年%-m月%-d日"), "en": ("%d %b", "%b %Y", "%d %b %Y")}
 
 
 def pue_axis(values) -> dict:
@@ -200,7 +200,7 @@ def floor_figure(racks: pd.DataFrame, lang: str) -> dict:
     trace = {"type": "heatmap", "x": xs, "y": ys, "z": np.where(np.isnan(z), None, z).tolist(), "text": text.tolist(),
              "hovertemplate": "%{text}<extra></extra>", "zmin": no_reading, "zmax": 1.2, "colorscale": scale,
              "xgap": 1, "ygap": 1,
-             "colorbar": {"title": {"text": "P / P<sub>design</sub>"}, "tickvals": [no_reading, 0, 0.5, 1, 1.2],
+             "colorbar": {"title": {"text": "功率/设计功率" if lang == "zh" else "P / P<sub>design</sub>"}, "tickvals": [no_reading, 0, 0.5, 1, 1.2],
                           "ticktext": [none, "0%", "50%", "100%", "≥120%"]}}
     layout["height"] = max(300, min(1400, 14 * len(ys) + 100))
     return {"data": [trace], "layout": layout}
@@ -340,6 +340,13 @@ def health_items(health: dict[str, dict], lang: str, now_ms: int | None = None, 
     return out or [html.Li(t(lang, "no_data"))]
 
 
+def _load_text(live: dict, key: str, lang: str) -> str:
+    """A live load [kW]; with no reading in the window it is unknown (—), not 0 kW."""
+    if not live.get("coverage"):
+        return "—"
+    return f"{num(live[key], lang)} kW"
+
+
 def update_live(params: dict, choice: dict | None, _tick=None, drawn: str | None = None):
     """The live part of the page, refreshed every 10 s while the page is open.
 
@@ -355,8 +362,8 @@ def update_live(params: dict, choice: dict | None, _tick=None, drawn: str | None
     ld = common.loader()
     live = ld.live(fac.id)
     cards = [pue_card(t(lang, "live_pue"), live, lang, "live-pue", why="no_data_live"),
-             card(t(lang, "it_load"), f"{num(live['it_load_kw'], lang)} kW", id_="live-it-load"),
-             card(t(lang, "fac_load"), f"{num(live['facility_load_kw'], lang)} kW", id_="live-facility-load")]
+             card(t(lang, "it_load"), _load_text(live, "it_load_kw", lang), id_="live-it-load"),
+             card(t(lang, "fac_load"), _load_text(live, "facility_load_kw", lang), id_="live-facility-load")]
     events = events_rows(fac, ld.figures(period, fac.id, "day"), ld.meters(fac.id), ld.rejected(fac.id), lang)
     racks = ld.racks(fac.id)
     signature = floor_signature(racks, lang)

@@ -52,7 +52,7 @@ def layout(lang: str, url_period: dict, profile: str | None = None) -> html.Div:
         html.Div(className="cards", id="overview-cards"),
         html.Div([html.Span(t(lang, "profile") + " "),
                   dcc.Dropdown(id="overview-profile", value=profile, clearable=False, searchable=False,
-                               style={"width": "320px"})],
+                               style={"width": "440px"})],
                  style={"display": "flex", "alignItems": "center", "gap": "8px"}),
         html.Div(className="targets", id="overview-checks"),
         alerts.panel(lang),
@@ -95,10 +95,14 @@ def columns(profiles: list[dict], lang: str, selected: dict | None = None) -> li
         {"condition": "params.value && params.value.startsWith('✘')", "style": {"color": "#c62828", "fontWeight": "bold"}},
         {"condition": "params.value && params.value.startsWith('?')", "style": {"color": "#b26a00"}}]}
     cols = [{"field": "facility", "headerName": t(lang, "facility"), "cellRenderer": "FacilityLink",
-             "pinned": "left", "width": 170, "tooltipField": "facility"}]
-    cols += [{"field": p["id"], "headerName": profile_title(p["id"], p.get("title"), lang, short=True),
-              "headerTooltip": profile_title(p["id"], p.get("title"), lang), "cellStyle": verdict_style,
-              "pinned": "left", "width": 112, "tooltipField": p["id"]} for p in profiles]
+             "pinned": "left", "width": 200, "tooltipField": "facility"}]
+    # a measure not in force for the period is so for every facility: said once, in the header
+    idle = " · " + ("未生效" if lang == "zh" else "not in force")
+    cols += [{"field": p["id"],
+              "headerName": profile_title(p["id"], p.get("title"), lang, short=True) + (idle if p.get("in_force") is False else ""),
+              "headerTooltip": profile_title(p["id"], p.get("title"), lang)
+              + (f" · {NOT_IN_FORCE[lang]}" if p.get("in_force") is False else ""), "cellStyle": verdict_style,
+              "pinned": "left", "width": 112} for p in profiles]
     limits = thresholds(selected, lang)
 
     def coloured(col: dict, key: str) -> dict:
@@ -110,14 +114,14 @@ def columns(profiles: list[dict], lang: str, selected: dict | None = None) -> li
         return {**col, "headerName": f"{col['headerName']}（{short}）" if lang == "zh" else f"{col['headerName']} ({short})",
                 "headerTooltip": sentence, "cellStyle": {"styleConditions": conds}}
 
-    cols += [{"field": "id", "headerName": t(lang, "facility_id"), "width": 130, "tooltipField": "id"},
+    cols += [{"field": "id", "headerName": t(lang, "facility_id"), "width": 160, "tooltipField": "id"},
+             coloured(_number_col("pue", t(lang, "pue"), lang, 3), "pue"),
+             coloured(_number_col("std_racks", t(lang, "std_racks"), lang, 1), "std_racks"),
+             coloured(_number_col("compute", t(lang, "compute"), lang, 1, percent=True), "compute"),
              {"field": "city", "headerName": t(lang, "city"), "width": 90},
              {"field": "district", "headerName": t(lang, "district")},
              {"field": "kind", "headerName": t(lang, "kind"), "width": 130},
              {"field": "size", "headerName": t(lang, "size"), "width": 100},
-             coloured(_number_col("pue", t(lang, "pue"), lang, 3), "pue"),
-             coloured(_number_col("std_racks", t(lang, "std_racks"), lang, 1), "std_racks"),
-             coloured(_number_col("compute", t(lang, "compute"), lang, 1, percent=True), "compute"),
              _number_col("phys_racks", t(lang, "phys_racks"), lang, 0),
              _number_col("occupancy", t(lang, "occupancy"), lang, 1, percent=True),
              _number_col("coverage", t(lang, "coverage"), lang, 1, percent=True)]
@@ -125,12 +129,9 @@ def columns(profiles: list[dict], lang: str, selected: dict | None = None) -> li
 
 
 def verdict_cell(pr: dict | None, lang: str) -> str:
-    """A profile's verdict as the grid shows it: ✔ 达标 / ✘ 未达标 / ? 数据不足 / – 不适用, and not in force."""
+    """A profile's verdict as the grid shows it: ✔ 达标 / ✘ 未达标 / ? 数据不足 / – 不适用."""
     na = pr is None or not pr["applicable"] or pr.get("verdict") == "not_applicable"
-    text = badge_text("not_applicable" if na else pr["eligible"], lang)
-    if pr is not None and pr.get("in_force") is False:
-        text += " · " + ("未生效" if lang == "zh" else "not in force")
-    return text
+    return badge_text("not_applicable" if na else pr["eligible"], lang)
 
 
 def rows(result: dict, lang: str, selected: str | None = None) -> tuple[list[dict], list[str]]:
@@ -198,7 +199,8 @@ def update(params: dict, choice: dict | None, _tick=None, profile: str | None = 
     meta = {}
     for f in result["facilities"]:
         for pid, pr in f["profiles"].items():
-            meta.setdefault(pid, {"id": pid, "title": pr.get("title"), "checks": pr.get("checks", [])})
+            meta.setdefault(pid, {"id": pid, "title": pr.get("title"), "checks": pr.get("checks", []),
+                                  "in_force": pr.get("in_force")})
     if profile not in meta:
         profile = DEFAULT_PROFILE if DEFAULT_PROFILE in meta else next(iter(sorted(meta)), None)
     data, ids = rows(result, lang, profile)

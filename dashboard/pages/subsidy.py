@@ -34,7 +34,6 @@ from dcmon.terms import (
     term,
     threshold_text,
     value_text,
-    verdict_text,
 )
 
 DEFAULT_PROFILE = "chengdu-2023-cloud-retrofit"
@@ -157,7 +156,6 @@ def update(params: dict, choice: dict | None, profile: str | None):
     body = [
         html.P([t(lang, "eligible"), "：" if lang == "zh" else ": ",
                 badge("not_applicable" if na else pr["eligible"], lang, "subsidy-eligible"),
-                " ", html.Span(verdict_text(pr, lang), id="subsidy-verdict"),
                 f" · {t(lang, 'period')} {common.period_heading(result['period'], lang)}"]),
         *([html.P(NOT_IN_FORCE[lang], id="subsidy-not-in-force",
                   style={"color": "#c62828", "fontWeight": "bold"})] if pr.get("in_force") is False else []),
