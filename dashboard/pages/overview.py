@@ -44,7 +44,7 @@ STATUS_STYLE = {"pass": {"backgroundColor": "#e8f5e9", "color": "#1b5e20"},
 
 def layout(lang: str, url_period: dict, profile: str | None = None) -> html.Div:
     return html.Div([
-        dcc.Store(id="overview-params", data={"lang": lang, "url_period": url_period}),
+        dcc.Store(id="overview-params", data={"lang": lang, "url_period": url_period, "profile": profile}),
         dcc.Interval(id="overview-tick", interval=REFRESH_MS),
         dcc.Store(id="overview-profile-url"),
         html.H2(t(lang, "overview"), id="overview-title"),
@@ -187,6 +187,7 @@ def update(params: dict, choice: dict | None, _tick=None, profile: str | None = 
     """Fill the overview for this request's user, language, period and selected profile."""
     params = params or {}
     lang = params.get("lang", "zh")
+    profile = profile or params.get("profile")  # the URL's, until one is chosen
     user = common.current_user()
     try:
         period = common.period_from(choice, params.get("url_period"))

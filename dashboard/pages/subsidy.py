@@ -44,7 +44,8 @@ HEADERS = {"check": "checks", "value": "value", "threshold": "threshold", "margi
 
 def layout(facility_id: str, lang: str, url_period: dict, profile: str | None) -> html.Div:
     return html.Div([
-        dcc.Store(id="subsidy-params", data={"facility_id": facility_id, "lang": lang, "url_period": url_period}),
+        dcc.Store(id="subsidy-params", data={"facility_id": facility_id, "lang": lang, "url_period": url_period,
+                                             "profile": profile}),
         dcc.Store(id="subsidy-profile-url"),
         html.H2(t(lang, "subsidy"), id="subsidy-title"),
         html.Div([html.Span(t(lang, "profile") + " "),
@@ -62,7 +63,7 @@ def _margin(c: dict, lang: str) -> str:
     if c["metric"] in ("compute_share", "occupancy_rate"):
         head = ("+" if c["margin"] >= 0 else "−") + num(abs(c["margin"]) * 100, lang, 1) + ("个百分点" if lang == "zh" else " points")
     else:
-        nd = 3 if c["metric"] == "pue" else 1
+        nd = {"pue": 3, "physical_racks": 0, "annual_terminals_served": 0}.get(c["metric"], 1)
         head = ("+" if c["margin"] >= 0 else "−") + num(abs(c["margin"]), lang, nd)
     detail = margin_text(c.get("margin_detail"), lang)
     return f"{head}（{detail}）" if detail and lang == "zh" else f"{head} ({detail})" if detail else head
@@ -126,6 +127,7 @@ def update(params: dict, choice: dict | None, profile: str | None):
     ld = common.loader()
     user = common.current_user()
     fid = params.get("facility_id")
+    profile = profile or params.get("profile")  # the URL's, until one is chosen
     if not may_see(ld.registry, user, fid):
         return t(lang, "subsidy"), [], None, forbidden(lang)
     try:

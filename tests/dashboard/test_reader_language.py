@@ -62,7 +62,7 @@ PAGES = [("overview", "/?" + WEEK), ("facility", "/facility/cd-east-01?" + WEEK)
          ("not-found", "/facility/nope"), ("bad-period", "/?period=2026Q5")]
 READY = {"overview": "#overview-grid .ag-pinned-left-cols-container", "facility": "#period-pue",
          "facility-empty": "#trend-day .main-svg", "facility-racks": "#period-pue", "subsidy": "#subsidy-eligible",
-         "subsidy-hub": "#subsidy-eligible", "subsidy-baoding": "#subsidy-eligible", "not-found": "#not-found",
+         "subsidy-hub": "#subsidy-report-only", "subsidy-baoding": "#subsidy-eligible", "not-found": "#not-found",
          "bad-period": "#error"}
 
 
@@ -75,7 +75,7 @@ def _visible_text(drv) -> str:
 def _full_shot(drv, path, width):
     """The whole page, not only the window: the window grows to the page for the shot, then is restored."""
     height = drv.execute_script("return document.documentElement.scrollHeight;")
-    drv.set_window_size(width, min(max(height, 900), 5000))
+    drv.set_window_size(width, min(max(height + 200, 900), 5000))
     time.sleep(0.5)
     drv.save_screenshot(str(path))
     drv.set_window_size(width, 900)
