@@ -181,7 +181,7 @@ def test_overview_colours_figures_by_the_selected_profile(week_store):
     heads = {c["field"]: c for c in out[5]}
     assert heads["pue"]["headerName"] == "PUE（＜ 1.25）" and heads["compute"]["headerName"] == "计算功能占比（＞ 70%）"
     assert heads["std_racks"]["headerName"] == "标准机架（≥ 1,000）"
-    assert heads["chengdu-2023-cloud-retrofit"]["headerName"] == "成都·云中心改造补贴"
+    assert heads["chengdu-2023-cloud-retrofit"]["headerName"] == "成都·云中心改造补贴 · 未生效"  # July 2026: ended
     assert heads["chengdu-2023-cloud-retrofit"]["pinned"] == "left" and rows["cd-east-01"]["city"] == "成都市"
     assert out[7] == "chengdu-2023-cloud-retrofit"
 
