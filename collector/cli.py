@@ -33,7 +33,8 @@ def add_broker_options(p, *, default_client_id=None):
     g.add_argument("--key-file", metavar="PEM", help="client certificate's private key")
     g.add_argument("--client-id", default=default_client_id, metavar="ID",
                    help="MQTT client id; keep it stable so the broker keeps the session (default "
-                        + ("dcmon-collector-<hostname>" if default_client_id is None else default_client_id) + ")")
+                        + (default_client_id or ("dcmon-collector-<hostname>" if default_client_id is None
+                                                 else "dcmon-sim-<random>")) + ")")
     g.add_argument("--qos", type=int, default=1, help="QoS 0 or 1 (default 1)")
     g.add_argument("--prefix", default="dcmon/v1", help="topic prefix (default dcmon/v1)")
 
@@ -94,8 +95,8 @@ def register(sub):
     i = p.add_argument_group("InfluxDB sink (optional; readings are also written there through a durable outbox)")
     i.add_argument("--influx-url", metavar="URL", help="for example http://127.0.0.1:8086")
     i.add_argument("--influx-token", default=None, help=f"API token (default ${ENV_INFLUX_TOKEN})")
-    i.add_argument("--influx-org", default="dcmon")
-    i.add_argument("--influx-bucket", default="dcmon")
+    i.add_argument("--influx-org", default="dcmon", help="InfluxDB organisation (default dcmon)")
+    i.add_argument("--influx-bucket", default="dcmon", help="InfluxDB bucket (default dcmon)")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("simulate", help="publish realistic telemetry for the configured facilities",
@@ -111,21 +112,26 @@ def register(sub):
                                                   "now − 1 h × speed when --speed > 1)")
     p.add_argument("--duration", metavar="D", help="stop after D (90, 90s, 5m, 2h); default run until stopped")
     p.add_argument("--faults", action="store_true", help="inject resets, gaps, duplicates and bad payloads")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the generated telemetry (default 0)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("quarantine", help="inspect rejected telemetry",
                        description="List or show messages and readings the collector rejected, with their reason.")
     qsub = p.add_subparsers(dest="action", metavar="ACTION")
-    q = qsub.add_parser("list", help="list quarantined rejections (newest last)")
+    q = qsub.add_parser("list", help="list quarantined rejections (newest last)",
+                        description="List the collector's rejections with their time, topic and reason, newest "
+                                    "last; filters combine.")
     add_config_data(q)
     q.add_argument("--since", metavar="YYYY-MM-DD", help="only days from this UTC day on")
     q.add_argument("--topic", help="only topics containing this text")
     q.add_argument("--reason", help="only reasons containing this text")
     q.add_argument("--limit", type=int, default=50, help="show the last N (default 50; 0 all)")
-    q.add_argument("--format", choices=["table", "json"], default="table")
+    q.add_argument("--format", choices=["table", "json"], default="table",
+                   help="a table for people (default) or one JSON object per line")
     q.set_defaults(func=cmd_quarantine_list)
-    q = qsub.add_parser("show", help="show one rejection with its raw payload")
+    q = qsub.add_parser("show", help="show one rejection with its raw payload",
+                        description="Show one rejection: its time, topic, where in the payload, the reason and the "
+                                    "raw payload as received.")
     add_config_data(q)
     q.add_argument("id", help="id from 'dcmon quarantine list', e.g. 2026-07-01-collector:12")
     q.set_defaults(func=cmd_quarantine_show)
@@ -140,19 +146,30 @@ def register(sub):
     q.set_defaults(func=cmd_quarantine_prune)
     p.set_defaults(func=lambda a, qp=p: (qp.print_help(), 2)[1])
 
-    p = sub.add_parser("demo", help="run broker, simulator, collector and dashboard on this machine",
-                       description="Start an embedded MQTT broker on 127.0.0.1 (Mosquitto when installed, else "
-                                   "amqtt), the simulator, the collector and the dashboard on a fresh data folder, "
-                                   "and print the dashboard URL. Ctrl-C stops everything.")
-    p.add_argument("--config", default=None, metavar="DIR", help="configuration folder (default: the sample facilities)")
-    p.add_argument("--data", default=None, metavar="DIR", help="data folder (default: a fresh temporary folder)")
+    p = sub.add_parser("demo", help="sample facilities with history and live telemetry, and the dashboard, on this machine",
+                       description="Write history for the sample facilities (fixtures/demo: sites passing and failing "
+                                   "the retrofit thresholds, sites exactly on each threshold, one with missing data, "
+                                   "a Baoding site and an edge site) from 1 January of the previous year up to now, "
+                                   "then start an embedded MQTT broker on 127.0.0.1 (Mosquitto when installed, else "
+                                   "amqtt), the simulator, the collector and the dashboard. It prints the dashboard "
+                                   "URL, the config and data folders and three commands to try (evaluate, make an "
+                                   "evidence report, verify it). Ctrl-C stops everything; without --data the data "
+                                   "folder is temporary and removed then.")
+    p.add_argument("--config", default=None, metavar="DIR",
+                   help="configuration folder (default: the demo's sample facilities, fixtures/demo)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="keep the store in DIR (new or empty), so reports made from it can be verified after the "
+                        "demo stops (default: a temporary folder, removed at the end)")
     p.add_argument("--port", type=int, default=8050, help="dashboard port on 127.0.0.1 (default 8050)")
     p.add_argument("--mqtt-port", type=int, default=0, help="broker port on 127.0.0.1 (default: a free port)")
-    p.add_argument("--broker-impl", choices=["auto", "mosquitto", "amqtt"], default="auto")
-    p.add_argument("--speed", type=float, default=120.0, help="simulator speed (default 120)")
-    p.add_argument("--facility", action="append", metavar="ID", help="simulated facilities (default all)")
-    p.add_argument("--duration", metavar="D", help="stop after D (default run until Ctrl-C)")
-    p.add_argument("--faults", action="store_true", help="simulate faults and bad payloads")
+    p.add_argument("--broker-impl", choices=["auto", "mosquitto", "amqtt"], default="auto",
+                   help="embedded broker (default auto: Mosquitto when installed, else amqtt)")
+    p.add_argument("--speed", type=float, default=120.0, metavar="N",
+                   help="the live stream starts N minutes ago (at most 2 h, where the history ends), replays them N "
+                        "times faster, then runs in real time (default 120)")
+    p.add_argument("--facility", action="append", metavar="ID", help="facility id (repeatable; default all)")
+    p.add_argument("--duration", metavar="D", help="stop after D (90, 90s, 5m, 2h); default run until Ctrl-C")
+    p.add_argument("--faults", action="store_true", help="also publish resets, gaps, duplicates and bad payloads")
     p.set_defaults(func=cmd_demo)
 
 

@@ -1,10 +1,21 @@
-"""``dcmon demo``: broker + simulator + collector + dashboard on 127.0.0.1, stopped by Ctrl-C."""
+"""``dcmon demo``: history, then broker + simulator + collector + dashboard on 127.0.0.1, stopped by Ctrl-C.
+
+The demo first writes history for the sample facilities straight into the store (from 1 January
+of the previous year up to a few minutes ago, at 15-minute intervals; every whole quarter hits
+each site's target PUE exactly), so the overview shows decided verdicts at once, and a report
+for the previous year can be made and verified. The simulator then publishes live telemetry over
+MQTT, each counter continuing where the history ends.
+"""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import html
 import logging
+import shlex
+import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -13,14 +24,78 @@ from pathlib import Path
 
 import orjson
 
+from dcmon.collector.simulate import Simulator, continue_counters
 from dcmon.errors import InputError
+from dcmon.periods import Period, quarter
 
 log = logging.getLogger("dcmon.demo")
 
 
 def default_config_dir() -> Path:
+    """The demo's sample facilities (``fixtures/demo``): chosen so the overview shows verdicts."""
     import dcmon.fixtures
-    return Path(dcmon.fixtures.__file__).parent
+    return Path(dcmon.fixtures.__file__).parent / "demo"
+
+
+# Sample sites whose PUE the demo leaves undecidable: this meter is silent for the middle third of
+# the demo period (energy across the gap is still the counter increase; coverage drops below 95 %).
+DEMO_GAPS = {"cd-meter-gap": "ups-1"}
+EVIDENCE_FACILITY = "cd-east-01"   # passes the Chengdu retrofit thresholds in the sample set
+HISTORY_METER_INTERVAL_S = 900     # history at 15 minutes (within the samples' max_gap_s); live at 1 minute
+
+
+def demo_period(today: dt.date) -> Period:
+    """This quarter up to yesterday (whole days, all of them history), or the previous quarter on
+    the first day of a quarter. A quarter still running has no readings for its remaining days, so
+    its checks are inconclusive until 95 % of it is covered; the days so far can be decided."""
+    q = quarter(f"{today.year}Q{(today.month - 1) // 3 + 1}")
+    if today > q.first_day:
+        return Period(q.first_day, today - dt.timedelta(days=1), label=f"{q.label} to date")
+    prev = q.first_day - dt.timedelta(days=1)
+    return quarter(f"{prev.year}Q{(prev.month - 1) // 3 + 1}")
+
+
+def backfill(registry, store, facility_ids, live_start_ms: int, *, seed: int = 0) -> tuple[int, dict]:
+    """Write history for ``facility_ids`` from 1 January of the previous year up to ``live_start_ms``.
+
+    Returns (readings written, {facility_id: last counter value by source}) so the live stream
+    can continue each counter where the history ends.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dcmon.fixtures.generate import generate_range
+    from dcmon.periods import zone
+
+    def one(fid):
+        fac = registry.get(fid)
+        today = dt.datetime.fromtimestamp(live_start_ms / 1000, zone(fac.timezone)).date()
+        silent = []
+        if fid in DEMO_GAPS and any(m.id == DEMO_GAPS[fid] for m in fac.meters):
+            s, e = demo_period(today).utc_bounds(fac.timezone)
+            third = (e - s) / 3
+            silent.append((DEMO_GAPS[fid], (s + third).value // 10**6, (s + 2 * third).value // 10**6))
+        t = generate_range(fac, dt.date(today.year - 1, 1, 1), today, split_at=[today],
+                           meter_interval_s=HISTORY_METER_INTERVAL_S, until_ms=live_start_ms,
+                           silent=tuple(silent), seed=seed)
+        store.append(t, check_existing=False)
+        df = t.select(["source_id", "energy_kwh"]).to_pandas().dropna(subset=["energy_kwh"])
+        return t.num_rows, df.groupby("source_id", sort=False).tail(1)
+
+    # Two workers: numpy and Arrow release the GIL, and each facility writes its own partitions.
+    with ThreadPoolExecutor(2) as pool:
+        done = dict(zip(facility_ids, pool.map(one, facility_ids)))
+    return sum(n for n, _ in done.values()), {fid: last for fid, (_, last) in done.items()}
+
+
+def command_prefix() -> str:
+    """How to call dcmon from another terminal: ``dcmon`` when it is this one on PATH."""
+    here = Path(sys.executable).parent / "dcmon"
+    found = shutil.which("dcmon")
+    if found and here.exists() and Path(found).resolve() == here.resolve():
+        return "dcmon"
+    if here.exists():
+        return shlex.quote(str(here))
+    return f"{shlex.quote(sys.executable)} -m dcmon.cli"
 
 
 def _status_page(store, registry) -> bytes:
@@ -85,15 +160,31 @@ def start_dashboard(config_dir, data_dir, port: int, store, registry):
     return "dashboard", server.shutdown
 
 
+class ContinuingSimulator(Simulator):
+    """The simulator, with each facility's counters continued from the history's last readings
+    (without this the first live reading of every meter would look like a counter reset)."""
+
+    def __init__(self, *args, last_counters: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pending = dict(last_counters)
+
+    def _publish_until(self, fid, df, tz, i, t, first_rack):
+        prev = self._pending.pop(fid, None)
+        if prev is not None and i == 0:
+            # the later windows are continued from this one by Simulator.run itself
+            continue_counters(self.registry, {fid: (prev, tz)}, {fid: (df, tz)})
+        return super()._publish_until(fid, df, tz, i, t, first_rack)
+
+
 def run_demo(args) -> int:
     from dcmon.collector.brokers import AmqttBroker, MosquittoProcess, find_mosquitto, free_port
     from dcmon.collector.cli import build_collector, make_publisher_client, mqtt_options
-    from dcmon.collector.simulate import Simulator, parse_duration
+    from dcmon.collector.simulate import parse_duration
     from dcmon.readings import now_ms
     from dcmon.registry import load_registry
     from dcmon.store import open_store
 
-    config = Path(args.config) if args.config else default_config_dir()
+    config = (Path(args.config) if args.config else default_config_dir()).resolve()
     registry = load_registry(config)
     ids = [f.id for f in registry.select(args.facility)]
     try:
@@ -106,11 +197,17 @@ def run_demo(args) -> int:
         raise InputError(f"--port must be 1..65535: {args.port}")
     tmp = None
     if args.data:
-        data = Path(args.data)
+        data = Path(args.data).resolve()
+        if (data / "readings").is_dir() and any((data / "readings").iterdir()):
+            raise InputError(f"--data {args.data}: already holds a store; the demo writes its history into a "
+                             f"fresh folder (give a new or empty folder, or remove this one)")
     else:
         tmp = tempfile.TemporaryDirectory(prefix="dcmon-demo-")
         data = Path(tmp.name) / "data"
     data.mkdir(parents=True, exist_ok=True)
+    where = (f"{data} (kept: --data)" if not tmp else
+             f"{data} (temporary: removed when the demo stops; start with --data DIR to keep it)")
+    print(f"dcmon demo: data folder {where}", flush=True)
     mqtt_port = args.mqtt_port or free_port()
     impl = args.broker_impl
     if impl == "auto":
@@ -119,8 +216,8 @@ def run_demo(args) -> int:
         broker = MosquittoProcess(data.parent / "demo-broker" if tmp else data / "broker", mqtt_port)
     else:
         broker = AmqttBroker(mqtt_port)
-    if logging.getLogger().getEffectiveLevel() >= logging.INFO:
-        # The status page shows health; keep the console for warnings (rejections, disconnects).
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:   # not -v
+        # The dashboard shows health; keep the console for warnings (rejections, disconnects).
         logging.getLogger("dcmon.collector").setLevel(logging.WARNING)
     stop = threading.Event()
 
@@ -130,6 +227,16 @@ def run_demo(args) -> int:
     stoppers = []
     sim = collector = None
     try:
+        # Live telemetry replays the last minutes quickly (a minute at the default speed), then runs
+        # in real time; the history ends where it starts.
+        live_start = (now_ms() - int(min(2 * 3600 * 1000, 60_000 * args.speed))) // 60_000 * 60_000
+        store = open_store(data)
+        t0 = time.monotonic()
+        written, last_counters = backfill(registry, store, ids, live_start)
+        from dcmon.periods import zone
+        first_year = dt.datetime.fromtimestamp(live_start / 1000, zone(registry.get(ids[0]).timezone)).year - 1
+        print(f"dcmon demo: history {first_year}-01-01 .. now for {len(ids)} facilities "
+              f"({written:,} readings) written in {time.monotonic() - t0:.1f} s", flush=True)
         broker.start()
         stoppers.append(("broker", broker.stop))
         cargs = argparse.Namespace(
@@ -143,17 +250,14 @@ def run_demo(args) -> int:
         collector.start()
         stoppers.append(("collector", collector.stop))
         collector.wait_subscribed(10)
-        store = open_store(data)
         kind, stop_web = start_dashboard(config, data, args.port, store, registry)
         stoppers.append((kind, stop_web))
         popts = mqtt_options(cargs, client_id="dcmon-demo-simulator")
         client = make_publisher_client(popts)
         client.connect_async("127.0.0.1", mqtt_port, keepalive=30)
         client.loop_start()
-        # Replay the last two hours quickly (a minute at the default speed), then continue live.
-        start = now_ms() - int(min(2 * 3600 * 1000, 60_000 * args.speed))
-        sim = Simulator(client, registry, ids, speed=args.speed, start_ms=start, faults=args.faults,
-                        horizon_s=6 * 3600)
+        sim = ContinuingSimulator(client, registry, ids, speed=args.speed, start_ms=live_start, faults=args.faults,
+                                  horizon_s=6 * 3600, last_counters=last_counters)
         sim_thread = threading.Thread(target=sim.run, name="simulator", daemon=True)
         sim_thread.start()
 
@@ -163,8 +267,7 @@ def run_demo(args) -> int:
             client.disconnect()
             client.loop_stop()
         stoppers.append(("simulator", stop_sim))
-        print(f"dcmon demo: {kind} at http://127.0.0.1:{args.port}/  (broker {impl} {broker.url}, "
-              f"data {data}, {len(ids)} facilities). Ctrl-C stops everything.", flush=True)
+        print(start_text(kind, args.port, config, data, ids, broker_text=f"{impl} {broker.url}"), flush=True)
         t0 = time.monotonic()
         while not stop.wait(0.5):
             if duration is not None and time.monotonic() - t0 >= duration:
@@ -179,10 +282,40 @@ def run_demo(args) -> int:
                 log.warning("stopping %s: %s", name, e)
         for s, h in old.items():
             signal.signal(s, h)
-        if collector is not None:
-            st = collector.ingestor.stats
-            print(f"dcmon demo stopped: {st.messages} messages, {st.written} readings stored, {st.rejected} rejected"
-                  + (f"; data kept in {data}" if args.data else ""), flush=True)
+        st = collector.ingestor.stats if collector is not None else None
+        counts = (f": {st.messages} messages, {st.written} live readings stored, {st.rejected} rejected"
+                  if st is not None else "")
+        print(f"dcmon demo stopped{counts}; "
+              + (f"data kept in {data}" if not tmp else f"removing the temporary data folder {data}"), flush=True)
         if tmp is not None:
             tmp.cleanup()
     return 0
+
+
+def start_text(kind: str, port: int, config: Path, data: Path, ids: list[str], *, broker_text: str,
+               today: dt.date | None = None) -> str:
+    """What the demo prints once everything runs: where things are and three commands to try."""
+    from dcmon.periods import zone
+    today = today or dt.datetime.now(zone("Asia/Shanghai")).date()
+    per = demo_period(today)
+    span = f"--from {per.first_day} --to {per.last_day}"
+    dcmon = command_prefix()
+    cd = f"--config {shlex.quote(str(config))} --data {shlex.quote(str(data))}"
+    fac = EVIDENCE_FACILITY
+    report = f"evidence-{fac}-{today.year - 1}.pdf"
+    url = f"http://127.0.0.1:{port}/?from={per.first_day}&to={per.last_day}"
+    lines = [
+        f"dcmon demo: {kind} at {url}",
+        f"  period shown   {per.label} ({per.first_day} .. {per.last_day}; the running quarter "
+        f"stays inconclusive until 95 % of it has data)",
+        f"  config folder  {config}",
+        f"  data folder    {data}",
+        f"  broker         {broker_text}; {len(ids)} facilities publish live telemetry",
+        "Try in another terminal while the demo runs:",
+        f"  {dcmon} evaluate {cd} {span}",
+    ]
+    if fac in ids:   # the report's site passes the Chengdu retrofit profile it is made for
+        lines += [f"  {dcmon} evidence {cd} --facility {fac} --year {today.year - 1} --out {report}",
+                  f"  {dcmon} verify {report} {cd}"]
+    lines.append("Ctrl-C stops everything.")
+    return "\n".join(lines)

@@ -13,8 +13,9 @@ def register(sub):
                        description="Live operator view, regulator overview and subsidy check. Binds to 127.0.0.1 by "
                                    "default; another address is refused unless users are configured (users.yaml).")
     add_config_data(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other needs a users file)")
+    p.add_argument("--port", type=int, default=8050, help="port to listen on (default 8050)")
     p.add_argument("--users", metavar="FILE", help="users and roles (default <config>/users.yaml)")
     p.add_argument("--prometheus-url", metavar="URL", default=None,
                    help="show the active alerts this Prometheus evaluates from deploy/prometheus/dcmon-rules.yml "

@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Data-centre energy and rack compliance monitor: PUE, standard racks, occupancy, "
                     "compute share and policy checks from live telemetry.")
     parser.add_argument("--version", action="version", version=f"dcmon {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output: -v adds the libraries' information lines (HTTP requests, PDF "
+                             "rendering), -vv debug output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -41,11 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+QUIET_LIBRARIES = ("werkzeug", "waitress", "weasyprint", "fontTools")
+
+
+def setup_logging(verbose: int) -> None:
+    """dcmon's own information lines always; the libraries' (werkzeug's request log, WeasyPrint's
+    rendering notes) only with -v: by default they would drown the warnings that matter."""
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not verbose:
+        logging.getLogger("dcmon").setLevel(logging.INFO)
+    # These libraries set their own loggers to INFO, which the root level does not override.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING if not verbose else logging.WARNING - 10 * min(verbose, 2))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

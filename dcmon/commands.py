@@ -31,10 +31,10 @@ def add_config_data(p, data=True):
 
 def add_period(p):
     g = p.add_argument_group("period (inclusive calendar days in each facility's time zone)")
-    g.add_argument("--quarter", metavar="YYYYQN", help="for example 2026Q3")
-    g.add_argument("--year", metavar="YYYY")
-    g.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD")
-    g.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD")
+    g.add_argument("--quarter", metavar="YYYYQN", help="a calendar quarter, for example 2026Q3")
+    g.add_argument("--year", metavar="YYYY", help="a calendar year, for example 2025")
+    g.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day (with --to)")
+    g.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="last day, inclusive (with --from)")
 
 
 def add_readings(p):
@@ -82,28 +82,59 @@ def register(sub):
                    help="policy profile (repeatable; default: the profiles of each facility's city)")
     add_readings(p)
     p.add_argument("--bins", choices=["day", "month"], help="add a per-day or per-month energy and PUE table")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json"], default="table",
+                   help="a table for people (default) or JSON with every figure, basis and coverage")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("import", help="backfill readings from a CSV file (idempotent)",
-                       description="Import readings from CSV with columns ts,facility_id,kind,id,energy_kwh,power_kw "
-                                   "[,status,function,design_power_kw]. ts is ISO 8601 with an offset or epoch "
-                                   "milliseconds; kind is meter or rack. Rejected rows go to a rejects file with their "
-                                   "line and reason; the rest is imported. Exit status 0 when every row was accepted, "
-                                   "3 when some were rejected.")
-    p.add_argument("file", metavar="FILE.csv")
+    p = sub.add_parser("import", help="backfill readings from a CSV or Parquet file (idempotent)",
+                       description="Import readings from CSV or Parquet (by the .parquet suffix) with columns "
+                                   "ts,facility_id,kind,id,energy_kwh,power_kw[,status,function,design_power_kw]. ts is "
+                                   "ISO 8601 with an offset or epoch milliseconds (in Parquet also a timestamp with "
+                                   "a time zone); kind is meter or rack. Rejected rows go to a rejects file with their "
+                                   "line (CSV) or row (Parquet) and reason; the rest is imported. Importing twice "
+                                   "changes nothing. Exit status 0 when every row was accepted, 3 when some were "
+                                   "rejected.")
+    p.add_argument("file", metavar="FILE", help="FILE.csv or FILE.parquet")
     add_config_data(p)
     p.add_argument("--rejects", metavar="PATH", help="where to write rejected rows (default FILE.rejects.csv)")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("compact", help="merge small store files into one sorted file per day")
+    p = sub.add_parser("generate", help="write realistic sample readings with known figures (for trying dcmon out)",
+                       description="Generate meter readings (and rack readings where IT energy comes from the racks) "
+                                   "for the configured facilities over the days --from .. --to, into the store "
+                                   "(--data) or into a file for dcmon import (--out FILE.csv or FILE.parquet). Loads "
+                                   "follow a daily and weekly cycle, cooling follows the city's weather, and every "
+                                   "whole quarter in the range hits the facility's target PUE exactly (sample "
+                                   "facilities: dcmon.fixtures.generate.TARGETS; any other facility 1.30). Counters "
+                                   "run on through the range. A second, adjacent range starts its counters afresh, so "
+                                   "the join would read as a counter jump or reset: generate one range. The same "
+                                   "arguments always give the same readings.")
     add_config_data(p)
-    p.add_argument("--facility", metavar="ID")
+    g = p.add_argument_group("what to generate")
+    g.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD",
+                   help="first day (in each facility's time zone)")
+    g.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD", help="last day, inclusive")
+    g.add_argument("--facility", action="append", metavar="ID", help="facility id (repeatable; default all)")
+    g.add_argument("--interval", type=int, default=900, metavar="S",
+                   help="meter reading interval in seconds, a divisor of 3600 (default 900)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", metavar="FILE", help="write FILE.csv or FILE.parquet instead of the store")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("compact", help="merge small store files into one sorted file per partition",
+                       description="Merge the small files the collector writes into one sorted file per store "
+                                   "partition. Safe while the collector and readers run; readings do not change.")
+    add_config_data(p)
+    p.add_argument("--facility", metavar="ID", help="only this facility (default all)")
     p.set_defaults(func=cmd_compact)
 
-    p = sub.add_parser("facilities", help="validate the configuration and list facilities")
+    p = sub.add_parser("facilities", help="validate the configuration and list facilities",
+                       description="Load and validate every facility of the configuration (identity, credit code, "
+                                   "meters, racks CSV) and list them with their standard racks and size class. "
+                                   "Every error names its file, field or line and value (exit 2).")
     add_config_data(p, data=False)
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json"], default="table",
+                   help="a table for people (default) or JSON")
     p.set_defaults(func=cmd_facilities)
 
 
@@ -223,6 +254,78 @@ def _subsidy_text(pr: dict) -> str:
 
 
 # --------------------------------------------------------------------- import
+def _check_columns(path, header, where):
+    missing = [c for c in IMPORT_REQUIRED if c not in header]
+    unknown = [c for c in header if c not in IMPORT_REQUIRED + IMPORT_OPTIONAL]
+    if missing or unknown:
+        raise InputError(f"{path}{where}: {'header' if where else 'columns'} {','.join(header)!r}: "
+                         + (f"missing column(s) {', '.join(missing)}" if missing else "")
+                         + ("; " if missing and unknown else "")
+                         + (f"unknown column(s) {', '.join(unknown)}" if unknown else "")
+                         + f" (expected {','.join(IMPORT_REQUIRED)} and any of {','.join(IMPORT_OPTIONAL)})")
+
+
+def _csv_records(path: Path, bar):
+    """(line number, values by column or a reason the row is unusable, the raw fields) per data row."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise InputError(f"{path}: empty file (expected a header: "
+                             f"{','.join(IMPORT_REQUIRED + IMPORT_OPTIONAL)})") from None
+        _check_columns(path, header, ":1")
+        yield header
+        last_pos = 0
+        for lineno, rec in enumerate(reader, start=2):
+            if not rec or (len(rec) == 1 and not rec[0].strip()):
+                continue
+            if len(rec) != len(header):
+                yield lineno, f"has {len(rec)} fields, header has {len(header)}", rec
+            else:
+                yield lineno, {h: v.strip() for h, v in zip(header, rec)}, rec
+            if lineno % 10_000 == 0:
+                pos = _approx_pos(fh, path)
+                bar.update(max(0, pos - last_pos))
+                last_pos = pos
+        bar.update(max(0, path.stat().st_size - last_pos))
+
+
+def _parquet_value(v):
+    return v.strip() if isinstance(v, str) else v
+
+
+def _parquet_records(path: Path, bar):
+    """As :func:`_csv_records` for a Parquet file: row numbers from 1, the same columns. Time stamps
+    may be timestamp columns with a time zone, epoch milliseconds or text as in the CSV."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"{path}: not a readable Parquet file ({e})") from None
+    header = list(pf.schema_arrow.names)
+    _check_columns(path, header, "")
+    ts_type = pf.schema_arrow.field("ts").type
+    if pa.types.is_timestamp(ts_type) and ts_type.tz is None:
+        raise InputError(f"{path}: column ts is a timestamp without a time zone; its instant is unknown "
+                         "(store UTC timestamps, epoch milliseconds or ISO 8601 text with an offset)")
+    yield header
+    row = 0
+    for batch in pf.iter_batches(batch_size=IMPORT_CHUNK):
+        cols = {}
+        for name in header:
+            col = batch.column(name)
+            if name == "ts" and pa.types.is_timestamp(col.type):
+                col = col.cast(pa.timestamp("ms", tz=col.type.tz), safe=False).cast(pa.int64())
+            cols[name] = col.to_pylist()
+        for k in range(batch.num_rows):
+            row += 1
+            values = {name: _parquet_value(cols[name][k]) for name in header}
+            yield row, values, ["" if values[h] is None else values[h] for h in header]
+        bar.update(batch.num_rows)
+
+
 def cmd_import(args) -> int:
     from tqdm import tqdm
 
@@ -230,6 +333,7 @@ def cmd_import(args) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    parquet = path.suffix.lower() in (".parquet", ".pq")
     registry = load_registry(args.config)
     store = open_store(args.data)
     rejects_path = Path(args.rejects) if args.rejects else path.with_name(path.name + ".rejects.csv")
@@ -240,51 +344,39 @@ def cmd_import(args) -> int:
     rej_fh = None
     rej_writer = None
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh, \
-                tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"import {path.name}",
-                     disable=None, file=sys.stderr) as bar:
-            reader = csv.reader(fh)
+        if parquet:
+            import pyarrow.parquet as pq
             try:
-                header = [h.strip() for h in next(reader)]
-            except StopIteration:
-                raise InputError(f"{path}: empty file (expected a header: "
-                                 f"{','.join(IMPORT_REQUIRED + IMPORT_OPTIONAL)})") from None
-            missing = [c for c in IMPORT_REQUIRED if c not in header]
-            unknown = [c for c in header if c not in IMPORT_REQUIRED + IMPORT_OPTIONAL]
-            if missing or unknown:
-                raise InputError(f"{path}:1: header {','.join(header)!r}: "
-                                 + (f"missing column(s) {', '.join(missing)}" if missing else "")
-                                 + ("; " if missing and unknown else "")
-                                 + (f"unknown column(s) {', '.join(unknown)}" if unknown else "")
-                                 + f" (expected {','.join(IMPORT_REQUIRED)} and any of {','.join(IMPORT_OPTIONAL)})")
-            col = {h: i for i, h in enumerate(header)}
+                total, unit = pq.ParquetFile(path).metadata.num_rows, "rows"
+            except Exception:
+                total, unit = 0, "rows"
+        else:
+            total, unit = path.stat().st_size, "B"
+        with tqdm(total=total, unit=unit, unit_scale=True, desc=f"import {path.name}", disable=None,
+                  file=sys.stderr) as bar:
+            records = (_parquet_records if parquet else _csv_records)(path, bar)
+            header = next(records)
             rows = []
-            last_pos = 0
-            for lineno, rec in enumerate(reader, start=2):
-                if not rec or (len(rec) == 1 and not rec[0].strip()):
-                    continue
+            for where, values, rec in records:
                 totals["rows"] += 1
                 try:
-                    if len(rec) != len(header):
-                        raise ValueError(f"has {len(rec)} fields, header has {len(header)}")
-                    raw = {k: rec[col[k]].strip() for k in IMPORT_OPTIONAL if k in col}
-                    raw["ts"] = rec[col["ts"]].strip()
-                    rows.append(make_reading(registry, rec[col["facility_id"]].strip(), rec[col["kind"]].strip(),
-                                             rec[col["id"]].strip(), raw, received_at_ms=received, origin=origin))
+                    if isinstance(values, str):
+                        raise ValueError(values)
+                    raw = {k: values[k] for k in IMPORT_OPTIONAL if k in values}
+                    raw["ts"] = values["ts"]
+                    rows.append(make_reading(registry, str(values["facility_id"] or ""), str(values["kind"] or ""),
+                                             str(values["id"] or ""), raw, received_at_ms=received, origin=origin))
                 except ValueError as e:
                     totals["rejected"] += 1
                     if rej_writer is None:
                         rej_fh = open(rejects_path, "w", newline="", encoding="utf-8")
                         rej_writer = csv.writer(rej_fh)
-                        rej_writer.writerow(["line", "reason", *header])
-                    rej_writer.writerow([lineno, str(e), *rec])
+                        rej_writer.writerow(["row" if parquet else "line", "reason", *header])
+                    rej_writer.writerow([where, str(e), *rec])
                 if len(rows) >= IMPORT_CHUNK:
                     _flush(store, rows, totals)
                     rows = []
-                    bar.update(max(0, _approx_pos(fh, path) - last_pos))
-                    last_pos = _approx_pos(fh, path)
             _flush(store, rows, totals)
-            bar.update(max(0, path.stat().st_size - last_pos))
     finally:
         if rej_fh:
             rej_fh.close()
@@ -311,6 +403,76 @@ def _flush(store, rows, totals):
     totals["written"] += res.written
     totals["duplicates"] += res.duplicates
     totals["conflicts"] += res.conflicts
+
+
+def cmd_generate(args) -> int:
+    from dcmon.fixtures.generate import generate_range, target_for
+    from dcmon.periods import parse_date
+    from dcmon.store import open_store
+    first, last = parse_date(args.date_from, "--from"), parse_date(args.date_to, "--to")
+    if last < first:
+        raise InputError(f"--to {last} is before --from {first}")
+    if not (0 < args.interval <= 3600 and 3600 % args.interval == 0):
+        raise InputError(f"--interval must divide 3600 s (60, 300, 900, 3600 …): {args.interval}")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
+        raise InputError(f"--out must end in .csv or .parquet: {args.out!r}")
+    registry = load_registry(args.config)
+    facilities = registry.select(args.facility)
+    for f in facilities:
+        for m in f.meters:
+            if args.interval > m.max_gap_s:
+                raise InputError(f"--interval {args.interval} s is longer than max_gap_s {m.max_gap_s} s of meter "
+                                 f"{m.id} of {f.id} (the readings would count as gaps)")
+    tables = []
+    for f in facilities:
+        try:
+            t = generate_range(f, first, last, meter_interval_s=args.interval, seed=args.seed)
+        except ValueError as e:
+            raise InputError(f"{f.id}: {e}") from None
+        print(f"{f.id}: {t.num_rows:,} readings (target PUE {target_for(f.id).pue:g})")
+        tables.append(t)
+    days = (last - first).days + 1
+    total = sum(t.num_rows for t in tables)
+    if out is not None:
+        _write_readings_file(tables, out)
+        print(f"{out}: {total:,} readings for {len(tables)} {'facility' if len(tables) == 1 else 'facilities'}, {first} .. {last} ({days} days); "
+              f"load them with dcmon import {out}")
+        return 0
+    store = open_store(args.data)
+    totals = {"written": 0, "duplicates": 0, "conflicts": 0}
+    for t in tables:
+        _flush_table(store, t, totals)
+    print(f"{args.data}: {total:,} readings for {len(tables)} {'facility' if len(tables) == 1 else 'facilities'}, {first} .. {last} ({days} days); "
+          f"{totals['written']:,} stored, {totals['duplicates']:,} already stored"
+          + (f" ({totals['conflicts']:,} with different values; the stored values were kept)" if totals["conflicts"] else ""))
+    return 0
+
+
+def _flush_table(store, table, totals):
+    res = store.append(table, check_existing=True)
+    totals["written"] += res.written
+    totals["duplicates"] += res.duplicates
+    totals["conflicts"] += res.conflicts
+
+
+def _write_readings_file(tables, out: Path):
+    """Readings in the columns dcmon import reads (CSV: ISO 8601 UTC time stamps)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+    t = pa.concat_tables(tables).rename_columns(["id" if n == "source_id" else n for n in tables[0].column_names])
+    t = t.select(list(IMPORT_REQUIRED + IMPORT_OPTIONAL))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix.lower() == ".parquet":
+        pq.write_table(t, tmp)
+    else:
+        import pyarrow.compute as pc
+        ts = pc.strftime(t.column("ts"), format="%Y-%m-%dT%H:%M:%SZ")
+        t = t.set_column(0, "ts", ts)
+        pcsv.write_csv(t, tmp, pcsv.WriteOptions(quoting_style="needed"))
+    tmp.replace(out)
 
 
 def cmd_compact(args) -> int:

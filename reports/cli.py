@@ -14,28 +14,39 @@ def register(sub):
                                    "racks, figures identical to dcmon evaluate, with <out>.manifest.json holding the "
                                    "SHA-256 of the output and of every input data file.")
     add_config_data(p)
-    p.add_argument("--quarter", required=True, metavar="YYYYQN")
-    p.add_argument("--district", metavar="NAME")
-    p.add_argument("--city", metavar="NAME")
+    p.add_argument("--quarter", required=True, metavar="YYYYQN", help="the quarter reported, for example 2026Q3")
+    p.add_argument("--district", metavar="NAME", help="only facilities of this district (as in the facility files)")
+    p.add_argument("--city", metavar="NAME", help="only facilities of this city, for example chengdu")
     p.add_argument("--all", action="store_true", help="list every facility, also those with 100 standard racks or fewer")
-    p.add_argument("--format", choices=["xlsx", "csv", "parquet", "json"], required=True)
+    p.add_argument("--format", choices=["xlsx", "csv", "parquet", "json"], required=True, help="output format")
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="header language (default zh)")
-    p.add_argument("--out", required=True, metavar="PATH")
+    p.add_argument("--out", required=True, metavar="PATH", help="output file; the manifest goes to PATH.manifest.json")
     add_readings(p)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("evidence", help="the evidence report a subsidy applicant files (PDF or HTML)")
+    p = sub.add_parser("evidence", help="the evidence report a subsidy applicant files (PDF or HTML)",
+                       description="The evidence pack for one facility, period and policy profile: identity, method, "
+                                   "monthly PUE, energy by meter role, rack inventory and standard-rack conversion, "
+                                   "each threshold with its clause, the subsidy computation, data coverage and "
+                                   "anomalies. It embeds a machine-readable summary with the SHA-256 of every data "
+                                   "file, which dcmon verify recomputes from the data.")
     add_config_data(p)
-    p.add_argument("--facility", required=True, metavar="ID")
+    p.add_argument("--facility", required=True, metavar="ID", help="the facility reported")
     add_period(p)
-    p.add_argument("--profile", default="chengdu-2023-cloud-retrofit")
-    p.add_argument("--lang", choices=["zh", "en"], default="zh")
-    p.add_argument("--out", required=True, metavar="report.pdf|report.html")
+    p.add_argument("--profile", default="chengdu-2023-cloud-retrofit", metavar="NAME",
+                   help="policy profile (default chengdu-2023-cloud-retrofit)")
+    p.add_argument("--lang", choices=["zh", "en"], default="zh", help="report language (default zh)")
+    p.add_argument("--out", required=True, metavar="report.pdf|report.html",
+                   help="output file; the suffix chooses PDF or HTML")
     add_readings(p)
     p.set_defaults(func=cmd_evidence)
 
-    p = sub.add_parser("verify", help="recompute a report's figures from the data and check they match")
-    p.add_argument("report", metavar="REPORT")
+    p = sub.add_parser("verify", help="recompute a report's figures from the data and check they match",
+                       description="Check an evidence report (PDF or HTML) against the data: its embedded summary is "
+                                   "intact, the data files it lists are unchanged (SHA-256), and every figure "
+                                   "recomputed from --data with the report's period and readings equals the "
+                                   "report's. Exit 0 when verified, 1 on any mismatch.")
+    p.add_argument("report", metavar="REPORT", help="the report file (.pdf or .html) made by dcmon evidence")
     add_config_data(p)
     p.set_defaults(func=cmd_verify)
 

@@ -136,3 +136,105 @@ def test_every_subcommand_has_help():
     for name in sub.choices:
         p = dcmon(name, "--help")
         assert "usage: dcmon" in p.stdout
+
+
+def test_every_option_has_a_description():
+    """--help explains every subcommand and option; no "(default )" with an empty default."""
+    import argparse
+
+    from dcmon.cli import build_parser
+    missing = []
+
+    def walk(parser, path):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                helps = {c.dest: c.help for c in a._choices_actions}
+                for name, sp in a.choices.items():
+                    if not helps.get(name) or not sp.description:
+                        missing.append(" ".join(path + [name]))
+                    walk(sp, path + [name])
+            elif not isinstance(a, argparse._HelpAction) and (not a.help or "(default )" in a.help):
+                missing.append(" ".join(path + [a.option_strings[0] if a.option_strings else a.dest]))
+    walk(build_parser(), ["dcmon"])
+    assert not missing, missing
+
+
+def _stored(data, registry):
+    """Every stored reading, without the import's receive time and origin, in a fixed order."""
+    import pyarrow as pa
+
+    from dcmon.store import open_store
+    store = open_store(data)
+    parts = [store.read(fid) for fid in sorted(registry.facilities)]
+    t = pa.concat_tables([p for p in parts if p.num_rows]).drop_columns(["received_at", "origin"])
+    return t.sort_by([("facility_id", "ascending"), ("kind", "ascending"), ("source_id", "ascending"),
+                      ("ts", "ascending")])
+
+
+def test_parquet_import_equals_csv_import(csv_file, registry, tmp_path):
+    """The same rows as CSV and as Parquet (text columns, as a BMS export would hold them) store the
+    same readings and reject the same rows for the same reasons."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    path, _, n_good, n_bad = csv_file
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    pq_path = tmp_path / "bms-export.parquet"
+    pq.write_table(pa.table({h: [r[i] if r[i] != "" else None for r in body] for i, h in enumerate(header)}), pq_path)
+    a, b = tmp_path / "a", tmp_path / "b"
+    pc_ = dcmon("import", str(path), "--config", FIX, "--data", str(a), "--rejects", str(tmp_path / "a.rej"), check=False)
+    pp = dcmon("import", str(pq_path), "--config", FIX, "--data", str(b), check=False)
+    assert pc_.returncode == pp.returncode == 3, pp.stderr
+    assert f"{n_good + n_bad} rows; {n_good} stored, 0 already stored, {n_bad} rejected" in pp.stdout
+    assert _stored(a, registry).equals(_stored(b, registry))
+    rej_csv = list(csv.DictReader(open(tmp_path / "a.rej", encoding="utf-8")))
+    rej_pq = list(csv.DictReader(open(str(pq_path) + ".rejects.csv", encoding="utf-8")))
+    import re
+    ahead = re.compile(r"is \d+ s in the future")   # seconds ahead of the import's own clock
+    assert [ahead.sub("…", r["reason"]) for r in rej_pq] == [ahead.sub("…", r["reason"]) for r in rej_csv]
+    assert [int(r["row"]) for r in rej_pq] == [int(r["line"]) - 1 for r in rej_csv]   # the CSV's line 1 is its header
+    again = dcmon("import", str(pq_path), "--config", FIX, "--data", str(b), check=False)
+    assert f"0 stored, {n_good} already stored" in again.stdout
+
+
+def test_generated_files_import_like_generating_into_the_store(registry, tmp_path):
+    """dcmon generate --out FILE.csv / FILE.parquet, imported, equals dcmon generate --data (meters, and
+    rack readings with status, function and design power for a rack-metered site)."""
+    span = ["--from", "2026-07-06", "--to", "2026-07-07", "--facility", "cd-boundary", "--facility", "cd-racks-it"]
+    direct = tmp_path / "direct"
+    out = dcmon("generate", "--config", FIX, "--data", str(direct), *span).stdout
+    assert "cd-boundary: " in out and "(target PUE 1.25)" in out
+    stores = []
+    for name in ("g.csv", "g.parquet"):
+        f = tmp_path / name
+        dcmon("generate", "--config", FIX, "--out", str(f), *span)
+        d = tmp_path / (name + ".data")
+        p = dcmon("import", str(f), "--config", FIX, "--data", str(d))
+        assert " 0 rejected" in p.stdout
+        stores.append(_stored(d, registry))
+    want = _stored(direct, registry)
+    assert stores[0].equals(stores[1])
+    assert stores[1].equals(want)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not a readable Parquet file"),
+    ("naive", "column ts is a timestamp without a time zone"),
+    ("columns", "missing column(s) facility_id"),
+])
+def test_bad_parquet_is_named_and_changes_nothing(tmp_path, content, message):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    f = tmp_path / "x.parquet"
+    if content is None:
+        f.write_bytes(b"PAR1 not really")
+    elif content == "naive":
+        pq.write_table(pa.table({"ts": pa.array([0], pa.timestamp("ms")), "facility_id": ["cd-east-01"],
+                                 "kind": ["meter"], "id": ["grid-a"], "energy_kwh": [1.0]}), f)
+    else:
+        pq.write_table(pa.table({"ts": [1], "kind": ["meter"], "id": ["grid-a"]}), f)
+    data = tmp_path / "d"
+    p = dcmon("import", str(f), "--config", FIX, "--data", str(data), check=False)
+    assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
+    assert not list(data.rglob("*.parquet"))

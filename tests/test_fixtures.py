@@ -378,3 +378,62 @@ def test_integer_splitting_is_exact():
     assert largest_remainder(0, np.array([1.0, 2.0])).tolist() == [0, 0]
     out = split_rows(np.array([7, 0, 100]), np.array([[1.0, 1.0], [1.0, 3.0], [0.0, 0.0]]))
     assert out.sum(axis=1).tolist() == [7, 0, 100] and (out >= 0).all()
+
+
+# --- the demo set and long ranges -----------------------------------------------------------
+
+def test_make_facilities_reproduces_the_demo_set(tmp_path):
+    from dcmon.fixtures import make_facilities as mod
+    by_id = {s.id: s for s in mod.SPECS + mod.DEMO_EXTRA}
+    for fid in mod.DEMO_IDS:
+        mod.write(by_id[fid], tmp_path)
+    demo_dir = FIXTURES / "demo" / "facilities"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(p.name for p in demo_dir.iterdir())
+    match, mismatch, errors = filecmp.cmpfiles(tmp_path, demo_dir, names, shallow=False)
+    assert not mismatch and not errors
+
+
+def test_demo_set_has_every_verdict():
+    """By the definitions, from the racks CSVs and the PUE targets (the demo adds a meter gap to
+    cd-meter-gap, so its PUE check is inconclusive although these figures pass)."""
+    reg = load_registry(FIXTURES / "demo")
+    fig = {fid: rack_figures(reg.get(fid).racks_path) for fid in reg.facilities}
+    outcome = {fid: meets_retrofit(f["standard_racks"], f["compute_share"], TARGETS[fid].pue)
+               for fid, f in fig.items() if reg.get(fid).kind == "cloud"}
+    assert {k for k, v in outcome.items() if v} == {"cd-east-01", "cd-line-racks", "bd-cloud-01", "cd-meter-gap"}
+    assert fig["cd-line-racks"]["standard_racks"] == 1000.0
+    assert fig["cd-line-share"]["compute_share"] == 0.70 and fig["cd-line-share"]["standard_racks"] >= 1000
+    assert TARGETS["cd-line-pue"].pue == 1.25 and fig["cd-line-pue"]["compute_share"] > 0.70
+    assert reg.get("bd-cloud-01").city == "baoding" and reg.get("cd-edge-01").kind == "edge"
+
+
+def test_generate_range_is_continuous_and_every_quarter_exact(registry):
+    """Across quarter bounds the counters run on (no drop, the bound's reading once), and each whole
+    quarter — and the range — hits the target PUE exactly, from the raw counters."""
+    from dcmon.fixtures.generate import generate_range
+    fac = registry.get("cd-boundary")
+    t = generate_range(fac, dt.date(2026, 5, 20), dt.date(2026, 10, 3), split_at=[dt.date(2026, 8, 15)],
+                       meter_interval_s=900)
+    df = t.to_pandas()
+    assert not df.duplicated(["kind", "source_id", "ts"]).any()
+    meters = df[df["kind"] == "meter"].sort_values(["source_id", "ts"])
+    for mid, g in meters.groupby("source_id"):
+        assert (g["energy_kwh"].diff().dropna() >= 0).all(), mid      # no reset, no wrap
+        assert (g["ts"].diff().dropna() == pd.Timedelta(minutes=15)).all(), mid
+    ids = {r: [m.id for m in fac.meters if m.role == r] for r in ("facility", "it")}
+
+    def energy(role, first, last):
+        s, e = pd.Timestamp(f"{first}T00:00+08:00"), pd.Timestamp(f"{last}T00:00+08:00") + pd.Timedelta(days=1)
+        m = meters[meters["source_id"].isin(ids[role])].set_index(["source_id", "ts"])["energy_kwh"]
+        return sum(m[(mid, e)] - m[(mid, s)] for mid in ids[role])
+    for first, last in (("2026-07-01", "2026-09-30"), ("2026-05-20", "2026-10-03"), ("2026-08-15", "2026-09-30")):
+        assert energy("facility", first, last) / energy("it", first, last) == 1.25, (first, last)
+    cut = generate_range(fac, dt.date(2026, 9, 29), dt.date(2026, 9, 30),
+                         until_ms=int(pd.Timestamp("2026-09-30T12:00+08:00").value // 10**6),
+                         silent=(("ups-1", int(pd.Timestamp("2026-09-29T06:00+08:00").value // 10**6),
+                                  int(pd.Timestamp("2026-09-29T12:00+08:00").value // 10**6)),))
+    c = cut.to_pandas()
+    assert c["ts"].max() < pd.Timestamp("2026-09-30T12:00+08:00")
+    ups = c[c["source_id"] == "ups-1"]["ts"]
+    assert not ups.between(pd.Timestamp("2026-09-29T06:00+08:00"), pd.Timestamp("2026-09-29T11:59+08:00")).any()
