@@ -66,10 +66,45 @@ REASON_TEXT = {"zh": {"not_eligible": "未满足全部申报条件", "not_in_for
                       "outside_application_window": "the retrofit was completed outside the application window"}}
 RACK_BASIS_TEXT = {"zh": {"standard": "标准机架（2.5 kW折算）", "physical": "物理机架"},
                    "en": {"standard": "standard racks (2.5 kW each)", "physical": "physical racks"}}
-SHARE_BASIS_TEXT = {"zh": {"design_power": "按在用机架设计功率", "rack_count": "按在用机架数", "it_energy": "按机架能耗",
-                           "compute_storage": "计算与存储机架设计功率"},
-                    "en": {"design_power": "by in-service design power", "rack_count": "by in-service rack count",
-                           "it_energy": "by rack energy", "compute_storage": "compute and storage design power"}}
+SHARE_BASIS_TEXT = {"zh": {"design_power": "在用计算机架设计功率 ÷ 全部在用机架设计功率",
+                           "rack_count": "在用计算机架数 ÷ 全部在用机架数（物理数量）",
+                           "it_energy": "计算机架实测耗电量 ÷ 全部机架实测耗电量",
+                           "compute_storage": "在用计算机架设计功率 ÷ 在用计算与存储机架设计功率"},
+                    "en": {"design_power": "design power of in-service compute racks ÷ design power of all in-service racks",
+                           "rack_count": "in-service compute racks ÷ all in-service racks (physical count)",
+                           "it_energy": "measured energy of compute racks ÷ measured energy of all racks",
+                           "compute_storage": "design power of in-service compute racks ÷ in-service compute and storage racks"}}
+INVENTORY_TEXT = {"zh": {"end_of_period": "统计期末的机架清单", "time_weighted": "按时间加权的机架清单"},
+                  "en": {"end_of_period": "rack inventory at the end of the period",
+                         "time_weighted": "time-weighted rack inventory"}}
+# how the figures are made, in words (the JSON's ``basis`` keeps the codes)
+METHOD_TEXT = {
+    "zh": {"pue": "统计期内总耗电量之和 ÷ IT设备耗电量之和（ISO/IEC 30134-2）",
+           "periods": "各数据中心所在时区的日历日（含首尾两日）",
+           "coverage": "相邻读数间隔不超过该电表最大允许间隔的时段占统计期的比例；PUE覆盖率取总耗电与IT耗电覆盖率中的较低者",
+           "decisions": "精确判定：能耗以毫瓦时整数计，设计功率与阈值按其十进制值，比值按分数比较，不受四舍五入影响",
+           "standard_rack": "Σ机架设计功率 ÷ 2.5 kW（不含已停用机架）",
+           "occupancy": "在用机架设计功率 ÷ 机架设计总功率",
+           "min_coverage": "数据覆盖率低于 {p} 的条件判定为数据不足"},
+    "en": {"pue": "ratio of sums: facility energy ÷ IT energy over the period (ISO/IEC 30134-2)",
+           "periods": "inclusive calendar days in each facility's time zone",
+           "coverage": "share of the period spanned by readings no further apart than each meter's maximum gap; "
+                       "PUE coverage is the lower of facility and IT energy coverage",
+           "decisions": "exact: energies in whole milliwatt-hours, design powers and thresholds at their decimal values, "
+                        "ratios compared as fractions, so no rounding can change a decision",
+           "standard_rack": "Σ rack design power ÷ 2.5 kW (decommissioned racks excluded)",
+           "occupancy": "design power in service ÷ total design power",
+           "min_coverage": "a check with data coverage below {p} is inconclusive"},
+}
+
+
+def pue_category_text(category, lang: str) -> str:
+    """A PUE category (1-3, or its text form) in words."""
+    try:
+        return term(PUE_CATEGORY_TEXT, lang, int(category))
+    except (TypeError, ValueError):
+        return "—" if category in (None, "") else str(category)
+
 
 # Metrics a check may name; "percent" ones are shares [0-1] shown as percentages, thresholds too.
 METRIC_TEXT = {

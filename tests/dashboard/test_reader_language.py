@@ -4,7 +4,6 @@ pages, no Chinese on the English ones (names and cited clauses excepted); URL st
 Every page is rendered in headless Chromium at 1366 px and 1600 px (screenshots in
 artifacts/screenshots/), and its visible text (HTML and chart SVG) is scanned.
 """
-import re
 import time
 
 import pytest
@@ -12,48 +11,9 @@ from conftest import SHOTS
 from dcmon.dashboard.app import create_app, display_page
 from dcmon.dashboard.pages import facility, overview, subsidy
 from dcmon.registry import load_registry
-
-from dcmon.terms import source_text
+from reader_text import bad_words, names_of
 
 WEEK = "from=2026-07-06&to=2026-07-12"
-# words a Chinese page may carry in Latin letters: units, standard abbreviations, the product name
-LATIN_OK = {"kWh", "kW", "PUE", "IT", "UPS", "PDU", "GB", "ID", "dcmon", "ms", "ISO", "IEC", "MQTT", "English", "KW",
-            "Prometheus", "PDF", "XLSX"}
-CJK = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff01-\uff5e]")
-
-
-def _names(registry) -> list[str]:
-    """Texts that are names (facilities, operators, districts, meters, racks, cited clauses): kept as written."""
-    import yaml
-    from importlib import resources
-    out = ["中文", "nope"]  # the language menu's own entry; the unknown id the test asks for
-    for f in registry.facilities.values():
-        out += [f.id, f.name, f.name_en or "", f.operator, f.district, *(m.id for m in f.meters),
-                *(m.name or "" for m in f.meters), *map(str, f.racks["rack_id"]), *map(str, f.racks["room"]),
-                *map(str, f.racks["row"])]
-    pol = resources.files("dcmon.config") / "policies"
-    for p in pol.iterdir():
-        if p.name.endswith(".yaml"):
-            doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-            out += [c.get("clause", "") for c in doc.get("checks") or []]
-            out += [c.get("clause", "") for c in doc.get("portfolio_checks") or []]
-            out += [(doc.get("subsidy") or {}).get("clause", ""), (doc.get("application_window") or {}).get("clause", ""),
-                    doc.get("source", ""), source_text(doc.get("source")), (doc.get("title") or {}).get("zh", ""), doc["id"]]
-    return sorted({n for n in out if n}, key=len, reverse=True)
-
-
-def bad_words(text: str, lang: str, names: list[str]) -> list[str]:
-    """Internal codes or English words on a Chinese page; Chinese on an English page (names removed)."""
-    for n in names:
-        text = text.replace(n, " ")
-    # setup hints name files, options and variables as they are typed (deploy/…, --prometheus-url, DCMON_…)
-    text = re.sub(r"\S*/\S*|--[a-z-]+|\b[A-Z][A-Z_]{3,}\b", " ", text)
-    if lang == "zh":
-        words = re.findall(r"[A-Za-z][A-Za-z_]+", text)
-        return [w for w in words if w not in LATIN_OK]
-    return CJK.findall(text) + re.findall(r"\b[a-z]+_[a-z_]+\b", text)
-
-
 PAGES = [("overview", "/?" + WEEK), ("facility", "/facility/cd-east-01?" + WEEK),
          ("facility-empty", "/facility/cd-east-01?period=2025Q1"), ("facility-racks", "/facility/cd-racks-it?" + WEEK),
          ("subsidy", "/subsidy/cd-east-01?" + WEEK),
@@ -96,7 +56,7 @@ def _wait(drv, css, timeout=90):
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_every_page_reads_in_its_language(week_store, serve, browser, lang):
     data, _, _ = week_store
-    names = _names(load_registry("fixtures"))
+    names = names_of(load_registry("fixtures"), extra=["nope"])
     base = serve(create_app("fixtures", data))
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems = {}
