@@ -20,8 +20,7 @@ def names_of(registry, extra=()) -> list[str]:
     from importlib import resources
     out = ["中文", *extra]  # the language menu's own entry
     for f in registry.facilities.values():
-        out += [f.id, f.name, f.name_en or "", f.operator, f.district, f.credit_code, getattr(f, "address", "") or "",
-                getattr(f, "contact", "") or "", *(m.id for m in f.meters),
+        out += [f.id, f.name, f.name_en or "", f.operator, f.district, f.credit_code, *map(str, (f.extra or {}).values()), *(m.id for m in f.meters),
                 *(m.name or "" for m in f.meters), *map(str, f.racks["rack_id"]), *map(str, f.racks["room"]),
                 *map(str, f.racks["row"])]
     pol = resources.files("dcmon.config") / "policies"
