@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_datetime
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
-from dcmon.terms import EVENT_TEXT, LANGS, LOCALES, METRIC_TEXT, _locale, num, pct, term  # noqa: F401 (re-exported)
+from dcmon.terms import EVENT_TEXT, LANGS, LOCALES, METRIC_TEXT, _locale, date_text, num, pct, term  # noqa: F401 (re-exported)
 
 BROWSER_LOCALES = {"zh": "zh-CN", "en": "en-GB"}  # Intl / BCP 47
 
@@ -103,13 +103,9 @@ def plotly_separators(lang: str) -> str:
     return get_decimal_symbol(_locale(lang)) + get_group_symbol(_locale(lang))
 
 
-def date(d: dt.date | str | None, lang: str) -> str:
+def date(d, lang: str) -> str:
     """A calendar date: 2026年7月6日 / 6 Jul 2026."""
-    if d is None:
-        return "—"
-    if isinstance(d, str):
-        d = dt.date.fromisoformat(d[:10])
-    return format_date(d, "medium", locale=_locale(lang))
+    return date_text(d, lang)
 
 
 def date_range(first, last, lang: str) -> str:

@@ -98,6 +98,23 @@ METHOD_TEXT = {
 }
 
 
+SOURCE_KIND_TEXT = {"zh": {"meter": "电表", "rack": "机架"}, "en": {"meter": "meter", "rack": "rack"}}
+METER_METHOD_TEXT = {"zh": {"counter": "电能计数器差值", "power": "功率积分", "none": "无读数"},
+                     "en": {"counter": "energy counter difference", "power": "power integration", "none": "no readings"}}
+
+
+def date_text(d, lang: str) -> str:
+    """A calendar date: 2026年7月6日 / 6 Jul 2026 (Babel, CLDR)."""
+    import datetime as dt
+
+    from babel.dates import format_date
+    if d in (None, ""):
+        return "—"
+    if isinstance(d, str):
+        d = dt.date.fromisoformat(d[:10])
+    return format_date(d, "medium", locale=_locale(lang))
+
+
 def pue_category_text(category, lang: str) -> str:
     """A PUE category (1-3, or its text form) in words."""
     try:
@@ -386,3 +403,36 @@ def steps_text(estimate: dict | None, lang: str) -> list[str]:
             out.append(f"{per} × {n} = {gross}；总额上限 {cap} → {total}" if lang == "zh"
                        else f"{per} × {n} = {gross}; capped at {cap} → {total}")
     return out
+
+
+def margin_cell(check: dict, lang: str) -> str:
+    """A check's signed distance from the threshold (positive on the passing side; shares in
+    percentage points) and, in words, what it means to act on."""
+    if check.get("margin") is None:
+        return "—"
+    m = check["margin"]
+    if check["metric"] in PERCENT_METRICS:
+        head = ("+" if m >= 0 else "−") + num(abs(m) * 100, lang, 1) + ("个百分点" if lang == "zh" else " points")
+    else:
+        nd = {"pue": 3, "physical_racks": 0, "annual_terminals_served": 0}.get(check["metric"], 1)
+        head = ("+" if m >= 0 else "−") + num(abs(m), lang, nd)
+    detail = margin_text(check.get("margin_detail"), lang)
+    if not detail:
+        return head
+    return f"{head}（{detail}）" if lang == "zh" else f"{head} ({detail})"
+
+
+def window_text(window: dict | None, lang: str) -> str:
+    """The application window of a measure against the retrofit completion date, in words."""
+    if not window:
+        return ""
+    lo, hi = date_text(window["completion_from"], lang), date_text(window["completion_to"], lang)
+    if window.get("inside") is None:
+        return (f"未提供改造完成日期，无法核对申报时间窗（{lo} 至 {hi}）" if lang == "zh"
+                else f"retrofit completion date not given: the application window {lo} to {hi} cannot be checked")
+    done = date_text(window.get("completed"), lang)
+    if window["inside"]:
+        return (f"改造完成日期 {done} 在申报时间窗（{lo} 至 {hi}）内" if lang == "zh"
+                else f"retrofit completed {done}, inside the application window {lo} to {hi}")
+    return (f"改造完成日期 {done} 不在申报时间窗（{lo} 至 {hi}）内" if lang == "zh"
+            else f"retrofit completed {done}, outside the application window {lo} to {hi}")

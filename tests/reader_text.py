@@ -36,14 +36,20 @@ def names_of(registry, extra=()) -> list[str]:
 
 def bad_words(text: str, lang: str, names: list[str]) -> list[str]:
     """Internal codes or English words on a Chinese page; Chinese on an English page (names removed)."""
+    if lang != "zh":
+        # layout (PDF columns, wrapped cells) may break a name anywhere: compare without white space
+        text = re.sub(r"\s+", "", text)
+        names = [re.sub(r"\s+", "", n) for n in names]
     for n in names:
         text = text.replace(n, " ")
     # setup hints name files, options and variables as they are typed (deploy/…, --prometheus-url, DCMON_…);
     # digests and versions are not words
     text = re.sub(r"\S*/\S*|--[a-z-]+|\b[A-Z][A-Z_]{3,}\b|\b[0-9a-f]{16,}\b|\b\d+\.\d+\.\d+\S*", " ", text)
     if lang == "zh":
+        text = re.sub(r"dcmon [a-z]+", " ", text)  # a command as it is typed
         words = re.findall(r"[A-Za-z][A-Za-z_]+", text)
-        return [w for w in words if w not in LATIN_OK]
+        # a digest wrapped across lines leaves short hex fragments, not words
+        return [w for w in words if w not in LATIN_OK and not re.fullmatch(r"[a-f]{1,4}", w)]
     return CJK.findall(text) + re.findall(r"\b[a-z]+_[a-z_]+\b", text)
 
 

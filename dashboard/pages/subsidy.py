@@ -21,7 +21,7 @@ from dcmon.terms import (
     NOT_IN_FORCE,
     REASON_TEXT,
     UPPER_BOUND,
-    margin_text,
+    margin_cell,
     metric_name,
     money,
     num,
@@ -56,26 +56,13 @@ def layout(facility_id: str, lang: str, url_period: dict, profile: str | None) -
     ])
 
 
-def _margin(c: dict, lang: str) -> str:
-    """The signed distance from the threshold (positive on the passing side) and what it means to act on."""
-    if c.get("margin") is None:
-        return "—"
-    if c["metric"] in ("compute_share", "occupancy_rate"):
-        head = ("+" if c["margin"] >= 0 else "−") + num(abs(c["margin"]) * 100, lang, 1) + ("个百分点" if lang == "zh" else " points")
-    else:
-        nd = {"pue": 3, "physical_racks": 0, "annual_terminals_served": 0}.get(c["metric"], 1)
-        head = ("+" if c["margin"] >= 0 else "−") + num(abs(c["margin"]), lang, nd)
-    detail = margin_text(c.get("margin_detail"), lang)
-    return f"{head}（{detail}）" if detail and lang == "zh" else f"{head} ({detail})" if detail else head
-
-
 def check_rows(profile_result: dict, lang: str) -> list[dict]:
     rows = []
     for c in profile_result["checks"]:
         reason = reason_text(c, lang)
         rows.append({"check": metric_name(c["metric"], lang), "metric": c["metric"], "value": value_text(c, lang),
                      "threshold": threshold_text(c["metric"], c["op"], c["threshold"], lang),
-                     "margin": _margin(c, lang),
+                     "margin": margin_cell(c, lang),
                      "result": result_text(c, lang) + (f"：{reason}" if reason and lang == "zh" else f": {reason}" if reason else ""),
                      "status": c["status"], "clause": c["clause"]})
     return rows

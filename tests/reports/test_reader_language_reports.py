@@ -21,7 +21,7 @@ def _pdf_text(data: bytes, name: str) -> str:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
     path.write_bytes(data)
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
