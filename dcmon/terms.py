@@ -52,7 +52,7 @@ RACK_FUNCTION_TEXT = {"zh": {"compute": "计算", "storage": "存储", "network"
 RACK_STATUS_TEXT = {"zh": {"in_service": "在用", "vacant": "空置", "reserved": "预留", "decommissioned": "已停用"},
                     "en": {"in_service": "in service", "vacant": "vacant", "reserved": "reserved",
                            "decommissioned": "decommissioned"}}
-EVENT_TEXT = {"zh": {"reset": "计数器复位", "rollover": "计数器翻转", "noise_dip": "读数小幅回落（噪声）", "gap": "数据缺口",
+EVENT_TEXT = {"zh": {"reset": "计数器重置", "rollover": "计数器翻转", "noise_dip": "读数小幅回落（噪声）", "gap": "数据缺口",
                      "late": "迟到读数", "rejected": "拒收报文", "silent": "电表静默"},
               "en": {"reset": "counter reset", "rollover": "counter rollover", "noise_dip": "small dip (meter noise)",
                      "gap": "data gap", "late": "late reading", "rejected": "rejected payload", "silent": "meter silent"}}
