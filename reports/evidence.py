@@ -61,7 +61,7 @@ T = {
         "pue_label": "PUE性质", "total": "合计", "interim_note": "评估期不足12个月，PUE为阶段值。",
         "none": "无", "generated": "生成时间", "physical": "物理机架", "in_service": "在用机架", "chart": "月度PUE（柱）与阈值（线）",
         "reset": "计数器重置", "rollover": "计数器翻转", "noise_dip": "噪声回落", "gap": "数据缺口",
-        "subsidy_total": "补贴金额（元）", "not_eligible_sub": "未满足全部条件，以下为满足条件时的测算：",
+        "subsidy_total": "补贴金额", "not_eligible_sub": "未满足全部条件，以下为满足条件时的测算：",
     },
     "en": {
         "title": "Retrofit subsidy evidence report", "identity": "1. Applicant and facility", "window": "2. Evaluation window",
@@ -91,7 +91,7 @@ T = {
         "pue_label": "PUE label", "total": "Total", "interim_note": "The period is shorter than 12 months: the PUE is an interim figure.",
         "none": "none", "generated": "Generated", "physical": "Physical racks", "in_service": "In-service racks",
         "chart": "Monthly PUE (bars) and threshold (line)", "reset": "counter reset", "rollover": "counter rollover",
-        "noise_dip": "noise dip", "gap": "gap", "subsidy_total": "Subsidy (CNY)",
+        "noise_dip": "noise dip", "gap": "gap", "subsidy_total": "Subsidy",
         "not_eligible_sub": "Not every condition is met; the computation below shows the amount if they were:",
     },
 }
