@@ -417,7 +417,9 @@ def reproduce(registry, store, summary: dict) -> tuple[bytes, dict, dict]:
     o = summary["options"]
     options = Options(rack_basis=o["rack_basis"], compute_share_reading=o["compute_share_reading"],
                       inventory=o["inventory"], min_coverage=o["min_coverage"], bins="month")
-    period = Period(parse_date(summary["period"]["from"]), parse_date(summary["period"]["to"]))
+    # the issued label too (2025, 2026Q3): the summary compares it
+    period = Period(parse_date(summary["period"]["from"]), parse_date(summary["period"]["to"]),
+                    summary["period"].get("label") or "")
     doc, new, result = render_html(registry, store, summary["facility_id"], period, profile=summary["profile"],
                                    lang=summary["lang"], options=options, fmt=summary["format"], issued=summary)
     if summary["format"] == "html":

@@ -485,7 +485,7 @@ def verify_export(path, registry, store) -> tuple[bool, list[str]]:
     o = m["options"]
     options = Options(rack_basis=o["rack_basis"], compute_share_reading=o["compute_share_reading"],
                       inventory=o["inventory"], min_coverage=o["min_coverage"])
-    period = Period(parse_date(m["period"]["from"]), parse_date(m["period"]["to"]))
+    period = Period(parse_date(m["period"]["from"]), parse_date(m["period"]["to"]), m["period"].get("label") or "")
     f = m.get("filters", {})
     result = select(registry, store, period, district=f.get("district"), city=f.get("city"),
                     include_all=bool(f.get("all")), options=options)
