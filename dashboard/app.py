@@ -23,7 +23,7 @@ from dash import ClientsideFunction, Dash, Input, Output, dcc, html
 from dcmon.dashboard import alerts, common, security
 from dcmon.dashboard.auth import LOCAL_USER, UsersFile
 from dcmon.dashboard.data import Loader
-from dcmon.dashboard.i18n import quarter_label, t
+from dcmon.dashboard.i18n import LANGS, quarter_label, t
 from dcmon.dashboard.pages import facility, overview, subsidy
 
 from dcmon.errors import InputError
@@ -167,6 +167,16 @@ LOGIN_ERRORS = {   # (Chinese, English)
 }
 
 
+def period_page(args) -> str:
+    """A page (not a command-line error) for a malformed period in the address, in the URL's language."""
+    lang = args.get("lang") if args.get("lang") in LANGS else "zh"
+    asked = escape(args.get("period") or f"{args.get('from', '')} — {args.get('to', '')}")
+    sep = "：" if lang == "zh" else ": "
+    return (f"<!doctype html><html lang=\"{'zh-CN' if lang == 'zh' else 'en'}\"><meta charset=\"utf-8\"><title>dcmon</title>"
+            f"<p id=\"error\">{t(lang, 'bad_period')}{sep}{asked}</p><p>{t(lang, 'bad_period_hint')}</p>"
+            f"<p><a href=\"/\">{t(lang, 'back')}</a></p></html>")
+
+
 def login_page(error: str = "", status: int = 200, **kw):
     msg = ""
     if error:
@@ -199,6 +209,8 @@ def _routes(server: flask.Flask, csp: str, secure_cookies: bool):
                 return flask.redirect("/login")
         if flask.request.method in ("GET", "HEAD") and not path.startswith(security.PUBLIC_PREFIXES):
             problem = security.query_problem(path, flask.request.args, server.config["DCMON_PROFILES"])
+            if problem and problem.startswith("bad period") and not path.startswith(("/download/", "/_dash-")):
+                return period_page(flask.request.args), 400   # a person typed or followed it: say it in words
             if problem:
                 return flask.Response(problem, status=400, mimetype="text/plain")
         return None

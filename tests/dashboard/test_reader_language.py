@@ -50,7 +50,8 @@ def _wait(drv, css, timeout=90):
             time.sleep(1.5)  # the page's other callbacks settle
             return
         time.sleep(0.3)
-    raise AssertionError(f"{css!r} never appeared")
+    drv.save_screenshot(str(SHOTS / "reader-language-timeout.png"))
+    raise AssertionError(f"{css!r} never appeared at {drv.current_url}; page text {_visible_text(drv)[:400]!r}")
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
