@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import run  # noqa: E402
-from bench_reports import write_config  # noqa: E402
+from bench_reports import FULL, SMOKE, write_config  # noqa: E402
 
 YEAR = 2026
 LIMIT = 1.5
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     want = {"from": period.first_day.isoformat(), "to": period.last_day.isoformat()}
     if not marker.exists() or json.loads(marker.read_text()) != want:
         shutil.rmtree(out, ignore_errors=True)
-        write_config(cfg, 0)  # only the 10 000-rack facility
+        write_config(cfg, 0, (SMOKE if a.smoke else FULL)["hyper_racks"])  # only the large facility
         generate(cfg, data, period)
         marker.write_text(json.dumps(want))
     keys = Path(tempfile.mkdtemp(prefix="dcmon-bench-keys-"))  # outside the work tree, as keys must be

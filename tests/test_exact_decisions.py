@@ -455,14 +455,14 @@ def test_export_says_which_measures_are_not_in_force(registry, week_store):
     data, _, result = build_export(registry, store, Period(dt.date(2026, 7, 6), dt.date(2026, 7, 12)), fmt="csv",
                                    lang="zh", city="chengdu")
     header = data.decode("utf-8-sig").splitlines()[0]
-    assert "政策：chengdu-2023-cloud-retrofit（该政策在此期间不在有效期内）" in header
-    assert "政策：chengdu-hub-2025," in header + ","          # no dates: nothing said
+    assert "政策：成都市云计算中心提档升级一次性改造补贴（该政策在此期间不在有效期内）" in header
+    assert "政策：成都市全国一体化算力网络枢纽节点建设目标（2025）," in header + ","   # no dates: nothing said
     city = [c for c in result["portfolio"]["checks"] if c["scope"] == "city"]
     assert city and all(c["facilities"] == sum(f.city == "chengdu" for f in registry.select(None)) for c in city)
 
 
 @pytest.mark.parametrize("lang, notice, not_due", [("zh", "该政策在此期间不在有效期内", "无应付金额"),
-                                                   ("en", "Measure not in force for this period", "No amount is due")])
+                                                   ("en", "measure not in force for this period", "no amount due")])
 def test_evidence_says_not_in_force_and_no_amount_due(registry, week_store, lang, notice, not_due):
     from dcmon.reports.evidence import render_html
     _, store, _ = week_store
