@@ -23,7 +23,7 @@ from dash import ClientsideFunction, Dash, Input, Output, dcc, html
 from dcmon.dashboard import alerts, common, security
 from dcmon.dashboard.auth import LOCAL_USER, UsersFile
 from dcmon.dashboard.data import Loader
-from dcmon.dashboard.i18n import quarter_label, t
+from dcmon.dashboard.i18n import LANGS, quarter_label, t
 from dcmon.dashboard.pages import facility, overview, subsidy
 
 from dcmon.errors import InputError
@@ -79,7 +79,7 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
     # first app only, and a process may serve several apps (tests, demo). Each page module
     # keeps its callbacks as module-level functions and wires them here.
     app.callback(*ROUTER)(display_page)
-    app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="periodChoice"), *PERIOD_CHOICE)
+    app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="urlState"), *URL_STATE)
     for page in (overview, facility, subsidy, alerts):
         page.register(app)
     _routes(server, security.content_security_policy(app.csp_hashes()), secure_cookies)
@@ -88,15 +88,14 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
 
 def layout():
     return html.Div([
-        dcc.Location(id="url"),
+        dcc.Location(id="url", refresh="callback-nav"),
         dcc.Store(id="period-choice"),
         html.Div([
             dcc.Link(html.B("dcmon"), href="/", id="home"),
             dcc.Dropdown(id="period", value=None, clearable=False, searchable=False, style={"width": "160px"}),
-            html.Div(dcc.DatePickerRange(id="range", display_format="YYYY-MM-DD", clearable=True), style={"width": "300px"}),
+            html.Div(dcc.DatePickerRange(id="range", display_format="YYYY年M月D日", clearable=True), style={"width": "330px"}),
             dcc.Dropdown(id="lang", options=[{"label": "中文", "value": "zh"}, {"label": "English", "value": "en"}],
-                         value=None, clearable=False, searchable=False, placeholder="中文", style={"width": "110px"},
-                         persistence=True, persistence_type="local"),
+                         value=None, clearable=False, searchable=False, style={"width": "110px"}),
             html.Form([dcc.Input(type="hidden", name="csrf_token", value=security.csrf_token(), id="logout-csrf"),
                        html.Button(id="logout", type="submit", className="logout")],
                       id="logout-form", method="post", action="/logout"),
@@ -107,44 +106,48 @@ def layout():
 
 ROUTER = (Output("page", "children"), Output("logout", "children"), Output("period", "options"),
           Output("period", "placeholder"), Output("range", "start_date_placeholder_text"),
-          Output("range", "end_date_placeholder_text"), Output("logout-form", "style"),
-          Input("url", "pathname"), Input("url", "search"), Input("lang", "value"))
-PERIOD_CHOICE = (Output("period-choice", "data"), Output("period", "value"), Output("range", "start_date"),
-                 Output("range", "end_date"),
-                 Input("period", "value"), Input("range", "start_date"), Input("range", "end_date"))
+          Output("range", "end_date_placeholder_text"), Output("range", "display_format"), Output("logout-form", "style"),
+          Input("url", "pathname"), Input("url", "search"))
+# the controls and the URL are one state (assets/period.js): one callback both ways
+URL_STATE = (Output("url", "search"), Output("period", "value"), Output("range", "start_date"),
+             Output("range", "end_date"), Output("lang", "value"),
+             Input("url", "search"), Input("period", "value"), Input("range", "start_date"), Input("range", "end_date"),
+             Input("lang", "value"))
 
 
 HIDDEN = {"display": "none"}
 
 
-def display_page(pathname, search, lang_value):
+def display_page(pathname, search, lang_value=None):
     """The router: the empty page for the URL in the chosen language; the page's callbacks fill it.
 
     The user is checked here too, so a page the user may not see is not even laid out.
     """
     lang = common.lang_of(lang_value, search)
     user = common.current_user()
-    options = common.period_options(lang)
     url_period = common.url_period(search)
+    options = common.period_options(lang, url_period.get("period"))
     placeholder = (quarter_label(url_period["period"], lang) if url_period.get("period") else
                    t(lang, "custom") if url_period.get("from") else quarter_label(common.default_quarter(), lang))
-    dates = (t(lang, "start_date"), t(lang, "end_date"))
+    dates = (t(lang, "start_date"), t(lang, "end_date"), "YYYY年M月D日" if lang == "zh" else "D MMM YYYY")
     if user is None:
         return html.Div(html.A(t(lang, "login"), href="/login")), "", options, placeholder, *dates, HIDDEN
     ld = common.loader()
     path = (pathname or "/").rstrip("/") or "/"
     parts = path.strip("/").split("/")
     if path == "/":
-        page = overview.layout(lang, url_period)
+        page = overview.layout(lang, url_period, common.query(search).get("profile"))
     elif len(parts) == 2 and parts[0] in ("facility", "subsidy"):
-        if not common.may_see(ld.registry, user, parts[1]):
+        if parts[1] not in ld.registry.facilities:
+            page = common.not_found(lang, parts[1])
+        elif not common.may_see(ld.registry, user, parts[1]):
             page = common.forbidden(lang)
         elif parts[0] == "facility":
             page = facility.layout(parts[1], lang, url_period)
         else:
             page = subsidy.layout(parts[1], lang, url_period, common.query(search).get("profile"))
     else:
-        page = html.H3(t(lang, "not_found"), id="not-found")
+        page = common.not_found(lang)
     local = user.name == LOCAL_USER
     return page, ("" if local else t(lang, "logout")), options, placeholder, *dates, (HIDDEN if local else {})
 
@@ -162,6 +165,16 @@ LOGIN_ERRORS = {   # (Chinese, English)
     "locked": ("登录失败次数过多，该用户或地址已暂时锁定，请 {m} 分钟后再试。",
                "Too many failed logins: this user or address is locked; try again in {m} minutes."),
 }
+
+
+def period_page(args) -> str:
+    """A page (not a command-line error) for a malformed period in the address, in the URL's language."""
+    lang = args.get("lang") if args.get("lang") in LANGS else "zh"
+    asked = escape(args.get("period") or f"{args.get('from', '')} — {args.get('to', '')}")
+    sep = "：" if lang == "zh" else ": "
+    return (f"<!doctype html><html lang=\"{'zh-CN' if lang == 'zh' else 'en'}\"><meta charset=\"utf-8\"><title>dcmon</title>"
+            f"<p id=\"error\">{t(lang, 'bad_period')}{sep}{asked}</p><p>{t(lang, 'bad_period_hint')}</p>"
+            f"<p><a href=\"/\">{t(lang, 'back')}</a></p></html>")
 
 
 def login_page(error: str = "", status: int = 200, **kw):
@@ -196,6 +209,8 @@ def _routes(server: flask.Flask, csp: str, secure_cookies: bool):
                 return flask.redirect("/login")
         if flask.request.method in ("GET", "HEAD") and not path.startswith(security.PUBLIC_PREFIXES):
             problem = security.query_problem(path, flask.request.args, server.config["DCMON_PROFILES"])
+            if problem and problem.startswith("bad period") and not path.startswith(("/download/", "/_dash-")):
+                return period_page(flask.request.args), 400   # a person typed or followed it: say it in words
             if problem:
                 return flask.Response(problem, status=400, mimetype="text/plain")
         return None

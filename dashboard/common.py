@@ -7,7 +7,8 @@ or ``?from=2026-07-01&to=2026-07-31``), and otherwise the current quarter in Chi
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import parse_qs
+import re
+from urllib.parse import parse_qs, urlencode
 
 import flask
 from dash import dcc, html
@@ -69,8 +70,16 @@ def period_choices(today: dt.date | None = None) -> list[str]:
     return out + [str(today.year), str(today.year - 1)]
 
 
-def period_options(lang: str) -> list[dict]:
-    return [{"label": quarter_label(c, lang), "value": c} for c in period_choices()]
+PERIOD_RE = re.compile(r"\d{4}(Q[1-4])?")
+
+
+def period_options(lang: str, asked: str | None = None) -> list[dict]:
+    """The dropdown's periods; a well-formed period from the URL is added when it is not among them."""
+    choices = period_choices()
+    asked = (asked or "").upper()
+    if PERIOD_RE.fullmatch(asked) and asked not in choices:
+        choices = [asked, *choices]
+    return [{"label": quarter_label(c, lang), "value": c} for c in choices]
 
 
 def query(search: str | None) -> dict[str, str]:
@@ -123,6 +132,29 @@ def computed_note(computed_at: dt.datetime, lang: str) -> str:
 
 def period_heading(period_json: dict, lang: str) -> str:
     return f"{date(period_json['from'], lang)} — {date(period_json['to'], lang)}"
+
+
+def state_query(lang: str, url_period: dict | None, **extra) -> str:
+    """The query string that keeps a view's language and period across a link (``?period=…&lang=…``)."""
+    q = {**(url_period or {}), **({"lang": lang} if lang != "zh" else {}), **{k: v for k, v in extra.items() if v}}
+    return ("?" + urlencode(q)) if q else ""
+
+
+def not_found(lang: str, facility_id: str | None = None) -> html.Div:
+    """A 404-like page: the facility (or page) does not exist, as opposed to not being allowed."""
+    head = t(lang, "facility_not_found") if facility_id else t(lang, "not_found")
+    return html.Div([html.H3(head + (f"：{facility_id}" if lang == "zh" and facility_id else
+                                     f": {facility_id}" if facility_id else ""), id="not-found"),
+                     html.P(t(lang, "not_found_hint")), dcc.Link(t(lang, "back"), href="/" + state_query(lang, None))])
+
+
+def period_error(lang: str, url_period: dict | None) -> html.Div:
+    """The URL's period is not a period: say which value and what a period looks like."""
+    u = url_period or {}
+    asked = u.get("period") or f"{u.get('from', '')} — {u.get('to', '')}"
+    return html.Div([html.P(f"{t(lang, 'bad_period')}{'：' if lang == 'zh' else ': '}{asked}", id="error",
+                            className="error"),
+                     html.P(t(lang, "bad_period_hint"), className="note")])
 
 
 def forbidden(lang: str) -> html.Div:

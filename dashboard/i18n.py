@@ -7,15 +7,13 @@ and filtering still work on the numbers themselves.
 from __future__ import annotations
 
 import datetime as dt
-import math
-from functools import cache
+import re
 
-from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_datetime
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
-LANGS = ("zh", "en")
-LOCALES = {"zh": "zh_CN", "en": "en_GB"}          # Babel
+from dcmon.terms import EVENT_TEXT, LANGS, LOCALES, METRIC_TEXT, _locale, date_text, num, pct, term  # noqa: F401 (re-exported)
+
 BROWSER_LOCALES = {"zh": "zh-CN", "en": "en-GB"}  # Intl / BCP 47
 
 TEXT = {
@@ -40,11 +38,17 @@ TEXT = {
         "msg_s": "消息/秒", "readings": "条读数", "readings_s": "读数/秒", "rejected": "拒收", "queue": "队列", "ack_lag": "确认延迟",
         "meters": "电表", "last_reading": "最新读数", "silent": "静默", "ok": "正常", "role": "角色", "name": "名称",
         "local_time": "当地时间", "pue_label": "PUE 口径", "refreshing": "数据每10秒自动刷新",
-        "evt_reset": "计数器复位", "evt_rollover": "计数器翻转", "evt_noise_dip": "读数小幅回落（噪声）",
-        "evt_implausible_step": "不可能的计数跳变（未计入电量）", "evt_new_baseline": "计数器新基准（换表）",
-        "evt_gap": "数据缺口", "evt_late": "迟到读数", "evt_rejected": "拒收报文", "evt_silent": "电表静默",
         "hours": "小时", "kwh": "kWh", "not_found": "页面不存在", "bad_period": "统计期无效", "n_facilities": "{n} 个数据中心", "it_from": "IT能耗来源",
         "it_from_meters": "IT电表", "it_from_racks": "机架计量汇总", "start_date": "开始日期", "end_date": "结束日期",
+        "facility_not_found": "未找到该数据中心", "not_found_hint": "请检查网址中的数据中心编号，或从总览中选择。",
+        "low_coverage": "数据覆盖率低，数值仅供参考", "no_data_period": "所选统计期内没有读数",
+        "no_data_no_pue": "没有IT能耗读数，无法计算PUE", "no_data_roles": "所选统计期内没有电表读数",
+        "no_data_live": "近15分钟没有读数", "no_racks": "该数据中心未登记机架", "threshold_of": "阈值（{p}）",
+        "targets": "城市目标", "total": "累计", "avg_rate": "启动以来平均", "accepted": "本数据中心已接收读数",
+        "messages": "消息", "readings": "读数", "verdict": "综合判定", "steps": "测算步骤", "reason": "说明",
+        "report_only": "仅报告的标记", "raised": "已触发", "not_raised": "未触发", "source_text": "政策依据",
+        "bad_period_hint": "统计期应为季度（如 2026Q3）、年份（如 2026）或起止日期。", "pue_axis": "PUE",
+        "operator": "运营单位", "facility_id": "编号",
     },
     "en": {
         "app": "dcmon data-centre energy and rack compliance", "overview": "Overview", "facility": "Facility",
@@ -71,13 +75,21 @@ TEXT = {
         "readings": "readings", "readings_s": "readings/s", "rejected": "rejected", "queue": "queue", "ack_lag": "ack lag", "meters": "Meters",
         "last_reading": "Last reading", "silent": "silent", "ok": "ok", "role": "Role", "name": "Name",
         "local_time": "local time", "pue_label": "PUE basis", "refreshing": "updates every 10 s",
-        "evt_reset": "counter reset", "evt_rollover": "counter rollover", "evt_noise_dip": "small dip (meter noise)",
-        "evt_implausible_step": "impossible counter step (not counted)", "evt_new_baseline": "counter new baseline (meter replaced)",
-        "evt_gap": "data gap", "evt_late": "late reading", "evt_rejected": "rejected payload",
-        "evt_silent": "meter silent", "hours": "h", "kwh": "kWh", "not_found": "no such page",
+        "hours": "h", "kwh": "kWh", "not_found": "no such page",
         "bad_period": "invalid period", "n_facilities": "{n} facilities", "it_from": "IT energy from",
         "it_from_meters": "IT meters", "it_from_racks": "sum of rack meters", "start_date": "Start date",
-        "end_date": "End date",
+        "end_date": "End date", "facility_not_found": "No such facility",
+        "not_found_hint": "Check the facility id in the address, or choose one from the overview.",
+        "low_coverage": "low data coverage: figure for reference only", "no_data_period": "no readings in the chosen period",
+        "no_data_no_pue": "no IT energy readings: PUE cannot be computed",
+        "no_data_roles": "no meter readings in the chosen period", "no_data_live": "no readings in the last 15 minutes",
+        "no_racks": "no racks registered for this facility", "threshold_of": "threshold ({p})",
+        "targets": "City targets", "total": "total", "avg_rate": "average since start",
+        "accepted": "readings accepted for this facility", "messages": "messages", "readings": "readings",
+        "verdict": "Overall", "steps": "Steps", "reason": "Note", "report_only": "Report-only flags", "raised": "raised",
+        "not_raised": "not raised", "source_text": "Source", "pue_axis": "PUE",
+        "bad_period_hint": "A period is a quarter (2026Q3), a year (2026) or a date range.",
+        "operator": "Operator", "facility_id": "ID",
     },
 }
 
@@ -86,53 +98,14 @@ def t(lang: str, key: str) -> str:
     return TEXT.get(lang, TEXT["zh"]).get(key, key)
 
 
-def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
-@cache
-def _locale(lang: str) -> Locale:
-    return Locale.parse(LOCALES.get(lang, "zh_CN"))
-
-
-@cache
-def _number_signs(lang: str) -> dict | None:
-    """The language's decimal and grouping signs (CLDR, through Babel); None when they are ``.`` and ``,``."""
-    dec, grp = get_decimal_symbol(_locale(lang)), get_group_symbol(_locale(lang))
-    return None if (dec, grp) == (".", ",") else str.maketrans({".": dec, ",": grp})
-
-
-def num(x, lang: str, nd: int = 1) -> str:
-    """A number with the language's grouping and decimal signs, ``nd`` decimals; — when missing.
-
-    Fast enough for a 10 000-rack floor map: Python formats, the CLDR signs are swapped in.
-    """
-    if _missing(x):
-        return "—"
-    text = f"{x:,.{nd}f}"
-    signs = _number_signs(lang)
-    return text.translate(signs) if signs else text
-
-
-def pct(x, lang: str, nd: int = 1) -> str:
-    """A share [-] as a percentage in the language's format; — when missing."""
-    if _missing(x):
-        return "—"
-    return num(x * 100, lang, nd) + "%"
-
-
 def plotly_separators(lang: str) -> str:
     """Plotly's ``layout.separators`` (decimal sign, then grouping sign) for the language."""
     return get_decimal_symbol(_locale(lang)) + get_group_symbol(_locale(lang))
 
 
-def date(d: dt.date | str | None, lang: str) -> str:
+def date(d, lang: str) -> str:
     """A calendar date: 2026年7月6日 / 6 Jul 2026."""
-    if d is None:
-        return "—"
-    if isinstance(d, str):
-        d = dt.date.fromisoformat(d[:10])
-    return format_date(d, "medium", locale=_locale(lang))
+    return date_text(d, lang)
 
 
 def date_range(first, last, lang: str) -> str:
@@ -151,6 +124,8 @@ def timestamp(ms: int | None, tz: str, lang: str) -> str:
 def quarter_label(value: str, lang: str) -> str:
     """2026Q3 → 2026年第3季度 / 2026 Q3; 2026 → 2026年 / 2026."""
     v = value.upper()
+    if not re.fullmatch(r"\d{4}(Q[1-4])?", v):
+        return value  # not a period: shown as given (the page says why)
     if "Q" in v:
         y, q = v.split("Q")
         return f"{y}年第{q}季度" if lang == "zh" else f"{y} Q{q}"
@@ -163,24 +138,13 @@ def badge_text(status, lang: str) -> str:
     return f"{mark} {t(lang, key)}"
 
 
-METRICS = {
-    "zh": {"pue": "PUE", "racks": "标准机架数", "physical_racks": "物理机架数", "compute_share": "计算功能占比",
-           "occupancy_rate": "上架率", "annual_terminals_served": "年服务终端数",
-           "avg_design_power_per_rack_kw": "单机架平均设计功率 kW"},
-    "en": {"pue": "PUE", "racks": "standard racks", "physical_racks": "physical racks", "compute_share": "compute share",
-           "occupancy_rate": "occupancy", "annual_terminals_served": "terminals served a year",
-           "avg_design_power_per_rack_kw": "average design power per rack kW"},
-}
-
-
 def metric_text(metric: str, lang: str) -> str:
-    """A policy metric's name in the language, with its code: 标准机架数 (racks)."""
-    label = METRICS.get(lang, METRICS["zh"]).get(metric)
-    return f"{label} ({metric})" if label and label != metric else metric
+    """A policy metric's name in the language: 标准机架数."""
+    return term(METRIC_TEXT, lang, metric)
 
 
 def event_text(event: str, lang: str) -> str:
-    return t(lang, f"evt_{event}") if f"evt_{event}" in TEXT["en"] else event
+    return term(EVENT_TEXT, lang, event)
 
 
 # AG Grid's own strings (filter menus, paging) in Chinese; English is its default.

@@ -486,31 +486,31 @@ def _metric_coverage(fig: dict, metric: str, options: Options) -> float | None:
 
 
 def _margin_detail(fig: dict, metric: str, op: str, threshold: float, options: Options) -> dict | None:
-    """The margin in units a manager acts on."""
+    """The margin in units a manager acts on, as data: ``kind``, ``value`` (≥ 0), ``unit`` and
+    ``direction`` (``short``: that much is missing; ``surplus``: that much to spare).
+    ``dcmon.terms.margin_text`` puts it into words."""
+    def out(kind, need, unit, **extra):
+        # at exactly the threshold a strict operator (< >) still needs "more than 0"
+        short = need > 0 or (need == 0 and op in ("<", ">"))
+        return {"kind": kind, "value": abs(need), "unit": unit, "direction": "short" if short else "surplus", **extra}
     if metric == "pue" and fig.get("pue") is not None:
         save = pue_mod.energy_to_save_kwh(fig["facility_energy_kwh"], fig["it_energy_kwh"], threshold)
-        return {"facility_energy_to_save_kwh": save, "unit": "kWh",
-                "text": (f"save more than {save:,.0f} kWh of facility energy at the same IT energy"
-                         if save >= 0 else f"{-save:,.0f} kWh of facility energy headroom at the same IT energy")}
+        return out("facility_energy", save, "kWh", facility_energy_to_save_kwh=save)
     if metric == "racks":
         if options.rack_basis == "standard":
             short = threshold - fig["standard_racks"]
-            return {"standard_racks_short": short, "design_power_kw": short * racks_mod.STANDARD_RACK_KW, "unit": "kW",
-                    "text": (f"add {short:,.1f} standard racks ({short * 2.5:,.1f} kW design power)" if short > 0
-                             else f"{-short:,.1f} standard racks above the threshold")}
+            return out("standard_racks", short, "racks", standard_racks_short=short,
+                       design_power_kw=short * racks_mod.STANDARD_RACK_KW)
         short = threshold - fig["physical_racks"]
-        return {"physical_racks_short": short, "text": f"{short:+,.0f} physical racks"}
+        return out("physical_racks", short, "racks", physical_racks_short=short)
     if metric == "compute_share" and options.compute_share_reading in ("design_power", "compute_storage") \
             and fig.get("compute_share") is not None:
         denom = fig["in_service_design_power_kw"]
         need = threshold * denom - fig["compute_design_power_kw"]
-        return {"compute_design_power_to_add_kw": need, "unit": "kW",
-                "text": (f"move more than {need:,.1f} kW of in-service design power to compute" if need >= 0
-                         else f"{-need:,.1f} kW of compute design power above the threshold")}
+        return out("compute_design_power", need, "kW", compute_design_power_to_add_kw=need)
     if metric == "occupancy_rate" and fig.get("occupancy_rate") is not None:
         need = threshold * fig["design_it_power_kw"] - fig["in_service_design_power_kw"]
-        return {"in_service_design_power_to_add_kw": need, "unit": "kW",
-                "text": f"{'bring' if need > 0 else 'headroom of'} {abs(need):,.1f} kW of design power {'into service' if need > 0 else ''}".strip()}
+        return out("in_service_design_power", need, "kW", in_service_design_power_to_add_kw=need)
     return None
 
 

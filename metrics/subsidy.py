@@ -53,7 +53,8 @@ def subsidy_estimate(in_use_physical_racks: int, per_rack_max_cny: float, total_
     n = int(in_use_physical_racks)
     if n < 0:
         raise ValueError(f"in-use racks must be ≥ 0: {n}")
-    steps = [f"in-use physical racks = {n}"]
+    # steps are data (numbers, exact texts); dcmon.terms.steps_text puts them into sentences
+    steps = [{"step": "in_use_racks", "racks": n}]
     ceiling, total_max = to_fraction(per_rack_max_cny), to_fraction(total_max_cny)
     ceiling_only = bool(always_upper_bound)
     no_cost = False
@@ -65,18 +66,20 @@ def subsidy_estimate(in_use_physical_racks: int, per_rack_max_cny: float, total_
         share = k * avg
         per_rack = min(ceiling, share)
         per_rack_capped = share > ceiling
-        steps.append(f"average retrofit cost per rack = {float(cost):,.2f} / {n} = {_cny(avg)} CNY")
-        steps.append(f"{float(k):.0%} of it = {_cny(share)} CNY; per rack = min({float(ceiling):,.0f}, {_cny(share)}) = {_cny(per_rack)} CNY")
+        steps.append({"step": "avg_cost", "retrofit_cost_cny": float(cost), "racks": n, "avg_cny": _cny(avg)})
+        steps.append({"step": "cost_share", "cost_share": float(k), "share_cny": _cny(share),
+                      "per_rack_max_cny": float(ceiling), "per_rack_cny": _cny(per_rack)})
     else:
         per_rack = ceiling
         if cost_share is not None:
             no_cost = True
-            steps.append(f"no retrofit cost given: per rack taken at its ceiling {float(ceiling):,.0f} CNY (upper bound)")
+            steps.append({"step": "no_cost", "per_rack_max_cny": float(ceiling)})
         else:
-            steps.append(f"per rack at most {float(ceiling):,.0f} CNY (ceiling; the text sets no formula)")
+            steps.append({"step": "ceiling_only", "per_rack_max_cny": float(ceiling)})
     gross = per_rack * n
     total = min(total_max, gross)
-    steps.append(f"{_cny(per_rack)} × {n} = {_cny(gross)} CNY; capped at {float(total_max):,.0f} → {_cny(total)} CNY")
+    steps.append({"step": "total", "per_rack_cny": _cny(per_rack), "racks": n, "gross_cny": _cny(gross),
+                  "total_max_cny": float(total_max), "subsidy_cny": _cny(total)})
     return {"subsidy_cny": _fen(total), "per_rack_cny": float(per_rack), "in_use_physical_racks": n,
             "capped": gross > total_max, "per_rack_capped": per_rack_capped,
             "no_retrofit_cost": no_cost, "ceiling_only": ceiling_only,

@@ -24,7 +24,8 @@ import pandas as pd
 from dcmon.metrics.evaluate import Options, evaluate, inventory_at
 from dcmon.metrics.exact import decide, figure_text, ratio
 from dcmon.metrics.racks import racks_by
-from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang, fmt_num, provenance,
+from dcmon import terms
+from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, canonical, check_lang, fmt_num, provenance,
                                   reading_digests)
 from dcmon.store.digest import METHOD as DIGEST_METHOD
 
@@ -52,14 +53,15 @@ T = {
         "result": "结果", "clause": "条款", "eligible": "综合结论", "steps": "测算步骤", "upper": "（上限估算：未提供改造成本或政策仅规定上限）",
         "events": "异常事件", "event": "事件", "count_n": "次数", "rejected": "被拒收的数据（隔离区）", "late": "迟到读数",
         "software": "软件版本", "config": "配置指纹 SHA-256", "files": "读数内容摘要 SHA-256（按数据源和月份）",
-        "source": "数据源", "rows": "读数条数", "signed_by": "本报告已数字签名（PAdES），签名证书 SHA-256 指纹",
+        "source": "数据源", "rows": "读数条数", "it_from": "IT能耗来源", "meter_id": "电表编号", "meter_method": "计量方法",
+        "racks_suffix": "（机架）", "fac_cov": "总耗电", "reason": "原因", "signed_by": "本报告已数字签名（PAdES），签名证书 SHA-256 指纹",
         "unsigned": "未签名：本报告没有数字签名，文件内容可被改动而不留痕迹；请以签名版为准。",
         "html_unsigned": "HTML 版不带签名：dcmon verify 由数据重新生成全文逐字核对；签名版为 PDF。", "verify_hint":
         "监管部门可运行 dcmon verify 本报告 --config … --data … 由原始数据复算并核对全部数值。",
         "pue_label": "PUE性质", "total": "合计", "interim_note": "评估期不足12个月，PUE为阶段值。",
         "none": "无", "generated": "生成时间", "physical": "物理机架", "in_service": "在用机架", "chart": "月度PUE（柱）与阈值（线）",
         "reset": "计数器重置", "rollover": "计数器翻转", "noise_dip": "噪声回落", "gap": "数据缺口",
-        "subsidy_total": "补贴金额（元）", "not_eligible_sub": "未满足全部条件，以下为满足条件时的测算：",
+        "subsidy_total": "补贴金额", "not_eligible_sub": "未满足全部条件，以下为满足条件时的测算：",
     },
     "en": {
         "title": "Retrofit subsidy evidence report", "identity": "1. Applicant and facility", "window": "2. Evaluation window",
@@ -80,7 +82,8 @@ T = {
         "upper": "(upper bound: no retrofit cost given, or the policy sets only a ceiling)", "events": "Anomalies",
         "event": "Event", "count_n": "Count", "rejected": "Rejected data (quarantine)", "late": "Late readings",
         "software": "Software", "config": "Configuration SHA-256", "files": "Reading digests SHA-256 (per source and month)",
-        "source": "Source", "rows": "Readings",
+        "source": "Source", "rows": "Readings", "it_from": "IT energy from", "meter_id": "Meter", "meter_method": "Method",
+        "racks_suffix": " (racks)", "fac_cov": "facility", "reason": "Reason",
         "signed_by": "This report is digitally signed (PAdES); signing certificate SHA-256 fingerprint",
         "unsigned": "UNSIGNED: this report carries no digital signature, so its content can be changed without trace; rely on a signed copy.",
         "html_unsigned": "The HTML form is not signed: dcmon verify re-renders it from the data and compares every character; the signed form is the PDF.",
@@ -88,7 +91,7 @@ T = {
         "pue_label": "PUE label", "total": "Total", "interim_note": "The period is shorter than 12 months: the PUE is an interim figure.",
         "none": "none", "generated": "Generated", "physical": "Physical racks", "in_service": "In-service racks",
         "chart": "Monthly PUE (bars) and threshold (line)", "reset": "counter reset", "rollover": "counter rollover",
-        "noise_dip": "noise dip", "gap": "gap", "subsidy_total": "Subsidy (CNY)",
+        "noise_dip": "noise dip", "gap": "gap", "subsidy_total": "Subsidy",
         "not_eligible_sub": "Not every condition is met; the computation below shows the amount if they were:",
     },
 }
@@ -173,9 +176,11 @@ def _svg_monthly(bins: list[dict], threshold: float | None, lang: str, op: str =
     return "".join(parts)
 
 
-def _table(head: list[str], rows: list[list], cls="") -> str:
+def _table(head: list[str], rows: list[list], cls="", raw: bool = False) -> str:
+    """A table; ``raw`` cells are HTML already (escaped by the caller)."""
+    cell = str if raw else (lambda c: html.escape(str(c)))
     th = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    trs = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>'
 
 
@@ -218,7 +223,6 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
     rej = summary["rejected"]
     prof = fig["profiles"][profile]
     t = T[lang]
-    st = STATUS_TEXT[lang]
     b = result["basis"]
     e = html.escape
     name = fac.name if lang == "zh" or not fac.name_en else fac.name_en
@@ -226,25 +230,33 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
     pue_thr = pue_check["threshold"] if pue_check else None
     sec = []
     identity = [[t["operator"], fac.operator], [t["credit"], fac.credit_code], [t["facility"], f"{name} ({fac.id})"],
-                [t["district"], f"{fac.city} · {fac.district}"], [t["kind"], fac.kind],
-                [t["commissioned"], fig["commissioned"] or "—"], [t["retrofit"], fig["retrofit"]["completed"] or "—"]]
+                [t["district"], f"{terms.city_text(fac.city, lang)} {fac.district}"],
+                [t["kind"], terms.term(terms.KIND_TEXT, lang, fac.kind)],
+                [t["commissioned"], terms.date_text(fig["commissioned"], lang)],
+                [t["retrofit"], terms.date_text(fig["retrofit"]["completed"], lang)]]
     sec.append(f"<h2>{t['identity']}</h2>" + _table(["", ""], identity, "kv"))
     per = result["period"]
-    sec.append(f"<h2>{t['window']}</h2><p>{t['period']}: <b>{per['from']} — {per['to']}</b> ({per['days']} d); "
+    days = f"共{per['days']}天" if lang == "zh" else f"{per['days']} days"
+    sec.append(f"<h2>{t['window']}</h2><p>{t['period']}: <b>{terms.date_text(per['from'], lang)} — "
+               f"{terms.date_text(per['to'], lang)}</b> ({days}); "
                f"{t['tz']}: {fac.timezone}; UTC {fig['utc_from']} — {fig['utc_to']}. "
                f"{t['pue_label']}: {LABEL_TEXT[lang][fig['pue_label']]}. "
                + (t["interim_note"] if fig["pue_label"] == "interim" else "") + "</p>")
-    meters = [[m["meter_id"], m["role"], fmt_num(m["energy_kwh"]), fmt_num(m["coverage"], 1, True), m["method"]]
+    meters = [[m["meter_id"], terms.term(terms.ROLE_TEXT, lang, m["role"]), fmt_num(m["energy_kwh"]),
+               fmt_num(m["coverage"], 1, True), terms.term(terms.METER_METHOD_TEXT, lang, m["method"])]
               for m in fig["meters"]]
+    mt = terms.METHOD_TEXT[lang]
     clauses = sorted({c["clause"] for c in prof["checks"]})
     sec.append(f"<h2>{t['method']}</h2><ul>"
-               f"<li>PUE: {e(b['pue'])}</li>"
-               f"<li>{t['pue_cat']}: {fig['pue_category']} ({e(fig['pue_category_text'])}); IT: {e(fig['it_energy_from'])}</li>"
+               f"<li>PUE: {e(mt['pue'])}</li>"
+               f"<li>{t['pue_cat']}: {e(terms.pue_category_text(fig['pue_category'], lang))}; "
+               f"{t['it_from']}: {e(terms.term(terms.IT_FROM_TEXT, lang, fig['it_energy_from']))}</li>"
                f"<li>{e(t['std_rule'])}</li>"
-               f"<li>{t['cs_reading']}: {e(b['compute_share_reading'])} — {e(b['compute_share_text'])}</li>"
-               f"<li>{t['coverage']}: {e(b['coverage'])}; min {b['min_coverage']:.0%}</li>"
-               f"<li>{t['clauses']}: {e(prof['source'])}<br>" + "<br>".join(e(c) for c in clauses) + "</li></ul>"
-               + f"<h3>{t['meters']}</h3>" + _table(["id", t["role"], "kWh", t["coverage"], "method"], meters))
+               f"<li>{t['cs_reading']}: {e(terms.term(terms.SHARE_BASIS_TEXT, lang, b['compute_share_reading']))}</li>"
+               f"<li>{t['coverage']}: {e(mt['coverage'])}; "
+               f"{e(mt['min_coverage'].format(p=terms.pct(b['min_coverage'], lang, 0)))}</li>"
+               f"<li>{t['clauses']}: {e(terms.source_text(prof['source']))}<br>" + "<br>".join(e(c) for c in clauses) + "</li></ul>"
+               + f"<h3>{t['meters']}</h3>" + _table([t["meter_id"], t["role"], "kWh", t["coverage"], t["meter_method"]], meters))
     bins = fig.get("bins", [])
     mrows = [[bn["bin"], fmt_num(bn["facility_energy_kwh"]), fmt_num(bn["it_energy_kwh"]),
               "—" if bn["pue"] is None else figure_text(bin_pue_exact(bn), 4, pue_thr), fmt_num(bn["coverage"], 1, True)]
@@ -254,71 +266,64 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                   fmt_num(fig["coverage"], 1, True)])
     sec.append(f"<h2>{t['monthly']}</h2>" + _table([t["month"], t["fac_kwh"], t["it_kwh"], "PUE", t["coverage"]], mrows)
                + f'<figure>{_svg_monthly(bins, pue_thr, lang, pue_check["op"] if pue_check else "<")}<figcaption>{t["chart"]}</figcaption></figure>')
-    sec.append(f"<h2>{t['energy']}</h2>" + _table([t["role"], "kWh"], [[k, fmt_num(v)] for k, v in fig["energy_by_role_kwh"].items()]))
+    sec.append(f"<h2>{t['energy']}</h2>" + _table([t["role"], "kWh"], [[terms.term(terms.ROLE_TEXT, lang, k), fmt_num(v)]
+                                                                        for k, v in fig["energy_by_role_kwh"].items()]))
     # the same inventory the figures use: the racks CSV updated by telemetry, as of the period end
     inv, _ = inventory_at(store, fac, pd.Timestamp(fig["utc_to"]))
-    inv_rows = [[r.room, r.function, int(r.racks), fmt_num(r.design_power_kw), fmt_num(r.standard_racks)]
+    inv_rows = [[r.room, terms.term(terms.RACK_FUNCTION_TEXT, lang, r.function), int(r.racks), fmt_num(r.design_power_kw),
+                 fmt_num(r.standard_racks)]
                 for r in racks_by(inv, ["room", "function"]).itertuples()]
     inv_rows.append([t["total"], "", fig["physical_racks"], fmt_num(fig["design_it_power_kw"]), fmt_num(fig["standard_racks"])])
-    status_rows = [[k, v] for k, v in fig["racks_by_status"].items()]
+    status_rows = [[terms.term(terms.RACK_STATUS_TEXT, lang, k), v] for k, v in fig["racks_by_status"].items()]
     sec.append(f"<h2>{t['racks']}</h2><p>{e(t['std_rule'])}: {fmt_num(fig['design_it_power_kw'])} kW ÷ 2.5 kW = "
                f"<b>{fmt_num(fig['standard_racks'])}</b> ({SIZE_TEXT[lang][fig['size_class']]}). "
                f"{t['physical']}: {fig['physical_racks']}; {t['in_service']}: {fig['in_service_racks']}. "
                f"{t['occupancy']}: <b>{fmt_num(fig['occupancy_rate'], 2, True)}</b>; {t['compute_share']}: "
                f"<b>{fmt_num(fig['compute_share'], 2, True)}</b>; "
-               f"{t['prior'].format(date=fig['prior_year_end'])}: <b>{fmt_num(fig['compute_share_prior_year_end'], 2, True)}</b>.</p>"
+               f"{t['prior'].format(date=terms.date_text(fig['prior_year_end'], lang))}: <b>{fmt_num(fig['compute_share_prior_year_end'], 2, True)}</b>.</p>"
                + _table([t["room"], t["function"], t["count"], t["design"], t["std"]], inv_rows)
                + _table([t["status"], t["count"]], status_rows))
     crow = []
     for c in prof["checks"]:
-        v = c["value"]
-        vtxt = "—" if v is None else (f"{v:.4f}" if c["metric"] == "pue" else
-                                      fmt_num(v, 2, True) if c["metric"] in ("compute_share", "occupancy_rate") else fmt_num(v, 1))
-        md = (c.get("margin_detail") or {}).get("text", "")
-        mtxt = "—" if c["margin"] is None else f"{c['margin']:+.4g}" + (f" ({md})" if md else "")
-        vtxt = c.get("value_text") or vtxt  # printed so that it agrees with the exact decision
-        report_only = ("（仅报告，不作为申报条件）" if lang == "zh" else " (report only, not a requirement)") if c.get("flag") else ""
-        crow.append([c["metric"], vtxt, f"{c['op']} {c['threshold']}", mtxt, st[c["status"]] + report_only, c["clause"]])
+        # the figure as metrics printed it, so that the text agrees with the exact decision
+        reason = terms.reason_text(c, lang, b["min_coverage"])
+        crow.append([terms.metric_name(c["metric"], lang), terms.value_text(c, lang),
+                     terms.threshold_text(c["metric"], c["op"], c["threshold"], lang), terms.margin_cell(c, lang),
+                     terms.result_text(c, lang) + (("：" if lang == "zh" else ": ") + reason if reason else ""), c["clause"]])
+    window = terms.window_text(prof.get("application_window"), lang)
     sec.append(f"<h2>{t['checks']}</h2>" + _table([t["metric"], t["value"], t["threshold"], t["margin"], t["result"], t["clause"]], crow)
-               + f"<p>{t['eligible']}: <b>{st[prof['eligible']]}</b></p>"
-               + ("<p class='note'><b>" + ("该政策在此期间不在有效期内" if lang == "zh" else "Measure not in force for this period")
-                  + "</b></p>" if prof.get("in_force") is False else "")
-               + "".join(f"<p class='note'>{e(n)}</p>" for n in prof.get("notes", [])))
+               + f"<p>{t['eligible']}: <b>{terms.verdict_text(prof, lang)}</b></p>"
+               + ("<p class='note'><b>" + terms.NOT_IN_FORCE[lang] + "</b></p>" if prof.get("in_force") is False else "")
+               + (f"<p class='note'>{e(window)}</p>" if window else ""))
     est = prof.get("subsidy_estimate")
     if est:
-        srows = [[t["in_service"], est["in_use_physical_racks"]]]
-        if est.get("retrofit_cost_cny") is not None:
-            srows.append(["retrofit cost CNY" if lang == "en" else "改造总成本（元）", fmt_num(est["retrofit_cost_cny"], 2)])
-        if est.get("avg_cost_per_rack_cny") is not None:
-            srows.append(["average cost per rack" if lang == "en" else "平均每架改造成本（元）", fmt_num(est["avg_cost_per_rack_cny"], 2)])
-            srows.append([f"{est['cost_share']:.0%}" + (" of it" if lang == "en" else " 比例"), fmt_num(est["cost_share_per_rack_cny"], 2)])
-        srows += [["per-rack ceiling" if lang == "en" else "单架上限（元）", fmt_num(est["per_rack_max_cny"], 0)],
-                  ["per rack" if lang == "en" else "单架补贴（元）", (est.get("exact") or {}).get("per_rack_cny") or fmt_num(est["per_rack_cny"], 2)],
-                  ["racks × per rack" if lang == "en" else "机架数 × 单架补贴", (est.get("exact") or {}).get("gross_cny") or fmt_num(est["gross_cny"], 2)],
-                  ["total ceiling" if lang == "en" else "总额上限（元）", fmt_num(est["total_max_cny"], 0)],
-                  [t["subsidy_total"], fmt_num(est["subsidy_cny"], 2)]]
+        srows = [[str(i), e(step)] for i, step in enumerate(terms.steps_text(est, lang), start=1)]
+        bound = est.get("upper_bound_reason")
+        srows.append([t["subsidy_total"], f"<b>{terms.money(est['subsidy_cny'], lang)}</b>"
+                      + (f"（{terms.term(terms.UPPER_BOUND, lang, bound)}）" if bound and lang == "zh"
+                         else f" ({terms.term(terms.UPPER_BOUND, lang, bound)})" if bound else "")])
         head = "" if prof["eligible"] else f"<p>{t['not_eligible_sub']}</p>"
         if prof.get("subsidy_hypothetical"):
-            head += "<p><b>" + ("无应付金额：以下金额为假设测算，仅供参考。" if lang == "zh"
-                                else "No amount is due: the figure below is hypothetical.") + "</b></p>"
-        sec.append(f"<h2>{t['subsidy']}</h2>{head}" + _table([t["steps"], t["value"]], srows)
-                   + (f"<p>{t['upper']}</p>" if est["subsidy_is_upper_bound"] else "")
-                   + "".join(f"<p class='note'>{x}</p>" for flag, x in (
-                       ("per_rack_capped", "单架上限限制了单架补贴" if lang == "zh" else "The per-rack ceiling limited the per-rack amount"),
-                       ("capped", "总额上限限制了补贴金额" if lang == "zh" else "The total ceiling limited the amount")) if est.get(flag))
+            sep = "；" if lang == "zh" else "; "
+            why = sep.join(terms.term(terms.REASON_TEXT, lang, r) for r in prof.get("hypothetical_reasons", []))
+            head += f"<p><b>{terms.NOT_DUE[lang]}" + (f"（{why}）" if lang == "zh" else f" ({why})") + "</b></p>"
+        sec.append(f"<h2>{t['subsidy']}</h2>{head}" + _table([t["steps"], t["value"]], srows, raw=True)
+                   + "".join(f"<p class='note'>{terms.term(terms.CAP_TEXT, lang, k)}</p>"
+                             for k in ("per_rack_capped", "capped") if est.get(k))
                    + f"<p class='note'>{e(est.get('clause', ''))}</p>")
     dq = fig["data_quality"]
-    ev_rows = [[t.get(k.replace("rack_", ""), k) + (" (racks)" if k.startswith("rack_") else ""), v] for k, v in sorted(dq["events"].items())]
+    ev_rows = [[terms.term(terms.EVENT_TEXT, lang, k.replace("rack_", "")) + (t["racks_suffix"] if k.startswith("rack_") else ""), v]
+               for k, v in sorted(dq["events"].items())]
     samples = [[s.get("source_id", ""), dt.datetime.fromtimestamp(s["ts"] / 1000, dt.UTC).isoformat(timespec="minutes"),
-                t.get(s["event"], s["event"]), s.get("energy_kwh", s.get("hours", ""))] for s in dq["event_samples"][:50]]
+                terms.term(terms.EVENT_TEXT, lang, s["event"]), s.get("energy_kwh", s.get("hours", ""))] for s in dq["event_samples"][:50]]
     sec.append(f"<h2>{t['quality']}</h2><p>{t['coverage']}: {fmt_num(fig['coverage'], 2, True)} "
-               f"(facility {fmt_num(fig['facility_energy_coverage'], 2, True)}, IT {fmt_num(fig['it_energy_coverage'], 2, True)}); "
+               f"({t['fac_cov']} {fmt_num(fig['facility_energy_coverage'], 2, True)}, IT {fmt_num(fig['it_energy_coverage'], 2, True)}); "
                f"{t['late']}: {dq['late_readings']}</p>"
                + (_table([t["event"], t["count_n"]], ev_rows) if ev_rows else f"<p>{t['events']}: {t['none']}</p>")
-               + (_table(["source", "UTC", t["event"], "kWh / h"], samples) if samples else "")
+               + (_table([t["source"], "UTC", t["event"], "kWh / h"], samples) if samples else "")
                + f"<h3>{t['rejected']}</h3>"
-               + (_table(["reason", t["count_n"]], [[k, v] for k, v in sorted(rej.items())]) if rej else f"<p>{t['none']}</p>"))
-    digests = [[f"{d['kind']} {d['source_id']}", d["month"], f"{d['rows']:,}", d["sha256"]]
+               + (_table([t["reason"], t["count_n"]], [[k, v] for k, v in sorted(rej.items())]) if rej else f"<p>{t['none']}</p>"))
+    digests = [[f"{terms.term(terms.SOURCE_KIND_TEXT, lang, d['kind'])} {d['source_id']}", d["month"], f"{d['rows']:,}", d["sha256"]]
                for d in summary["readings"]["digests"]]
     sig = summary["signature"]
     sig_text = (f"{t['signed_by']}: <code>{sig['certificate_sha256']}</code> ({e(sig['subject'])})" if sig else
@@ -357,7 +362,7 @@ th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono t
 figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
 </style></head><body>
 <h1>{e(t['title'])}</h1>
-<p>{e(name)} · {e(fac.operator)} · {e(profile)} · {per['from']} — {per['to']}</p>
+<p>{e(name)} · {e(fac.operator)} · {e(terms.profile_title(profile, prof.get('title'), lang))} · {terms.date_text(per['from'], lang)} — {terms.date_text(per['to'], lang)}</p>
 {banner}
 {''.join(sec)}
 <script type="application/json" id="{SUMMARY_ID}">{summary_json}</script>

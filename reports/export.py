@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from dcmon.metrics.evaluate import Options, evaluate
 from dcmon.metrics.exact import decide
+from dcmon import terms
 from dcmon.reports.common import (KIND_TEXT, LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang,
                                   compare_digests, provenance, reading_digests, sha256_file)
 from dcmon.store.digest import METHOD as DIGEST_METHOD
@@ -93,12 +94,20 @@ def rows_from_result(result: dict, lang: str = "zh") -> tuple[list[dict], list[s
 NOT_IN_FORCE = {"zh": "（该政策在此期间不在有效期内）", "en": " (measure not in force for this period)"}
 
 
-def headers(profiles: list[str], lang: str, not_in_force: set[str] = frozenset()) -> list[tuple[str, str]]:
+def headers(profiles: list[str], lang: str, not_in_force: set[str] = frozenset(),
+            titles: dict | None = None) -> list[tuple[str, str]]:
+    """Column keys and headers; a profile's column is headed by its title in the language."""
     i = 1 if lang == "zh" else 2
     out = [(c[0], c[i]) for c in COLUMNS]
-    out += [(f"profile:{p}", ("政策：" if lang == "zh" else "Profile: ") + p + (NOT_IN_FORCE[lang] if p in not_in_force else ""))
+    out += [(f"profile:{p}", ("政策：" if lang == "zh" else "Profile: ")
+             + terms.profile_title(p, (titles or {}).get(p), lang) + (NOT_IN_FORCE[lang] if p in not_in_force else ""))
             for p in profiles]
     return out
+
+
+def profile_titles(result: dict | None) -> dict:
+    """Each profile's title (zh/en) as the evaluation gives it."""
+    return {pid: pr.get("title") for f in (result or {}).get("facilities", []) for pid, pr in f["profiles"].items()}
 
 
 def not_in_force(result: dict) -> set[str]:
@@ -115,6 +124,10 @@ def _display(key, value, lang):
         return KIND_TEXT[lang].get(value, value)
     if key == "pue_label":
         return LABEL_TEXT[lang].get(value, value)
+    if key == "city":
+        return terms.city_text(value, lang)
+    if key == "pue_category":
+        return terms.pue_category_text(value, lang)
     if key.startswith("profile:"):
         return STATUS_TEXT[lang][value]
     if key.startswith("flag_"):
@@ -170,7 +183,7 @@ def build_export(registry, store, period, *, fmt: str, lang: str = "zh", distric
         result = {"period": period.to_json(), "basis": (options or Options()).to_json(), "facilities": [],
                   "portfolio": {}}
     rows, profiles = rows_from_result(result, lang)
-    hdr = headers(profiles, lang, not_in_force(result))
+    hdr = headers(profiles, lang, not_in_force(result), profile_titles(result))
     stem = f"dcmon-inventory-{period.label or period.first_day}" + (f"-{district}" if district else "")
     if fmt == "csv":
         buf = io.StringIO()
@@ -252,11 +265,12 @@ def _xlsx(result, rows, hdr, lang, registry) -> bytes:
     for row in rows:
         by_city.setdefault(row["city"], {}).setdefault(row["district"], []).append(row["facility_id"])
     for city in sorted(by_city):
+        words = terms.city_text(city, lang)
         for district in sorted(by_city[city]):
-            summary_row(r, city, district, by_city[city][district])
+            summary_row(r, words, district, by_city[city][district])
             r += 1
         if len(by_city) > 1:
-            summary_row(r, city, f"{city} 合计" if zh else f"{city} total",
+            summary_row(r, words, f"{words} 合计" if zh else f"{words} total",
                         [i for d in by_city[city].values() for i in d], total=True)
             r += 1
     if rows:
@@ -295,22 +309,25 @@ def _xlsx(result, rows, hdr, lang, registry) -> bytes:
     # methodology
     ws = wb.add_worksheet("方法说明" if zh else "Methodology")
     b = result["basis"]
+    mt = terms.METHOD_TEXT[lang]
     lines = [
-        ("统计期" if zh else "Period", f"{per['from']} .. {per['to']} ({per['days']} days)"),
-        ("纳入范围" if zh else "Scope", "规模超过100个标准机架的数据中心（成都枢纽方案 四(五)）" if zh else
-         "data centres above 100 standard racks (seed 003 四(五)); option --all lists every facility"),
-        ("标准机架" if zh else "Standard rack", "Σ设计功率 ÷ 2.5 kW（不含已退役机架）" if zh else
-         "Σ design power ÷ 2.5 kW of racks not decommissioned (seed 003 annex §2)"),
-        ("PUE", b["pue"]),
-        ("上架率" if zh else "Occupancy", "在用机架设计功率 ÷ 机架设计总功率" if zh else
-         "design power in service ÷ total design power (seed 003 annex §8)"),
-        ("计算功能占比" if zh else "Compute share", f"{b['compute_share_reading']}: {b['compute_share_text']}"),
-        ("机架口径" if zh else "Rack basis", f"{b['rack_basis']}: {b['rack_basis_text']}"),
-        ("机架清单时点" if zh else "Inventory", b["inventory"]),
-        ("数据覆盖率" if zh else "Coverage", b["coverage"]),
-        ("判定阈值" if zh else "Minimum coverage", f"{b['min_coverage']:.0%}: below it a check is inconclusive"),
-        ("改造标记" if zh else "Retrofit flag", "PUE > 1.5（成都枢纽方案 三(一)3）" if zh else "PUE > 1.5 (seed 003 三(一)3)"),
-        ("小型标记" if zh else "Small-site flag", "物理机架 < 50（成都枢纽方案 三(一)3）" if zh else "physical racks < 50 (seed 003 三(一)3)"),
+        ("统计期" if zh else "Period", f"{terms.date_text(per['from'], lang)} — {terms.date_text(per['to'], lang)}"
+         + (f"（共{per['days']}天，{mt['periods']}）" if zh else f" ({per['days']} days, {mt['periods']})")),
+        ("纳入范围" if zh else "Scope", "规模超过100个标准机架的数据中心（成都枢纽方案 四(五)）；选项 --all 列出全部数据中心" if zh else
+         "data centres above 100 standard racks (Chengdu hub-node plan, part 4(5)); option --all lists every facility"),
+        ("标准机架" if zh else "Standard rack", mt["standard_rack"]),
+        ("PUE", mt["pue"]),
+        ("上架率" if zh else "Occupancy", mt["occupancy"]),
+        ("计算功能占比" if zh else "Compute share", terms.term(terms.SHARE_BASIS_TEXT, lang, b["compute_share_reading"])),
+        ("机架口径" if zh else "Rack basis", terms.term(terms.RACK_BASIS_TEXT, lang, b["rack_basis"])),
+        ("机架清单时点" if zh else "Inventory", terms.term(terms.INVENTORY_TEXT, lang, b["inventory"])),
+        ("数据覆盖率" if zh else "Coverage", mt["coverage"]),
+        ("判定阈值" if zh else "Minimum coverage", mt["min_coverage"].format(p=terms.pct(b["min_coverage"], lang, 0))),
+        ("判定方法" if zh else "Decisions", mt["decisions"]),
+        ("改造标记" if zh else "Retrofit flag", "PUE ＞ 1.5（成都枢纽方案 三(一)3）" if zh else
+         "PUE > 1.5 (Chengdu hub-node plan, part 3(1)3)"),
+        ("小型标记" if zh else "Small-site flag", "物理机架 ＜ 50（成都枢纽方案 三(一)3）" if zh else
+         "physical racks < 50 (Chengdu hub-node plan, part 3(1)3)"),
     ]
     prov = provenance(registry)
     lines += [("软件" if zh else "Software", prov["software"]), ("配置指纹" if zh else "Config SHA-256", prov["config_fingerprint"]),
@@ -485,7 +502,7 @@ def verify_export(path, registry, store) -> tuple[bool, list[str]]:
         lines.append(f"✔ readings unchanged: {len(m['inputs']['digests'])} source-months ({m['inputs']['method']})")
     lang = m.get("lang", "zh")
     rows, profiles = rows_from_result(result or {"facilities": [], "basis": options.to_json()}, lang)
-    hdr = headers(profiles, lang, not_in_force(result) if result else set())
+    hdr = headers(profiles, lang, not_in_force(result) if result else set(), profile_titles(result))
     heads, cells, mode = _read_cells(path, fmt, hdr)
     want_heads = [h for _, h in hdr]
     bad = []

@@ -260,7 +260,8 @@ def test_rollover_is_the_registers_modulus(tmp_path):
 def test_subsidy_steps_multiply_out_and_flags_are_separate():
     est = subsidy_estimate(1100, 1000, 2_000_000, retrofit_cost_cny=1_000_000, cost_share=0.5)
     assert est["subsidy_cny"] == 500_000.00                 # 50 % × 1 000 000: the racks cancel
-    assert "5,000/11 (≈ 454.55) × 1100 = 500,000.00" in est["steps"][-1]
+    last = est["steps"][-1]
+    assert (last["per_rack_cny"], last["racks"], last["gross_cny"]) == ("5,000/11 (≈ 454.55)", 1100, "500,000.00")
     assert not est["capped"] and not est["per_rack_capped"] and not est["subsidy_is_upper_bound"]
     est = subsidy_estimate(3000, 1000, 2_000_000, retrofit_cost_cny=9_000_000, cost_share=0.5)
     assert est["per_rack_capped"] and est["capped"] and not est["no_retrofit_cost"] and est["subsidy_cny"] == 2_000_000
@@ -454,14 +455,14 @@ def test_export_says_which_measures_are_not_in_force(registry, week_store):
     data, _, result = build_export(registry, store, Period(dt.date(2026, 7, 6), dt.date(2026, 7, 12)), fmt="csv",
                                    lang="zh", city="chengdu")
     header = data.decode("utf-8-sig").splitlines()[0]
-    assert "政策：chengdu-2023-cloud-retrofit（该政策在此期间不在有效期内）" in header
-    assert "政策：chengdu-hub-2025," in header + ","          # no dates: nothing said
+    assert "政策：成都市云计算中心提档升级一次性改造补贴（该政策在此期间不在有效期内）" in header
+    assert "政策：成都市全国一体化算力网络枢纽节点建设目标（2025）," in header + ","   # no dates: nothing said
     city = [c for c in result["portfolio"]["checks"] if c["scope"] == "city"]
     assert city and all(c["facilities"] == sum(f.city == "chengdu" for f in registry.select(None)) for c in city)
 
 
 @pytest.mark.parametrize("lang, notice, not_due", [("zh", "该政策在此期间不在有效期内", "无应付金额"),
-                                                   ("en", "Measure not in force for this period", "No amount is due")])
+                                                   ("en", "measure not in force for this period", "no amount due")])
 def test_evidence_says_not_in_force_and_no_amount_due(registry, week_store, lang, notice, not_due):
     from dcmon.reports.evidence import render_html
     _, store, _ = week_store

@@ -14,6 +14,7 @@ Figures come from ``metrics`` through the loader; this module only lays them out
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 
 import dash_ag_grid as dag
@@ -34,7 +35,18 @@ from dcmon.dashboard.i18n import (
 )
 
 from dcmon.errors import InputError
-from dcmon.terms import KIND_TEXT, LABEL_TEXT, PUE_CATEGORY_TEXT, term
+from dcmon.metrics.policy import DEFAULT_MIN_COVERAGE
+from dcmon.terms import (
+    IT_FROM_TEXT,
+    KIND_TEXT,
+    LABEL_TEXT,
+    PUE_CATEGORY_TEXT,
+    RACK_FUNCTION_TEXT,
+    RACK_STATUS_TEXT,
+    ROLE_TEXT,
+    city_text,
+    term,
+)
 
 LIVE_MS = 10_000
 SLOW_MS = 60_000
@@ -49,7 +61,8 @@ def layout(facility_id: str, lang: str, url_period: dict) -> html.Div:
         dcc.Interval(id="facility-slow-tick", interval=SLOW_MS),
         html.H2(facility_id, id="facility-title"),
         html.P(id="facility-header"),
-        html.Div([dcc.Link(t(lang, "subsidy"), href=f"/subsidy/{facility_id}", id="facility-subsidy-link"),
+        html.Div([dcc.Link(t(lang, "subsidy"), href=f"/subsidy/{facility_id}" + common.state_query(lang, url_period),
+                           id="facility-subsidy-link"),
                   html.Span(f" · {t(lang, 'refreshing')}", className="note")]),
         alerts.panel(lang, facility_id),
         html.Div(className="cards", id="facility-live-cards"),
@@ -78,6 +91,33 @@ def _empty_figure() -> dict:
                                    "xaxis": {"visible": False}, "yaxis": {"visible": False}}}
 
 
+def _no_data(fig: go.Figure, lang: str, why: str) -> go.Figure:
+    """An empty chart says 无数据 and why, with no axes to misread."""
+    fig.add_annotation(text=f"{t(lang, 'no_data')}<br><span style='font-size:12px'>{why}</span>", showarrow=False,
+                       xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=16, color="#777"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(yaxis2=dict(visible=False), showlegend=False, plot_bgcolor="white")
+    return fig
+
+
+# chart dates in the language: 7月6日 / 6 Jul
+DATE_TICKS = {"zh": ("%-m月%-d日", "%Y年%-m月", "%Y年%-m月%-d日"), "en": ("%d %b", "%b %Y", "%d %b %Y")}
+
+
+def pue_axis(values) -> dict:
+    """A PUE axis of round ticks around the figures (1.20, 1.25, 1.30 …), never odd steps like 0.214."""
+    v = [float(x) for x in values if x is not None and x == x]
+    if not v:
+        return {"visible": False}
+    lo, hi = min(v), max(v)
+    span = max(hi - lo, 0.05)
+    step = next(s for s in (0.02, 0.05, 0.1, 0.2, 0.5, 1.0) if span / s <= 6)
+    lo_t = math.floor(lo / step) * step - step
+    hi_t = math.ceil(hi / step) * step + step
+    return {"range": [max(lo_t, 0.0), hi_t], "dtick": step, "tick0": 0, "tickformat": ".2f"}
+
+
 # ------------------------------------------------------------------------------------------- charts
 def trend_figure(bins: pd.DataFrame | None, lang: str, title: str, monthly: bool) -> go.Figure:
     """Facility and IT energy as bars [kWh] and the PUE of each bin as a line (right axis)."""
@@ -89,23 +129,26 @@ def trend_figure(bins: pd.DataFrame | None, lang: str, title: str, monthly: bool
         fig.add_scatter(x=x, y=bins["pue"], name="PUE", yaxis="y2", mode="lines+markers",
                         customdata=np.asarray(bins["coverage"], dtype=float) * 100,
                         hovertemplate="%{x}: PUE %{y:.3f}<br>" + t(lang, "coverage") + " %{customdata:.1f}%<extra></extra>")
-    fig.update_layout(title=title, barmode="group", height=300, margin=dict(l=50, r=50, t=40, b=30),
-                      yaxis=dict(title="kWh", tickformat=",.0f"), separators=plotly_separators(lang),
-                      yaxis2=dict(title="PUE", overlaying="y", side="right", showgrid=False),
-                      xaxis=dict(type="date", tickformat="%Y-%m" if monthly else "%Y-%m-%d",
-                                 dtick="M1" if monthly else None, hoverformat="%Y-%m" if monthly else "%Y-%m-%d"),
+    day, month, full = DATE_TICKS.get(lang, DATE_TICKS["zh"])
+    fig.update_layout(title=title, barmode="group", height=300, margin=dict(l=60, r=60, t=40, b=30),
+                      yaxis=dict(title="kWh", tickformat=",.0f", rangemode="tozero"), separators=plotly_separators(lang),
+                      yaxis2=dict(title="PUE", overlaying="y", side="right", showgrid=False,
+                                  **pue_axis([] if bins is None or not len(bins) else bins["pue"])),
+                      xaxis=dict(type="date", tickformat=month if monthly else day,
+                                 dtick="M1" if monthly else None, hoverformat=month if monthly else full),
                       legend=dict(orientation="h", y=-0.15))
     if bins is None or not len(bins) or not (bins["facility_energy_kwh"] > 0).any():
-        fig.add_annotation(text=t(lang, "no_data"), showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                           font=dict(size=16, color="#777"))
-        fig.update_yaxes(showticklabels=False)
+        return _no_data(fig, lang, t(lang, "no_data_period"))
     return fig
 
 
 def role_figure(roles: dict[str, float], lang: str) -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(roles), y=list(roles.values()), hovertemplate="%{x}: %{y:,.1f} kWh<extra></extra>"))
-    fig.update_layout(title=t(lang, "by_role"), height=260, separators=plotly_separators(lang), margin=dict(l=50, r=20, t=40, b=30),
-                      yaxis=dict(title="kWh", tickformat=",.0f"))
+    fig = go.Figure(go.Bar(x=[term(ROLE_TEXT, lang, r) for r in roles], y=list(roles.values()),
+                           hovertemplate="%{x}: %{y:,.1f} kWh<extra></extra>"))
+    fig.update_layout(title=t(lang, "by_role"), height=260, separators=plotly_separators(lang), margin=dict(l=60, r=20, t=40, b=30),
+                      yaxis=dict(title="kWh", tickformat=",.0f", rangemode="tozero"))
+    if not roles or not any(v and v > 0 for v in roles.values()):
+        return _no_data(fig, lang, t(lang, "no_data_roles"))
     return fig
 
 
@@ -129,6 +172,10 @@ def floor_figure(racks: pd.DataFrame, lang: str) -> dict:
               "yaxis": {"type": "category", "autorange": "reversed"}, "xaxis": {"type": "category", "side": "top"},
               "plot_bgcolor": "white", "separators": plotly_separators(lang), "height": 200}
     if not len(racks):
+        layout.update(height=160, xaxis={"visible": False}, yaxis={"visible": False},
+                      annotations=[{"text": f"{t(lang, 'no_data')}：{t(lang, 'no_racks')}" if lang == "zh"
+                                    else f"{t(lang, 'no_data')}: {t(lang, 'no_racks')}", "showarrow": False,
+                                    "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5, "font": {"size": 16, "color": "#777"}}])
         return {"data": [], "layout": layout}
     y = racks["room"].astype(str) + " · " + racks["row"].astype(str)
     x = racks["position"].astype(str)
@@ -143,7 +190,9 @@ def floor_figure(racks: pd.DataFrame, lang: str) -> dict:
     none = t(lang, "no_reading")
     power = [none if p != p else f"{num(p, lang, 2)} kW ({pct(sh, lang, 0)})"
              for p, sh in zip(racks["power_kw"].to_numpy(dtype=float), share)]
-    text[yi, xi] = [f"{r}<br>{p} / {num(d, lang, 1)} kW<br>{fn} · {st}" for r, p, d, fn, st in
+    fn_words, st_words = RACK_FUNCTION_TEXT.get(lang, RACK_FUNCTION_TEXT["zh"]), RACK_STATUS_TEXT.get(lang, RACK_STATUS_TEXT["zh"])
+    text[yi, xi] = [f"{r}<br>{p} / {num(d, lang, 1)} kW<br>{fn_words.get(fn, fn)} · {st_words.get(st, st)}"
+                    for r, p, d, fn, st in
                     zip(racks["rack_id"], power, racks["design_power_kw"], racks["function"], racks["status"])]
     grey = 0.1 / 1.3
     scale = [[0, "#bdbdbd"], [grey, "#bdbdbd"], [grey + 1e-9, "#1a9850"], [grey + (1 - grey) * 0.45, "#fee08b"],
@@ -151,10 +200,26 @@ def floor_figure(racks: pd.DataFrame, lang: str) -> dict:
     trace = {"type": "heatmap", "x": xs, "y": ys, "z": np.where(np.isnan(z), None, z).tolist(), "text": text.tolist(),
              "hovertemplate": "%{text}<extra></extra>", "zmin": no_reading, "zmax": 1.2, "colorscale": scale,
              "xgap": 1, "ygap": 1,
-             "colorbar": {"title": {"text": "P / P<sub>design</sub>"}, "tickvals": [no_reading, 0, 0.5, 1, 1.2],
+             "colorbar": {"title": {"text": "功率/设计功率" if lang == "zh" else "P / P<sub>design</sub>"}, "tickvals": [no_reading, 0, 0.5, 1, 1.2],
                           "ticktext": [none, "0%", "50%", "100%", "≥120%"]}}
     layout["height"] = max(300, min(1400, 14 * len(ys) + 100))
     return {"data": [trace], "layout": layout}
+
+
+def pue_card(title: str, fig: dict, lang: str, id_: str | None = None, why: str = "no_data_no_pue") -> html.Div:
+    """A PUE card with its coverage; below the coverage a check needs, the card is marked as such."""
+    cov = fig.get("coverage")
+    low = fig.get("pue") is not None and (cov is None or cov < DEFAULT_MIN_COVERAGE)
+    sub = f"{t(lang, 'coverage')} {pct(cov, lang)}"
+    if fig.get("pue") is None:
+        sub += " · " + t(lang, why)
+    c = card(title, num(fig.get("pue"), lang, 3), sub, id_=id_)
+    if low:
+        c.className = "card card-warn"
+        c.style = {"borderColor": "#f9a825", "background": "#fff8e1"}
+        c.children.append(html.Div("⚠ " + t(lang, "low_coverage"), className="card-warn-note",
+                                   style={"fontSize": "11px", "color": "#8d6e00", "fontWeight": "bold"}))
+    return c
 
 
 # ------------------------------------------------------------------------------------------- callbacks
@@ -180,27 +245,25 @@ def update_period(params: dict, choice: dict | None, _tick=None):
     """The period's figures and the now-relative PUEs (today, this quarter, trailing 12 months)."""
     try:
         lang, fac, period = _context(params, choice)
-    except InputError as e:
-        return (t((params or {}).get("lang", "zh"), "bad_period"), common.error(str(e)), [], "",
+    except InputError:
+        lang = (params or {}).get("lang", "zh")
+        return (t(lang, "bad_period"), common.period_error(lang, (params or {}).get("url_period")), [], "",
                 _empty_figure(), _empty_figure(), _empty_figure())
     if fac is None:
         return (forbidden(lang), "", [], "", _empty_figure(), _empty_figure(), _empty_figure())
     fig, today_fig, this_q, ttm = common.loader().facility_page_figures(fac.id, period, common.today_china())
     name = fac.name if lang == "zh" or not fac.name_en else fac.name_en
-    header = (f"{fac.operator} · {fac.district} · {term(KIND_TEXT, lang, fac.kind)} · "
+    header = (f"{fac.operator} · {city_text(fac.city, lang)} {fac.district} · {term(KIND_TEXT, lang, fac.kind)} · "
               f"{term(PUE_CATEGORY_TEXT, lang, fac.pue_category)} · "
               f"{t(lang, 'period')} {common.period_heading({'from': period.first_day.isoformat(), 'to': period.last_day.isoformat()}, lang)}")
-    cards = [card(t(lang, "period_pue"), num(fig["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(fig['coverage'], lang)}",
-                  id_="period-pue"),
-             card(t(lang, "today"), num(today_fig["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(today_fig['coverage'], lang)}"),
-             card(t(lang, "this_quarter"), num(this_q["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(this_q['coverage'], lang)}"),
-             card(t(lang, "ttm"), num(ttm["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(ttm['coverage'], lang)}"),
+    cards = [pue_card(t(lang, "period_pue"), fig, lang, "period-pue"), pue_card(t(lang, "today"), today_fig, lang),
+             pue_card(t(lang, "this_quarter"), this_q, lang), pue_card(t(lang, "ttm"), ttm, lang),
              card(t(lang, "occupancy"), pct(fig["occupancy_rate"], lang), id_="period-occupancy"),
              card(t(lang, "compute"), pct(fig["compute_share"], lang), id_="period-compute"),
              card(t(lang, "std_racks"), num(fig["standard_racks"], lang),
                   f"{t(lang, 'phys_racks')} {num(fig['physical_racks'], lang, 0)}")]
     basis = (f"{t(lang, 'pue_label')}: {term(LABEL_TEXT, lang, fig['pue_label'])} · "
-             f"{t(lang, 'it_from')}: {t(lang, 'it_from_' + fig['it_energy_from'])}")
+             f"{t(lang, 'it_from')}: {term(IT_FROM_TEXT, lang, fig['it_energy_from'])}")
     return (f"{name} ({fac.id})", header, cards, basis,
             trend_figure(fig.get("bins"), lang, t(lang, "trend_day"), monthly=False),
             trend_figure(ttm.get("bins"), lang, t(lang, "trend_month"), monthly=True),
@@ -244,13 +307,16 @@ def events_rows(fac, fig: dict, meters: list[dict], rejected: list[dict], lang: 
     return rows
 
 
-def health_items(health: dict[str, dict], lang: str, now_ms: int | None = None,
-                 only_facility: str | None = None) -> list:
-    """One line per collector: connected / stale, rates, rejects, queue and ack lag, last report.
+def health_items(health: dict[str, dict], lang: str, now_ms: int | None = None, facility_id: str | None = None,
+                 only_facility: bool = False) -> list:
+    """One line per collector: connected / stale, message and reading rates, totals, this facility's
+    accepted readings and rejects, queue and ack lag, last report.
 
-    ``only_facility``: the viewer is an operator: show only that facility's figures (its readings and
-    rejections), never the collector-wide ones, which describe every facility's traffic.
-    """
+    The rate is the collector's own over its last report interval; when that is empty (a report
+    right after another) the average since the collector started is shown instead, marked so.
+
+    ``only_facility``: the viewer is an operator: show only ``facility_id``'s figures (its accepted and
+    rejected readings), never the collector-wide ones, which describe every facility's traffic."""
     now_ms = now_ms or int(time.time() * 1000)
     out = []
     for name, h in sorted(health.items()):
@@ -258,22 +324,37 @@ def health_items(health: dict[str, dict], lang: str, now_ms: int | None = None,
         stale = updated is None or now_ms - updated > HEALTH_STALE_S * 1000
         state = t(lang, "stale") if stale else t(lang, "connected" if h.get("connected") else "disconnected")
         colour = "#c62828" if stale or not h.get("connected") else "#2e7d32"
-        if only_facility is not None:
-            f = (h.get("by_facility") or {}).get(only_facility) or {}
-            rejected = sum((f.get("rejects_by_reason") or {}).values())
+        mine = (h.get("by_facility") or {}).get(facility_id) or {}
+        rejects_here = sum((mine.get("rejects_by_reason") or {}).values())
+        if only_facility:
             out.append(html.Li([html.B(name), " · ", html.Span(state, style={"color": colour}),
-                                f" · {only_facility}: {num(f.get('accepted', 0), lang, 0)} {t(lang, 'readings')}"
-                                f" · {t(lang, 'rejected')} {num(rejected, lang, 0)}"
+                                f" · {t(lang, 'accepted')} {num(mine.get('accepted', 0), lang, 0)}, "
+                                f"{t(lang, 'rejected')} {num(rejects_here, lang, 0)}"
                                 f" · {t(lang, 'updated')} {timestamp(updated, 'Asia/Shanghai', lang)}"]))
             continue
-        out.append(html.Li([html.B(name), " · ", html.Span(state, style={"color": colour}),
-                            f" · {num(h.get('messages_per_s'), lang, 1)} {t(lang, 'msg_s')}"
-                            f" · {num(h.get('readings_per_s'), lang, 1)} {t(lang, 'readings_s')}"
-                            f" · {t(lang, 'rejected')} {num(h.get('rejected'), lang, 0)}"
-                            f" · {t(lang, 'queue')} {num(h.get('queue'), lang, 0)}"
-                            f" · {t(lang, 'ack_lag')} {num(h.get('ack_lag_ms'), lang, 0)} ms"
-                            f" · {t(lang, 'updated')} {timestamp(updated, 'Asia/Shanghai', lang)}"]))
+        up_s = ((updated or 0) - (h.get("started_at_ms") or updated or 0)) / 1000
+        msg_rate, rd_rate, avg = h.get("messages_per_s"), h.get("readings_per_s"), False
+        if not msg_rate and h.get("messages") and up_s > 0:
+            msg_rate, rd_rate, avg = h["messages"] / up_s, (h.get("readings") or 0) / up_s, True
+        note = (f"（{t(lang, 'avg_rate')}）" if lang == "zh" else f" ({t(lang, 'avg_rate')})") if avg else ""
+        parts = [f"{num(msg_rate, lang, 1)} {t(lang, 'msg_s')}", f"{num(rd_rate, lang, 1)} {t(lang, 'readings_s')}{note}",
+                 f"{t(lang, 'total')} {num(h.get('messages'), lang, 0)} {t(lang, 'messages')} / "
+                 f"{num(h.get('readings'), lang, 0)} {t(lang, 'readings')}"]
+        if facility_id:
+            parts.append(f"{t(lang, 'accepted')} {num(mine.get('accepted', 0), lang, 0)}, "
+                         f"{t(lang, 'rejected')} {num(rejects_here, lang, 0)}")
+        parts += [f"{t(lang, 'rejected')} {num(h.get('rejected'), lang, 0)}", f"{t(lang, 'queue')} {num(h.get('queue'), lang, 0)}",
+                  f"{t(lang, 'ack_lag')} {num(h.get('ack_lag_ms'), lang, 0)} ms",
+                  f"{t(lang, 'updated')} {timestamp(updated, 'Asia/Shanghai', lang)}"]
+        out.append(html.Li([html.B(name), " · ", html.Span(state, style={"color": colour}), " · " + " · ".join(parts)]))
     return out or [html.Li(t(lang, "no_data"))]
+
+
+def _load_text(live: dict, key: str, lang: str) -> str:
+    """A live load [kW]; with no reading in the window it is unknown (—), not 0 kW."""
+    if not live.get("coverage"):
+        return "—"
+    return f"{num(live[key], lang)} kW"
 
 
 def update_live(params: dict, choice: dict | None, _tick=None, drawn: str | None = None):
@@ -290,17 +371,16 @@ def update_live(params: dict, choice: dict | None, _tick=None, drawn: str | None
         return [], _empty_figure(), [], [], None
     ld = common.loader()
     live = ld.live(fac.id)
-    cards = [card(t(lang, "live_pue"), num(live["pue"], lang, 3), f"{t(lang, 'coverage')} {pct(live['coverage'], lang)}",
-                  id_="live-pue"),
-             card(t(lang, "it_load"), f"{num(live['it_load_kw'], lang)} kW", id_="live-it-load"),
-             card(t(lang, "fac_load"), f"{num(live['facility_load_kw'], lang)} kW", id_="live-facility-load")]
+    cards = [pue_card(t(lang, "live_pue"), live, lang, "live-pue", why="no_data_live"),
+             card(t(lang, "it_load"), _load_text(live, "it_load_kw", lang), id_="live-it-load"),
+             card(t(lang, "fac_load"), _load_text(live, "facility_load_kw", lang), id_="live-facility-load")]
     events = events_rows(fac, ld.figures(period, fac.id, "day"), ld.meters(fac.id), ld.rejected(fac.id), lang)
     racks = ld.racks(fac.id)
     signature = floor_signature(racks, lang)
     floor = no_update if drawn == signature else floor_figure(racks, lang)
     user = common.current_user()
-    only = fac.id if user is None or user.role == "operator" else None   # operators: their facility's figures
-    return cards, floor, events, health_items(ld.collector_health(), lang, only_facility=only), signature
+    only = user is None or user.role == "operator"   # operators: their facility's figures only
+    return cards, floor, events, health_items(ld.collector_health(), lang, facility_id=fac.id, only_facility=only), signature
 
 
 def register(app) -> None:

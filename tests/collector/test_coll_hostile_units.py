@@ -253,9 +253,9 @@ def test_operators_see_only_their_facilitys_collector_figures():
     doc = {"collector-a": {"updated_at_ms": now_ms(), "connected": True, "messages_per_s": 12345.0, "rejected": 999,
                            "by_facility": {FAC: {"accepted": 7, "rejects_by_reason": {"unknown meter": 2}},
                                            "cd-edge-01": {"accepted": 50}}}}
-    text = str(health_items(doc, "en", only_facility=FAC))
+    text = str(health_items(doc, "en", facility_id=FAC, only_facility=True))
     assert "12,345" not in text and "12345" not in text and "999" not in text and "cd-edge-01" not in text
-    assert f"{FAC}: 7 readings" in text and "rejected 2" in text
+    assert "readings accepted for this facility 7, rejected 2" in text
     assert "12,345" in str(health_items(doc, "en"))
 
 

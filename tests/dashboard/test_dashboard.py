@@ -118,7 +118,7 @@ def test_subsidy_callback_lists_checks_with_clauses(week_store):
     assert "subsidy-eligible" in text and "/download/evidence/cd-east-01?" in text
     grid = next(c for c in _walk(html_div(body)) if getattr(c, "id", None) == "subsidy-checks")
     assert {r["metric"] for r in grid.rowData} >= {"pue", "racks", "compute_share"}
-    assert any(r["check"] == "standard racks (racks)" for r in grid.rowData)
+    assert any(r["check"] == "standard racks" and r["threshold"] == "≥ 1,000" for r in grid.rowData)
     assert all(r["clause"] for r in grid.rowData)
 
 

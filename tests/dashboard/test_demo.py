@@ -143,7 +143,12 @@ def test_demo_shows_verdicts_and_its_report_verifies_after_stop(browser, tmp_pat
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                texts = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#overview-grid .ag-center-cols-container .ag-row")]
+                # the verdicts are pinned left, the ids in the centre: one text per row index
+                by_row = {}
+                for r in browser.find_elements(By.CSS_SELECTOR, "#overview-grid .ag-pinned-left-cols-container .ag-row, "
+                                                                "#overview-grid .ag-center-cols-container .ag-row"):
+                    by_row[r.get_attribute("row-index")] = by_row.get(r.get_attribute("row-index"), "") + " " + r.text
+                texts = list(by_row.values())
             except Exception:
                 texts = []
             rows = {fid: next((t for t in texts if fid in t.split()), "") for fid in want}
