@@ -34,7 +34,7 @@ KNOWN_KEYS = {
 }
 # The applicant's pack (seed 001 二(二)3): item (1) fields, item (4) investment, item (5) narrative.
 APPLICANT_KEYS = {"project_name", "legal_representative", "contact_person", "contact_phone", "actual_investment",
-                  "grid_emission_factor", "narrative"}
+                  "grid_emission_factor", "narrative", "compare_months"}
 NARRATIVE_SECTIONS = ("background", "main_content", "key_directions", "service_fields")
 METER_KEYS = {"id", "role", "rollover_kwh", "name", "interval_s", "max_gap_s", "noise_kwh", "multiplier"}
 
@@ -473,6 +473,12 @@ def _applicant(block, path: Path, errors: _Errors) -> tuple[dict, tuple]:
                 # keep the amount as written: the statement prints it exactly
                 rows.append({"year": y, "amount_cny": r["amount_cny"], "source": source})
         out["actual_investment"] = rows
+    months = block.get("compare_months")
+    if months is not None:
+        if not isinstance(months, int) or isinstance(months, bool) or not 1 <= months <= 36:
+            errors.add(where, f"applicant.compare_months must be a whole number of months from 1 to 36: {months!r}")
+        else:
+            out["compare_months"] = months
     gef = block.get("grid_emission_factor")
     if gef is not None:
         name = "applicant.grid_emission_factor"

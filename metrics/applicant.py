@@ -193,9 +193,10 @@ def form_fields(facility, stmt: dict, profile_result: dict | None) -> list[dict]
             ("retrofit_cost_cny", facility.retrofit_cost_cny, f"{f}: retrofit.cost_cny"),
             ("actual_investment_cny", None if inv is None else inv["amount_cny"],
              None if inv is None else inv["source"]),
+            # computed figures name what they are computed from as codes the report words
             ("in_use_physical_racks", stmt["avg_cost_per_rack"]["in_use_physical_racks"],
-             f"rack inventory as of {stmt['avg_cost_per_rack']['racks_as_of']}"),
-            ("subsidy_requested_cny", est.get("subsidy_cny"), "subsidy computation (section of this report)")]
+             f"inventory:{stmt['avg_cost_per_rack']['racks_as_of']}"),
+            ("subsidy_requested_cny", est.get("subsidy_cny"), "subsidy_computation")]
     return [{"field": k, "value": v, "source": s, "missing": v is None} for k, v, s in rows]
 
 

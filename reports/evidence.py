@@ -18,9 +18,11 @@ import orjson
 
 import pandas as pd
 
+from dcmon.metrics.applicant import applicant_pack
 from dcmon.metrics.evaluate import Options, evaluate, inventory_at
 from dcmon.metrics.exact import decide, figure_text, ratio
 from dcmon.metrics.racks import racks_by
+from dcmon.reports.applicant import PACK_CSS, pack_html, verdict_note, window_row
 from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang, data_files, fmt_num,
                                   provenance)
 
@@ -83,7 +85,8 @@ T = {
 }
 
 
-def build_summary(registry, store, facility_id: str, period, profile: str, options: Options, result: dict) -> dict:
+def build_summary(registry, store, facility_id: str, period, profile: str, options: Options, result: dict,
+                  applicant: dict | None = None) -> dict:
     fig = result["facilities"][0]
     prof = fig["profiles"].get(profile)
     doc = {
@@ -95,6 +98,7 @@ def build_summary(registry, store, facility_id: str, period, profile: str, optio
             "checks": [{k: c.get(k) for k in ("metric", "value", "op", "threshold", "status")} for c in prof["checks"]]},
         "monthly": [{k: b.get(k) for k in ("bin", "facility_energy_kwh", "it_energy_kwh", "pue", "coverage")}
                     for b in fig.get("bins", [])],
+        "applicant": applicant,   # the applicant's pack (items (1)–(6)); None for profiles without an application notice
         **provenance(registry),
         "data_files": data_files(store, [facility_id], period, registry),
     }
@@ -181,7 +185,8 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                       inventory=base.inventory, min_coverage=base.min_coverage, bins="month")
     fac = registry.get(facility_id)
     result = evaluate(registry, store, period, [facility_id], [profile], options)
-    summary = build_summary(registry, store, facility_id, period, profile, options, result)
+    pack = applicant_pack_for(store, fac, period, options, result, profile)
+    summary = build_summary(registry, store, facility_id, period, profile, options, result, applicant=pack)
     fig = result["facilities"][0]
     prof = fig["profiles"][profile]
     t = T[lang]
@@ -246,8 +251,10 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
         vtxt = c.get("value_text") or vtxt  # printed so that it agrees with the exact decision
         report_only = ("（仅报告，不作为申报条件）" if lang == "zh" else " (report only, not a requirement)") if c.get("flag") else ""
         crow.append([c["metric"], vtxt, f"{c['op']} {c['threshold']}", mtxt, st[c["status"]] + report_only, c["clause"]])
+    if window_row(prof.get("application_window"), lang):
+        crow.append(window_row(prof["application_window"], lang))   # the completion window, a condition like the thresholds
     sec.append(f"<h2>{t['checks']}</h2>" + _table([t["metric"], t["value"], t["threshold"], t["margin"], t["result"], t["clause"]], crow)
-               + f"<p>{t['eligible']}: <b>{st[prof['eligible']]}</b></p>"
+               + f"<p>{t['eligible']}: <b>{st[prof['eligible']]}</b>{verdict_note(prof.get('application_window'), lang)}</p>"
                + ("<p class='note'><b>" + ("该政策在此期间不在有效期内" if lang == "zh" else "Measure not in force for this period")
                   + "</b></p>" if prof.get("in_force") is False else "")
                + "".join(f"<p class='note'>{e(n)}</p>" for n in prof.get("notes", [])))
@@ -292,6 +299,8 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
     sec.append(f"<h2>{t['provenance']}</h2><p>{t['software']}: {summary['software']}; {t['generated']}: {summary['generated_at']}; "
                f"{t['config']}: <code>{summary['config_fingerprint']}</code></p><p>{t['verify_hint']}</p>"
                f"<details><summary>{t['files']} ({len(files)})</summary>" + _table(["file", "SHA-256"], files, "mono") + "</details>")
+    if pack is not None:
+        sec.append(pack_html(pack, lang, meters=len(fac.meters), pue_category=fac.pue_category, pue_threshold=pue_thr))
     summary_json = orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
     doc = f"""<!DOCTYPE html>
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
@@ -305,6 +314,7 @@ th, td {{ border: 1px solid #bbb; padding: 1mm 1.5mm; text-align: left; vertical
 th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono td {{ font-family: monospace; font-size: 7pt; }} .mono td:first-child {{ width: 45%; }}
 .kv thead {{ display: none; }} .kv td:first-child {{ width: 30%; background: #f6f8fa; }}
 figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
+{PACK_CSS}
 </style></head><body>
 <h1>{e(t['title'])}</h1>
 <p>{e(name)} · {e(fac.operator)} · {e(profile)} · {per['from']} — {per['to']}</p>
@@ -312,6 +322,16 @@ figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
 <script type="application/json" id="{SUMMARY_ID}">{summary_json}</script>
 </body></html>"""
     return doc, summary, result
+
+
+def applicant_pack_for(store, facility, period, options: Options, result: dict, profile: str) -> dict | None:
+    """The applicant's pack, for a profile that names an application notice (its completion window)."""
+    fig = result["facilities"][0]
+    prof = fig["profiles"].get(profile)
+    if not prof or not prof.get("application_window"):
+        return None
+    return applicant_pack(store, facility, period, options, prof, fig["in_service_racks"],
+                          facility.applicant.get("compare_months", 12))
 
 
 def build_evidence(registry, store, facility_id: str, period, *, profile: str = DEFAULT_PROFILE, lang: str = "zh",
