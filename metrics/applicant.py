@@ -122,7 +122,8 @@ def before_after(store, facility, options: Options, months: int = retrofit.DEFAU
         fa, s = _side(store, facility, wa, options, "after")
         monthly += s
     cmp = retrofit.compare_sides(fb, fa, min_coverage=options.min_coverage, grid_factor=gf)
-    reasons = list(cmp["reasons"])
+    # a side without a whole month says so once, not also as "no data"
+    reasons = [r for r in cmp["reasons"] if not (r == "before:no_data" and kb == 0 or r == "after:no_data" and ka == 0)]
     if kb == 0:
         reasons.insert(0, "not_enough_data_before")
     if ka == 0:

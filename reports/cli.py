@@ -38,6 +38,8 @@ def register(sub):
     p.add_argument("--lang", choices=["zh", "en"], default="zh", help="report language (default zh)")
     p.add_argument("--out", required=True, metavar="report.pdf|report.html",
                    help="output file; the suffix chooses PDF or HTML")
+    p.add_argument("--form-xlsx", metavar="PATH", help="also write the application form's pre-filled fields and the "
+                   "item (4) statement as a workbook to paste from (profiles with an application notice)")
     add_readings(p)
     p.set_defaults(func=cmd_evidence)
 
@@ -101,6 +103,16 @@ def cmd_evidence(args) -> int:
     tmp.write_bytes(data)
     tmp.replace(out)
     print(f"{out}: evidence report for {args.facility} ({len(data):,} bytes)")
+    if args.form_xlsx:
+        from dcmon.reports.applicant import form_xlsx
+        from dcmon.reports.evidence import read_summary
+        pack = read_summary(out).get("applicant")   # from the embedded summary: the same figures as the report
+        if pack is None:
+            raise InputError(f"--form-xlsx: profile {args.profile!r} names no application notice, so there is no form")
+        xlsx = Path(args.form_xlsx)
+        xlsx.parent.mkdir(parents=True, exist_ok=True)
+        xlsx.write_bytes(form_xlsx(pack, args.lang))
+        print(f"{xlsx}: application form fields and statement for {args.facility}")
     return 0
 
 

@@ -9,16 +9,14 @@ import re
 import shutil
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
 import pytest
 
 from dcmon.errors import ConfigError
+from dcmon.fixtures.applicant_data import write_golden
 from dcmon.metrics import retrofit
 from dcmon.metrics.applicant import ITEMS, applicant_pack, before_after
 from dcmon.metrics.evaluate import Options, evaluate
 from dcmon.periods import Period
-from dcmon.readings import conform
 from dcmon.registry import load_registry
 from dcmon.store import open_store
 
@@ -27,29 +25,6 @@ APPLICANT = REPO / "fixtures" / "applicant"
 SEED = Path("/work/shared/seeds/001_79023afb721d293c.txt")
 PROFILE = "chengdu-2023-cloud-retrofit"
 AFTER = Period(dt.date(2023, 7, 1), dt.date(2024, 6, 30))
-
-
-def write_golden(store, fid="ap-golden", first=dt.date(2022, 7, 1), last=dt.date(2024, 7, 1)):
-    """Daily counter readings at local midnight: before 2023-07-01 the day adds 1300 kWh facility,
-    1000 kWh IT (PUE 1.3); from it on 1320 / 1100 (PUE 1.2). Racks R0701..R0800 are storage from
-    2022-06-01 and compute again from 2023-07-01 08:00 (the retrofit turned them into compute)."""
-    days = pd.date_range(first, last, freq="D")
-    grid, ups, rows = 100_000.0, 50_000.0, []
-    for d in days:
-        rows += [("grid-a", d, grid), ("ups-1", d, ups)]
-        new = d.date() >= dt.date(2023, 7, 1)
-        grid += 1320 if new else 1300
-        ups += 1100 if new else 1000
-    ts = [pd.Timestamp(d).tz_localize("Asia/Shanghai").tz_convert("UTC") for _, d, _ in rows]
-    store.append(conform(pa.table({"facility_id": [fid] * len(rows), "kind": ["meter"] * len(rows),
-                                   "source_id": [m for m, _, _ in rows], "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")),
-                                   "energy_kwh": [v for _, _, v in rows]})), check_existing=False)
-    racks = [f"R{n:04d}" for n in range(701, 801)]
-    inv = [(r, "2022-06-01 00:00", "storage") for r in racks] + [(r, "2023-07-01 08:00", "compute") for r in racks]
-    ts = [pd.Timestamp(t, tz="Asia/Shanghai").tz_convert("UTC") for _, t, _ in inv]
-    store.append(conform(pa.table({"facility_id": [fid] * len(inv), "kind": ["rack"] * len(inv),
-                                   "source_id": [r for r, _, _ in inv], "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")),
-                                   "function": [f for _, _, f in inv]})), check_existing=False)
 
 
 @pytest.fixture(scope="module")
