@@ -198,7 +198,11 @@ def form_fields(facility, stmt: dict, profile_result: dict | None) -> list[dict]
             ("in_use_physical_racks", stmt["avg_cost_per_rack"]["in_use_physical_racks"],
              f"inventory:{stmt['avg_cost_per_rack']['racks_as_of']}"),
             ("subsidy_requested_cny", est.get("subsidy_cny"), "subsidy_computation")]
-    return [{"field": k, "value": v, "source": s, "missing": v is None} for k, v, s in rows]
+    out = [{"field": k, "value": v, "source": s, "missing": v is None} for k, v, s in rows]
+    # an amount that is not due (not eligible, not in force, outside the window) is marked, with why
+    out[-1]["hypothetical"] = bool((profile_result or {}).get("subsidy_hypothetical"))
+    out[-1]["upper_bound"] = bool(est.get("subsidy_is_upper_bound"))
+    return out
 
 
 def narrative(facility, ba: dict) -> dict:

@@ -30,6 +30,7 @@ T = {
             5: "核对并补全标注为“申报单位填写”的章节", 6: "其他需要补充的有关证明材料"},
         "readings": {"design_power": "在用计算机架设计功率 ÷ 全部在用机架设计功率", "rack_count": "在用计算机架数 ÷ 全部在用机架数",
                      "compute_storage": "在用计算机架设计功率 ÷ 在用计算与存储机架设计功率"},
+        "hypothetical": "假设测算：不符合申报条件或政策不在有效期，无应付金额", "upper_bound": "上限估算（未提供改造成本或政策仅规定上限）",
         "src_inventory": "机架清单（截至 {d}）", "src_subsidy": "本报告“补贴测算”一节", "pp": "个百分点",
         "missing": "缺：", "window": "结项时间条件", "completed": "改造完成（结项）日期",
         "window_rule": "{lo} 至 {hi}（含）", "in": "在范围内：符合", "out": "不在范围内：不符合申报条件（补贴金额仅为假设测算）",
@@ -90,6 +91,8 @@ T = {
         "readings": {"design_power": "design power of in-service compute racks ÷ design power of all in-service racks",
                      "rack_count": "in-service compute racks ÷ all in-service racks",
                      "compute_storage": "design power of in-service compute racks ÷ in-service compute + storage racks"},
+        "hypothetical": "hypothetical: a condition is not met or the measure is not in force; no amount is due",
+        "upper_bound": "upper bound (no retrofit cost given, or the policy sets only a ceiling)",
         "src_inventory": "rack inventory as of {d}", "src_subsidy": "the subsidy computation in this report", "pp": " pp",
         "missing": "missing: ", "window": "Completion-window condition", "completed": "Retrofit completed",
         "window_rule": "{lo} to {hi} (inclusive)", "in": "inside: met",
@@ -223,7 +226,7 @@ def form_section(pack: dict, lang: str) -> str:
         if v is None:
             txt = f"<span class='todo'>{t['not_set']}</span>"
         elif r["field"].endswith("_cny"):
-            txt = _money(v)
+            txt = _money(v) + "".join(f"<br><b class='warn'>{_e(t[k])}</b>" for k in ("hypothetical", "upper_bound") if r.get(k))
         else:
             txt = _e(v)
         src = r["source"] or "—"

@@ -70,6 +70,7 @@ def test_outside_the_window_the_verdict_says_so(golden):
     doc, summary = _html(reg, store, "ap-late", "zh")
     assert "不在范围内：不符合申报条件" in doc and "但项目结项日期不在申报范围内，不符合申报条件" in doc
     assert summary["applicant"]["application_window"]["inside"] is False
+    assert "假设测算：不符合申报条件或政策不在有效期，无应付金额" in doc        # the form's amount is not due
     assert "【待申报单位填写】" in doc and "未配置 2022 年度实际投资额" in doc     # no applicant block: marked, not invented
     doc_en, _ = _html(reg, store, "ap-late", "en")
     assert "outside: the condition is not met" in doc_en
