@@ -1,15 +1,21 @@
-"""Benchmark: ``dcmon evaluate`` for one quarter of a 10 000-rack facility vs. a plain DuckDB scan.
+"""Benchmark: ``dcmon evaluate`` for one period of a large rack-metered facility vs. a plain DuckDB scan.
 
 The facility has ``it_energy_from: racks``; every rack reports a cumulative energy counter and
-power every 5 minutes (10 000 × 288 × 92 ≈ 265 M rack readings), and three meters report
-1-minute counters. The limit is one plain DuckDB SQL aggregation over the same Parquet files
-(Σ over sources of max − min counter in the period), measured in the same run. Both run as
+power every 5 minutes (10 000 × 288 × 92 ≈ 265 M rack readings for a quarter), and three meters
+report 1-minute counters. The limit is one plain DuckDB SQL aggregation over the same Parquet
+files (Σ over sources of max − min counter in the period), measured in the same run. Both run as
 separate processes; each is run ``--repeat`` times and the median wall time is used.
 
-    python bench/bench_evaluate.py [--racks 10000] [--days 92] [--out bench/out/evaluate] [--repeat 3]
+Two scales by default, each with its own target: 10 000 racks × 92 days (dcmon ≤ 1.2× DuckDB, where
+the scan dominates) and 3 000 racks × 30 days (≤ 1.5×, where fixed costs such as imports and file
+listing matter); dcmon's peak memory ≤ 1 GiB at each. Generated data is kept under
+``--out/<racks>x<days>/`` and reused by later runs.
 
-Prints both times, their ratio (target ≤ 1.5), dcmon's peak memory (target ≤ 1 GiB) and
-whether the two IT energies agree.
+    python bench/bench_evaluate.py [--scales 10000x92,3000x30] [--out bench/out/evaluate] [--repeat 3]
+    python bench/bench_evaluate.py --smoke      # 20 racks × 2 days in a temporary folder, seconds
+
+Prints one ``RESULT`` line per scale for the time ratio and one for peak memory, and whether the
+two IT energies agree.
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ from dcmon.registry import credit_code_check_char
 from dcmon.store import open_store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run  # noqa: E402
+from _common import machine_load, result, run_timed  # noqa: E402
 
 FIRST = dt.date(2026, 7, 1)
 
@@ -128,44 +134,47 @@ files = json.loads(open(sys.argv[1]).read())
 start, end = sys.argv[2], sys.argv[3]
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
-# meters are partitioned by month and racks by day: the kind comes from the path, not hive keys
+# meters are partitioned by month and racks by day, so hive keys do not combine; every file holds its
+# kind as a column
 q = f'''SELECT kind, sum(e) FROM (
-          SELECT regexp_extract(filename, 'kind=([a-z-]+)', 1) AS kind, source_id,
-                 max(energy_kwh) - min(energy_kwh) AS e
-          FROM read_parquet(?, hive_partitioning = false, filename = true)
+          SELECT kind, source_id, max(energy_kwh) - min(energy_kwh) AS e
+          FROM read_parquet(?, hive_partitioning = false)
           WHERE ts >= TIMESTAMPTZ '{start}' AND ts < TIMESTAMPTZ '{end}'
           GROUP BY 1, source_id) GROUP BY kind'''
 print(json.dumps({k: v for k, v in con.execute(q, [files]).fetchall()}))
 """
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--racks", type=int, default=10_000)
-    ap.add_argument("--days", type=int, default=92)
-    ap.add_argument("--out", default="bench/out/evaluate")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
-    out = Path(a.out)
-    cfg, data = out / "config", out / "data"
+# the ratio each scale must stay under: the full quarter is a scan; smaller stores pay fixed costs
+LIMITS = {(10_000, 92): 1.2}
+DEFAULT_LIMIT = 1.5
+PEAK_LIMIT_BYTES = 1 << 30
+
+
+def parse_scale(text: str) -> tuple[int, int]:
+    try:
+        racks, days = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected RACKSxDAYS, for example 10000x92") from None
+    if racks < 1 or not 1 <= days <= 92:
+        raise argparse.ArgumentTypeError(f"{text!r}: racks ≥ 1 and 1 ≤ days ≤ 92 (one quarter from {FIRST})")
+    return racks, days
+
+
+def ensure_data(out: Path, racks: int, days: int) -> None:
     marker = out / "generated.json"
-    spec = {"racks": a.racks, "days": a.days}
-    if a.generate_only:
-        import shutil
-        shutil.rmtree(out, ignore_errors=True)
-        write_config(cfg, a.racks)
-        t0 = time.perf_counter()
-        n = generate(data, a.racks, a.days)
-        print(f"generated {n:,} rack readings in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        marker.write_text(json.dumps(spec))
+    if marker.exists() and json.loads(marker.read_text()) == {"racks": racks, "days": days}:
         return
-    if not marker.exists() or json.loads(marker.read_text()) != spec:
-        # generate in a child process so this process stays small: a child's peak-memory
-        # figure (ru_maxrss) includes what it inherited from its parent at fork time
-        subprocess.run([sys.executable, __file__, "--generate-only", "--racks", str(a.racks), "--days", str(a.days),
-                        "--out", str(out)], check=True)
-    period = Period(FIRST, FIRST + dt.timedelta(days=a.days - 1))
+    # generate in a child process so this process stays small: a child's peak-memory
+    # figure (ru_maxrss) includes what it inherited from its parent at fork time
+    subprocess.run([sys.executable, __file__, "--generate-only", "--racks", str(racks), "--days", str(days),
+                    "--out", str(out)], check=True)
+
+
+def bench_scale(out: Path, racks: int, days: int, repeat: int) -> None:
+    ensure_data(out, racks, days)
+    cfg, data = out / "config", out / "data"
+    period = Period(FIRST, FIRST + dt.timedelta(days=days - 1))
     start, end = period.utc_bounds("Asia/Shanghai")
     store = open_store(data)
     files = [str(p) for p in store.files("bench-10k", None, start, end)]
@@ -175,23 +184,65 @@ def main(argv=None):
     dcmon_cmd = [sys.executable, "-m", "dcmon.cli", "evaluate", "--config", str(cfg), "--data", str(data),
                  "--from", period.first_day.isoformat(), "--to", period.last_day.isoformat(), "--format", "json"]
     duck_cmd = [sys.executable, "-c", DUCKDB_SQL, str(out / "files.json"), start.isoformat(), end.isoformat()]
-    d_times, q_times, mems, duck_mems = [], [], [], []
-    for _ in range(a.repeat):
-        wt, mem, dout = run(dcmon_cmd)
-        d_times.append(wt)
-        mems.append(mem)
-        wt, mem, qout = run(duck_cmd)
-        q_times.append(wt)
-        duck_mems.append(mem)
+    d_runs, q_runs = [], []
+    load_before = machine_load()
+    for _ in range(repeat):  # alternate, so both see the same changes of load on a shared machine
+        d_runs.append(run_timed(dcmon_cmd))
+        q_runs.append(run_timed(duck_cmd))
+    d_times, q_times = [t.wall_s for t in d_runs], [t.wall_s for t in q_runs]
+    mems, duck_mems = [t.peak_bytes for t in d_runs], [t.peak_bytes for t in q_runs]
+    dout, qout = d_runs[-1].stdout, q_runs[-1].stdout
     res = json.loads(dout)["facilities"][0]
     duck = json.loads(qout)
     d, q = statistics.median(d_times), statistics.median(q_times)
-    print(f"data: {a.racks:,} racks × {a.days} days of 5-minute readings, {len(files)} files, {size / 2**30:.2f} GiB")
-    print(f"dcmon evaluate : {d:6.2f} s (runs {', '.join(f'{x:.2f}' for x in d_times)}), peak memory {max(mems) / 2**20:,.0f} MiB")
-    print(f"duckdb plain   : {q:6.2f} s (runs {', '.join(f'{x:.2f}' for x in q_times)}), peak memory {max(duck_mems) / 2**20:,.0f} MiB")
-    print(f"ratio dcmon/duckdb = {d / q:.2f} (target ≤ 1.5); peak memory {max(mems) / 2**30:.2f} GiB (target ≤ 1 GiB)")
+    name = f"evaluate/{racks}x{days}"
+    print(f"data: {racks:,} racks × {days} days of 5-minute readings, {len(files)} files, {size / 2**30:.2f} GiB")
+    print(f"machine: before {load_before}; after {machine_load()}")
+    for label, runs, m in (("dcmon evaluate", d_runs, d), ("duckdb plain  ", q_runs, q)):
+        print(f"{label} : {m:6.2f} s (runs {', '.join(f'{t.wall_s:.2f}' for t in runs)}; CPU "
+              f"{', '.join(f'{t.cpu_s:.2f}' for t in runs)} s), peak memory {max(t.peak_bytes for t in runs) / 2**20:,.0f} MiB")
     print(f"IT energy: dcmon {res['it_energy_kwh']:,.3f} kWh, duckdb {duck.get('rack', 0):,.3f} kWh; "
           f"PUE {res['pue']:.4f}, coverage {res['coverage']:.4f}")
+    d_cpu, q_cpu = statistics.median(t.cpu_s for t in d_runs), statistics.median(t.cpu_s for t in q_runs)
+    print(f"CPU time: dcmon {d_cpu:.2f} s vs duckdb {q_cpu:.2f} s, ratio {d_cpu / q_cpu:.2f} "
+          f"(less sensitive than wall time to other work on the machine)")
+    result(name, f"dcmon {d:.2f} s vs duckdb {q:.2f} s (median of {repeat})", d / q,
+           LIMITS.get((racks, days), DEFAULT_LIMIT))
+    result(f"{name} peak memory", f"dcmon {max(mems) / 2**20:,.0f} MiB vs 1 GiB", max(mems) / PEAK_LIMIT_BYTES, 1.0)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scales", default="10000x92,3000x30", metavar="RACKSxDAYS[,…]",
+                    help="the stores to measure, each RACKSxDAYS from 2026-07-01 (default 10000x92,3000x30)")
+    ap.add_argument("--out", default="bench/out/evaluate", help="where generated data is kept between runs")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="20 racks × 2 days in a temporary folder, one run (seconds)")
+    ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--racks", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--days", type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.generate_only:
+        import shutil
+        out = Path(a.out)
+        shutil.rmtree(out, ignore_errors=True)
+        write_config(out / "config", a.racks)
+        t0 = time.perf_counter()
+        n = generate(out / "data", a.racks, a.days)
+        print(f"generated {n:,} rack readings in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        (out / "generated.json").write_text(json.dumps({"racks": a.racks, "days": a.days}))
+        return
+    if a.smoke:
+        import tempfile
+        with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
+            bench_scale(Path(tmp) / "20x2", 20, 2, 1)
+        return
+    try:
+        scales = [parse_scale(text) for text in a.scales.split(",")]
+    except argparse.ArgumentTypeError as e:
+        ap.error(f"--scales {e}")
+    for racks, days in scales:
+        bench_scale(Path(a.out) / f"{racks}x{days}", racks, days, a.repeat)
 
 
 if __name__ == "__main__":
