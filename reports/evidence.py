@@ -100,7 +100,7 @@ def build_summary(registry, store, facility_id: str, period, profile: str, optio
                     for b in fig.get("bins", [])],
         "applicant": applicant,   # the applicant's pack (items (1)–(6)); None for profiles without an application notice
         **provenance(registry),
-        "data_files": data_files(store, [facility_id], period, registry),
+        "data_files": data_files(store, [facility_id], pack_span(period, applicant), registry),
     }
     doc["sha256"] = hashlib.sha256(canonical({k: v for k, v in doc.items() if k != "generated_at"})).hexdigest()
     return doc
@@ -332,6 +332,17 @@ def applicant_pack_for(store, facility, period, options: Options, result: dict, 
         return None
     return applicant_pack(store, facility, period, options, prof, fig["in_service_racks"],
                           facility.applicant.get("compare_months", 12))
+
+
+def pack_span(period, pack: dict | None):
+    """The days the report reads: the period, widened to the pack's before/after periods."""
+    from dcmon.periods import Period
+    days = [period.first_day, period.last_day]
+    for side in ("before", "after"):
+        s = ((pack or {}).get("before_after") or {}).get(side)
+        if s:
+            days += [dt.date.fromisoformat(s["from"]), dt.date.fromisoformat(s["to"])]
+    return Period(min(days), max(days))
 
 
 def build_evidence(registry, store, facility_id: str, period, *, profile: str = DEFAULT_PROFILE, lang: str = "zh",

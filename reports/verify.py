@@ -28,6 +28,15 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def _differences(a, b, path: str) -> list[str]:
+    """Paths where two JSON documents differ (numbers with :func:`_same`)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str) for d in _differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if _same(a, b) else [f"{path}: report {a!r}, recomputed {b!r}"]
+
+
 def verify_report(path, registry, store) -> tuple[bool, list[str]]:
     """``(ok, lines)``: lines say what was checked and every mismatch."""
     lines: list[str] = []
@@ -45,7 +54,8 @@ def verify_report(path, registry, store) -> tuple[bool, list[str]]:
     fid = summary["facility_id"]
     period = Period(parse_date(summary["period"]["from"]), parse_date(summary["period"]["to"]))
     listed = {f["path"]: f["sha256"] for f in summary.get("data_files", [])}
-    now = {f["path"]: f["sha256"] for f in data_files(store, [fid], period, registry)}
+    from dcmon.reports.evidence import pack_span
+    now = {f["path"]: f["sha256"] for f in data_files(store, [fid], pack_span(period, summary.get("applicant")), registry)}
     changed = sorted(p for p in listed if p in now and now[p] != listed[p])
     missing = sorted(p for p in listed if p not in now)
     new = sorted(p for p in now if p not in listed)
@@ -82,6 +92,12 @@ def verify_report(path, registry, store) -> tuple[bool, list[str]]:
             if not _same(pr.get(k), prof.get(k)):
                 bad += 1
                 lines.append(f"✘ {summary['profile']} {k}: report {pr.get(k)!r}, recomputed {prof.get(k)!r}")
+    # the applicant's pack (before/after, statement, form fields) recomputed from the same data
+    from dcmon.reports.evidence import applicant_pack_for
+    pack = applicant_pack_for(store, registry.get(fid), period, options, result, summary["profile"])
+    for d in _differences(summary.get("applicant"), pack, "applicant"):
+        bad += 1
+        lines.append(f"✘ {d}")
     if bad:
         ok = False
     else:

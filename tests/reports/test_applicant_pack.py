@@ -117,3 +117,24 @@ def test_form_workbook_needs_a_profile_with_a_notice(golden, tmp_path):
               "2024-06-01", "--to", "2024-06-30", "--profile", "chengdu-hub-2025", "--out", str(tmp_path / "r.html"),
               "--form-xlsx", str(tmp_path / "f.xlsx"), check=False)
     assert p.returncode == 2 and "names no application notice" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_verify_catches_a_changed_reading_before_the_retrofit(golden, tmp_path):
+    """A reading changed in 2022 (outside the evaluated period, inside the before period) fails verify."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from dcmon.readings import conform
+    _, _, data = golden
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    pdf = tmp_path / "r.html"
+    dcmon("evidence", "--config", str(CONFIG), "--data", str(copy), "--facility", "ap-golden", "--from", "2023-07-01",
+          "--to", "2024-06-30", "--out", str(pdf))
+    assert dcmon("verify", str(pdf), "--config", str(CONFIG), "--data", str(copy), check=False).returncode == 0
+    ts = pd.Timestamp("2022-10-15 12:00", tz="Asia/Shanghai").tz_convert("UTC")
+    open_store(copy).append(conform(pa.table({                        # a grid reading out of line with the counter
+        "facility_id": ["ap-golden"], "kind": ["meter"], "source_id": ["grid-a"],
+        "ts": pa.array([ts], pa.timestamp("ms", tz="UTC")), "energy_kwh": [999_999.0]})), check_existing=False)
+    v = dcmon("verify", str(pdf), "--config", str(CONFIG), "--data", str(copy), check=False)
+    assert v.returncode == 1 and "applicant.before_after" in v.stdout, v.stdout
