@@ -32,9 +32,9 @@ import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_load, require, result  # noqa: E402
@@ -69,19 +69,17 @@ def bench(out: Path, live_seconds: float) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     from dcmon.dashboard.app import create_app
     from dcmon.dashboard.pages import facility
+    from dcmon.dashboard.server import start
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from werkzeug.serving import make_server
 
     from dcmon.periods import quarter
 
-    def serve(app):
+    def serve(app):   # the production server `dcmon dashboard` uses
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        srv = make_server("127.0.0.1", port, app.server, threaded=True)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        return srv, f"http://127.0.0.1:{port}"
+        return SimpleNamespace(shutdown=start(app, "127.0.0.1", port)), f"http://127.0.0.1:{port}"
 
     def browser():
         opts = webdriver.ChromeOptions()

@@ -153,11 +153,9 @@ def start_dashboard(config_dir, data_dir, port: int, store, registry):
         log.info("dashboard not available (%s); serving the collector status page", e)
         server = serve_status_page(store, registry, port)
         return "status page", server.shutdown
+    from dcmon.dashboard.server import start
     app = create_app(str(config_dir), str(data_dir))
-    from werkzeug.serving import make_server
-    server = make_server("127.0.0.1", port, app.server, threaded=True)
-    threading.Thread(target=server.serve_forever, name="dashboard", daemon=True).start()
-    return "dashboard", server.shutdown
+    return "dashboard", start(app, "127.0.0.1", port)   # the production server `dcmon dashboard` uses
 
 
 class ContinuingSimulator(Simulator):

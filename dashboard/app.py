@@ -6,25 +6,31 @@ out the page for the URL; each page module (``pages/overview.py``, ``pages/facil
 (``data.Loader``) for figures computed by ``metrics``. Access is checked server-side on every
 request: a login is required before any Dash endpoint (when users are configured), every page
 callback filters by the session's user, and ``/download/...`` checks again before building a file.
+Sessions, login limits, CSRF, response headers and query checks are in ``security.py``;
+``server.py`` serves the app with waitress.
 """
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
+from html import escape
 from pathlib import Path
 
 import flask
 from dash import ClientsideFunction, Dash, Input, Output, dcc, html
-from dcmon.dashboard import alerts, common
-from dcmon.dashboard.auth import authenticate, load_users
+from dcmon.dashboard import alerts, common, security
+from dcmon.dashboard.auth import LOCAL_USER, UsersFile
 from dcmon.dashboard.data import Loader
-from dcmon.dashboard.i18n import LANGS, quarter_label, t
+from dcmon.dashboard.i18n import quarter_label, t
 from dcmon.dashboard.pages import facility, overview, subsidy
 
+from dcmon.errors import InputError
+from dcmon.metrics.policy import load_profiles
 from dcmon.periods import Period, parse_date, quarter
 
-PUBLIC_PREFIXES = ("/login", "/_dash-component-suites/", "/assets/", "/_favicon.ico", "/favicon.ico")
+log = logging.getLogger("dcmon.dashboard.login")
 ASSETS = Path(__file__).with_name("assets")
 CSS = """
 body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-serif; margin: 0 16px; color: #111; }
@@ -34,27 +40,37 @@ body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-
 .topbar { display: flex; gap: 12px; align-items: center; border-bottom: 1px solid #ddd; padding: 6px 0; flex-wrap: wrap; }
 .button { display: inline-block; margin-right: 8px; padding: 6px 10px; background: #1565c0; color: white; border-radius: 4px; text-decoration: none; }
 .note { color: #555; font-size: 12px; } .error { color: #c62828; }
+.logout { background: none; border: none; padding: 0; color: #1565c0; cursor: pointer; font: inherit; text-decoration: underline; }
 .ag-cell-wrap-text { line-height: 1.5; padding-top: 6px; padding-bottom: 6px; word-break: normal; }
 """
 
 
 def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, compress: bool = True,
-               prometheus_url: str | None = None) -> Dash:
+               prometheus_url: str | None = None, secure_cookies: bool = False,
+               idle_minutes: float = security.IDLE_MINUTES) -> Dash:
     """Build the dashboard for a configuration folder and a data folder.
 
     With ``warm`` the default period's evaluation of every facility starts in the background,
     so the first visitor does not wait for it (a dashboard is left open all day). Responses
     are compressed (gzip/brotli) when the browser accepts it. Active alerts come from the
     Prometheus at ``prometheus_url`` (default ``$DCMON_PROMETHEUS_URL``; none: the panel says how).
+    ``secure_cookies`` marks the session cookie ``Secure`` (served over HTTPS by a reverse proxy)
+    and sends HSTS; sessions end after ``idle_minutes`` without user activity. An invalid users
+    file raises ``ConfigError`` naming the user.
     """
     ld = Loader(config_dir, data_dir, prometheus_url=prometheus_url or os.environ.get(alerts.ENV_PROMETHEUS_URL) or None)
+    users_path = Path(users_file) if users_file else Path(config_dir) / "users.yaml"
+    users = UsersFile(users_path, ld.registry) if users_path.is_file() else None
     if warm:
         ld.warm(quarter(common.default_quarter()), sorted(ld.registry.facilities))
-    users_path = Path(users_file) if users_file else Path(config_dir) / "users.yaml"
-    users = load_users(users_path, ld.registry)
     server = flask.Flask("dcmon.dashboard")
-    server.config.update(DCMON_LOADER=ld, DCMON_USERS=users, SECRET_KEY=os.environ.get("DCMON_SECRET_KEY") or secrets.token_hex(32),
-                         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    server.config.update(
+        DCMON_LOADER=ld, DCMON_USERS=users, DCMON_SESSIONS=security.Sessions(idle_minutes),
+        DCMON_PROFILES=frozenset(load_profiles(ld.registry.config_dir)),
+        SECRET_KEY=os.environ.get("DCMON_SECRET_KEY") or secrets.token_hex(32),
+        SESSION_COOKIE_NAME="__Host-dcmon" if secure_cookies else "dcmon",
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=secure_cookies,
+        WTF_CSRF_TIME_LIMIT=None)   # the token lives as long as the session (which has its own idle end)
     app = Dash("dcmon.dashboard", server=server, title="dcmon", suppress_callback_exceptions=True,
                update_title=None, assets_folder=str(ASSETS), compress=compress)
     app.index_string = app.index_string.replace("</head>", f"<style>{CSS}</style></head>")
@@ -66,7 +82,7 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
     app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="periodChoice"), *PERIOD_CHOICE)
     for page in (overview, facility, subsidy, alerts):
         page.register(app)
-    _routes(server)
+    _routes(server, security.content_security_policy(app.csp_hashes()), secure_cookies)
     return app
 
 
@@ -81,7 +97,9 @@ def layout():
             dcc.Dropdown(id="lang", options=[{"label": "中文", "value": "zh"}, {"label": "English", "value": "en"}],
                          value=None, clearable=False, searchable=False, placeholder="中文", style={"width": "110px"},
                          persistence=True, persistence_type="local"),
-            html.A(id="logout", href="/logout"),
+            html.Form([dcc.Input(type="hidden", name="csrf_token", value=security.csrf_token(), id="logout-csrf"),
+                       html.Button(id="logout", type="submit", className="logout")],
+                      id="logout-form", method="post", action="/logout"),
         ], className="topbar"),
         html.Div(id="page"),
     ])
@@ -89,11 +107,14 @@ def layout():
 
 ROUTER = (Output("page", "children"), Output("logout", "children"), Output("period", "options"),
           Output("period", "placeholder"), Output("range", "start_date_placeholder_text"),
-          Output("range", "end_date_placeholder_text"),
+          Output("range", "end_date_placeholder_text"), Output("logout-form", "style"),
           Input("url", "pathname"), Input("url", "search"), Input("lang", "value"))
 PERIOD_CHOICE = (Output("period-choice", "data"), Output("period", "value"), Output("range", "start_date"),
                  Output("range", "end_date"),
                  Input("period", "value"), Input("range", "start_date"), Input("range", "end_date"))
+
+
+HIDDEN = {"display": "none"}
 
 
 def display_page(pathname, search, lang_value):
@@ -109,7 +130,7 @@ def display_page(pathname, search, lang_value):
                    t(lang, "custom") if url_period.get("from") else quarter_label(common.default_quarter(), lang))
     dates = (t(lang, "start_date"), t(lang, "end_date"))
     if user is None:
-        return html.Div(html.A(t(lang, "login"), href="/login")), "", options, placeholder, *dates
+        return html.Div(html.A(t(lang, "login"), href="/login")), "", options, placeholder, *dates, HIDDEN
     ld = common.loader()
     path = (pathname or "/").rstrip("/") or "/"
     parts = path.strip("/").split("/")
@@ -124,45 +145,103 @@ def display_page(pathname, search, lang_value):
             page = subsidy.layout(parts[1], lang, url_period, common.query(search).get("profile"))
     else:
         page = html.H3(t(lang, "not_found"), id="not-found")
-    return page, (t(lang, "logout") if user.name != "local" else ""), options, placeholder, *dates
+    local = user.name == LOCAL_USER
+    return page, ("" if local else t(lang, "logout")), options, placeholder, *dates, (HIDDEN if local else {})
 
 
-LOGIN_FORM = """<!doctype html><html><head><meta charset="utf-8"><title>dcmon</title></head>
-<body style="font-family:sans-serif;max-width:320px;margin:80px auto"><h2>dcmon</h2>{error}
-<form method="post"><p><label>用户名 / User<br><input name="user" id="user" autofocus></label></p>
-<p><label>密码 / Password<br><input name="password" id="password" type="password"></label></p>
+LOGIN_FORM = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>dcmon</title></head>
+<body style="font-family:sans-serif;max-width:360px;margin:80px auto"><h2>dcmon</h2>{error}
+<form method="post" action="/login"><input type="hidden" name="csrf_token" value="{csrf}">
+<p><label>用户名 / User<br><input name="user" id="user" autocomplete="username" autofocus></label></p>
+<p><label>密码 / Password<br><input name="password" id="password" type="password" autocomplete="current-password"></label></p>
 <p><button type="submit" id="login">登录 / Log in</button></p></form></body></html>"""
+LOGIN_ERRORS = {   # (Chinese, English)
+    "wrong": ("用户名或密码错误。", "Wrong user name or password."),
+    "expired": ("登录表单已过期或来自其他网站，请重新登录。",
+                "The login form has expired or came from another site; please log in again."),
+    "locked": ("登录失败次数过多，该用户或地址已暂时锁定，请 {m} 分钟后再试。",
+               "Too many failed logins: this user or address is locked; try again in {m} minutes."),
+}
 
 
-def _routes(server: flask.Flask):
+def login_page(error: str = "", status: int = 200, **kw):
+    msg = ""
+    if error:
+        zh, en = (escape(text.format(**kw)) for text in LOGIN_ERRORS[error])
+        msg = f"<p id='login-error' style='color:#c62828'>{zh}<br>{en}</p>"
+    return LOGIN_FORM.format(error=msg, csrf=security.csrf_token()), status
+
+
+def _routes(server: flask.Flask, csp: str, secure_cookies: bool):
+    limiter = security.make_limiter(server)
+    sessions: security.Sessions = server.config["DCMON_SESSIONS"]
+
     @server.before_request
     def require_login():
-        users = server.config["DCMON_USERS"]
-        if users is None or flask.request.path.startswith(PUBLIC_PREFIXES):
-            return None
-        if flask.session.get("user") in users:
-            return None
-        if flask.request.path.startswith(("/_dash-", "/download/")):
-            return flask.Response("login required", status=401)
-        return flask.redirect("/login")
+        if not security.same_origin():
+            log.warning("refused a %s %s from origin %s (addr %s): this site is %s (behind a TLS proxy, "
+                        "use --trusted-proxy)", flask.request.method, flask.request.path,
+                        flask.request.headers.get("Origin"), flask.request.remote_addr, security.own_origin())
+            return flask.Response("cross-origin request refused", status=403, mimetype="text/plain")
+        users_file = server.config["DCMON_USERS"]
+        path = flask.request.path
+        if users_file is not None:
+            sid = flask.session.get("sid")
+            flask.g.dcmon_user = sessions.resolve(sid, users_file.current(), active=not security.timer_only())
+            if sid and flask.g.dcmon_user is None:
+                flask.session.pop("sid", None)
+            if flask.g.dcmon_user is None and not path.startswith(security.PUBLIC_PREFIXES):
+                if path.startswith(("/_dash-", "/download/")):
+                    return flask.Response("login required", status=401, mimetype="text/plain")
+                return flask.redirect("/login")
+        if flask.request.method in ("GET", "HEAD") and not path.startswith(security.PUBLIC_PREFIXES):
+            problem = security.query_problem(path, flask.request.args, server.config["DCMON_PROFILES"])
+            if problem:
+                return flask.Response(problem, status=400, mimetype="text/plain")
+        return None
+
+    @server.after_request
+    def headers(resp):
+        return security.add_headers(resp, csp, secure_cookies)
+
+    @server.errorhandler(429)
+    def too_many(_e):
+        log.warning("login refused: too many failed logins (user %r, addr %s)", security.login_name(),
+                    flask.request.remote_addr)
+        return login_page("locked", 429, m=security.lockout_minutes(limiter))
+
+    by_address, by_user = security.login_limits(limiter)
 
     @server.route("/login", methods=["GET", "POST"])
+    @by_address
+    @by_user
     def login():
-        users = server.config["DCMON_USERS"]
-        if users is None:
+        users_file = server.config["DCMON_USERS"]
+        if users_file is None:
             return flask.redirect("/")
-        if flask.request.method == "POST":
-            u = authenticate(users, flask.request.form.get("user", ""), flask.request.form.get("password", ""))
-            if u is not None:
-                flask.session.clear()
-                flask.session["user"] = u.name
-                return flask.redirect("/")
-            return LOGIN_FORM.format(error="<p style='color:#c62828'>用户名或密码错误 / wrong user or password</p>"), 401
-        return LOGIN_FORM.format(error="")
+        if flask.request.method == "GET":
+            return login_page()
+        name, addr = security.login_name(), flask.request.remote_addr
+        if not security.csrf_ok():
+            log.warning("login refused: missing or wrong form token (user %r, addr %s)", name, addr)
+            return login_page("expired", 400)
+        u = users_file.authenticate(name, flask.request.form.get("password", ""))
+        if u is None:
+            log.warning("login failed: wrong user name or password (user %r, addr %s)", name, addr)
+            return login_page("wrong", 401)
+        flask.session.clear()       # a new session id: nothing from before the login carries over
+        flask.session["sid"] = sessions.open(u)
+        log.info("login: %s (%s) from %s", u.name, u.role, addr)
+        return flask.redirect("/")
 
-    @server.route("/logout")
+    @server.route("/logout", methods=["POST"])
     def logout():
+        if not security.csrf_ok():
+            return flask.Response("logout refused: missing or wrong form token", status=400, mimetype="text/plain")
+        name = sessions.close(flask.session.get("sid"))
         flask.session.clear()
+        if name:
+            log.info("logout: %s from %s", name, flask.request.remote_addr)
         return flask.redirect("/login")
 
     @server.route("/download/evidence/<facility_id>")
@@ -173,13 +252,15 @@ def _routes(server: flask.Flask):
             return flask.Response("forbidden: you may not see this facility", status=403)
         a = flask.request.args
         try:
-            period = Period(parse_date(a["from"]), parse_date(a["to"]))
-        except (KeyError, Exception) as e:
-            return flask.Response(f"bad period: {e}", status=400)
+            period = security.bounded(Period(parse_date(a["from"], "from"), parse_date(a["to"], "to")))
+        except KeyError:
+            return flask.Response("bad period: from and to are required", status=400, mimetype="text/plain")
+        except InputError as e:
+            return flask.Response(f"bad period: {e}", status=400, mimetype="text/plain")
         from dcmon.reports.evidence import build_evidence
         data, name = build_evidence(ld.registry, ld.store, facility_id, period,
                                     profile=a.get("profile", "chengdu-2023-cloud-retrofit"),
-                                    lang=a.get("lang", "zh") if a.get("lang") in LANGS else "zh", fmt="pdf")
+                                    lang=a.get("lang", "zh"), fmt="pdf")
         return flask.Response(data, mimetype="application/pdf",
                               headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -191,12 +272,11 @@ def _routes(server: flask.Flask):
         ld = server.config["DCMON_LOADER"]
         a = flask.request.args
         try:
-            d = parse_date(a.get("from", dt.date.today().isoformat()))
+            d = parse_date(a.get("from", dt.date.today().isoformat()), "from")
             period = quarter(f"{d.year}Q{(d.month - 1) // 3 + 1}")
-        except Exception as e:
-            return flask.Response(f"bad period: {e}", status=400)
+        except InputError as e:
+            return flask.Response(f"bad period: {e}", status=400, mimetype="text/plain")
         from dcmon.reports.export import build_export
-        data, name, _ = build_export(ld.registry, ld.store, period, fmt="xlsx",
-                                     lang=a.get("lang", "zh") if a.get("lang") in LANGS else "zh")
+        data, name, _ = build_export(ld.registry, ld.store, period, fmt="xlsx", lang=a.get("lang", "zh"))
         return flask.Response(data, headers={"Content-Disposition": f'attachment; filename="{name}"'},
                               mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")

@@ -13,6 +13,7 @@ import flask
 from dash import dcc, html
 from dcmon.dashboard.auth import LOCAL_USER, User
 from dcmon.dashboard.i18n import LANGS, badge_text, date, quarter_label, t, timestamp
+from dcmon.dashboard.security import bounded
 
 from dcmon.periods import Period, from_options, quarter
 
@@ -31,8 +32,7 @@ def current_user() -> User | None:
     users = app.config.get("DCMON_USERS")
     if users is None:
         return User(name=LOCAL_USER, role="admin")
-    name = flask.session.get("user")
-    return users.get(name) if name else None
+    return flask.g.get("dcmon_user")   # resolved from the session by app.require_login
 
 
 def visible_ids(registry, user: User | None) -> list[str]:
@@ -91,11 +91,11 @@ def url_period(search: str | None) -> dict:
 def period_from(choice: dict | None, url: dict | None) -> Period:
     """The period to show: the top-bar choice, else the URL's, else the current quarter.
 
-    Raises ``InputError`` (from ``dcmon.periods``) naming a malformed value.
+    Raises ``InputError`` naming a malformed value, or a range longer than the dashboard serves.
     """
     for src in (choice or {}, url or {}):
         if src.get("from") and src.get("to"):
-            return from_options(from_text=str(src["from"])[:10], to_text=str(src["to"])[:10])
+            return bounded(from_options(from_text=str(src["from"])[:10], to_text=str(src["to"])[:10]))
         if src.get("period"):
             v = str(src["period"])
             return quarter(v) if "Q" in v.upper() else from_options(year_text=v)

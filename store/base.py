@@ -9,6 +9,8 @@ Contract
 * ``read(...)`` returns a deduplicated table sorted by ``(source_id, ts)``.
 * ``iter_sorted(...)`` streams the same rows in bounded memory: batches in day order, and within
   a day sorted by ``(source_id, ts)``. Metrics that difference counters use it.
+* ``reading_digests(...)`` gives a content digest of the readings per source and UTC month
+  (:mod:`dcmon.store.digest`), the same however the rows are split into files.
 """
 from __future__ import annotations
 
@@ -65,3 +67,15 @@ class Store(abc.ABC):
 
     def compact(self, facility_id: str | None = None) -> int:
         return 0
+
+    def reading_digests(self, facility_id: str, kind: str, start: pd.Timestamp | None = None,
+                        end: pd.Timestamp | None = None) -> dict[tuple[str, str], tuple[str, int]]:
+        """Content digest of the readings in ``[start, end)``: ``{(source_id, "YYYY-MM"): (sha256, rows)}``.
+
+        Defined on the readings, not on files (canonical form in :mod:`dcmon.store.digest`), so it
+        survives compaction and re-partitioning. Backends may stream; this default reads the period.
+        """
+        from dcmon.store.digest import COLUMNS, DigestAccumulator
+        acc = DigestAccumulator()
+        acc.add(self.read(facility_id, kind, start, end, columns=COLUMNS))
+        return acc.result()

@@ -366,6 +366,16 @@ class ParquetStore(Store):
             t = _source_slice(self._read_partition(part, cols, start_ms=s, end_ms=e), source_range)
             yield from t.to_batches(max_chunksize=ROW_GROUP)
 
+    def reading_digests(self, facility_id, kind, start=None, end=None):
+        """Streams one partition at a time (merged and deduplicated as readers see it), so a year
+        of readings digests in bounded memory."""
+        from dcmon.store.digest import COLUMNS, DigestAccumulator
+        s, e = _to_ms(start), _to_ms(end)
+        acc = DigestAccumulator()
+        for _, part in self._partitions(facility_id, kind, s, e):
+            acc.add(self._read_partition(part, COLUMNS[2:], start_ms=s, end_ms=e))
+        return acc.result()
+
     # ------------------------------------------------------------- compaction
     def compact(self, facility_id: str | None = None, *, min_files: int = 2) -> int:
         """Merge each day folder holding ``min_files`` or more files into one sorted file.

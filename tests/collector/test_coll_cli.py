@@ -145,6 +145,7 @@ def test_demo_serves_the_dashboard_app_when_it_is_installed(tmp_path, monkeypatc
     kind, stop = start_dashboard(FIXTURES, tmp_path, port, open_store(tmp_path), registry)
     try:
         assert kind == "dashboard" and calls == [(str(FIXTURES), str(tmp_path))]
-        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read() == b"dashboard here"
+        r = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)
+        assert r.read() == b"dashboard here" and r.headers["Server"] == "waitress"   # the production server
     finally:
         stop()

@@ -1,12 +1,10 @@
-"""Dashboard fixtures: a config with users, a served app, and headless Chromium."""
+"""Dashboard fixtures: a config with users, a served app (waitress, as `dcmon dashboard`), and headless Chromium."""
 import shutil
 import socket
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.security import generate_password_hash
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "artifacts" / "screenshots"
@@ -15,12 +13,13 @@ SHOTS = REPO / "artifacts" / "screenshots"
 @pytest.fixture(scope="session")
 def users_config(tmp_path_factory):
     """The fixture facilities plus users.yaml: an operator of cd-east-01 and a regulator."""
+    from dcmon.dashboard.auth import hash_password
     cfg = tmp_path_factory.mktemp("cfg")
     shutil.copytree(REPO / "fixtures" / "facilities", cfg / "facilities")
     (cfg / "users.yaml").write_text(
         "users:\n"
-        f"  - {{name: east-ops, role: operator, facilities: [cd-east-01], password_hash: '{generate_password_hash('east-pw')}'}}\n"
-        f"  - {{name: reviewer, role: regulator, password_hash: '{generate_password_hash('rev-pw')}'}}\n", encoding="utf-8")
+        f"  - {{name: east-ops, role: operator, facilities: [cd-east-01], password_hash: '{hash_password('east-pw')}'}}\n"
+        f"  - {{name: reviewer, role: regulator, password_hash: '{hash_password('rev-pw')}'}}\n", encoding="utf-8")
     return cfg
 
 
@@ -32,20 +31,17 @@ def free_port():
 
 @pytest.fixture()
 def serve():
-    """Serve a Dash app on 127.0.0.1 in a thread; yields a function app -> base URL."""
-    from werkzeug.serving import make_server
-    servers = []
+    """Serve a Dash app on 127.0.0.1 with the production server; yields a function app -> base URL."""
+    from dcmon.dashboard.server import start
+    stops = []
 
-    def start(app):
+    def run(app):
         port = free_port()
-        srv = make_server("127.0.0.1", port, app.server, threaded=True)
-        th = threading.Thread(target=srv.serve_forever, daemon=True)
-        th.start()
-        servers.append(srv)
+        stops.append(start(app, "127.0.0.1", port))
         return f"http://127.0.0.1:{port}"
-    yield start
-    for s in servers:
-        s.shutdown()
+    yield run
+    for stop in stops:
+        stop()
 
 
 @pytest.fixture()
@@ -56,6 +52,7 @@ def browser():
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})   # console, for CSP violations
     profile = tempfile.mkdtemp(prefix="dcmon-chrome-")
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
               "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -71,3 +68,9 @@ def browser():
 def shot(drv, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     drv.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def csp_violations(drv) -> list[str]:
+    """Console messages of the page about content the Content-Security-Policy refused."""
+    return [e["message"] for e in drv.get_log("browser")
+            if "Content Security Policy" in e["message"] or "Refused to" in e["message"]]

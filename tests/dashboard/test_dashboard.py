@@ -2,7 +2,7 @@
 import json
 import time
 
-from conftest import shot
+from conftest import csp_violations, shot
 from dcmon.dashboard.app import create_app, display_page
 from dcmon.dashboard.pages import facility, overview, subsidy
 
@@ -19,8 +19,8 @@ def in_request(app, fn, *args, user=None):
     """Call a page callback the way Dash does: inside a request of this app, as ``user``."""
     import flask
     with app.server.test_request_context("/_dash-update-component"):
-        if user:
-            flask.session["user"] = user
+        if user:   # what app.require_login resolves from the session
+            flask.g.dcmon_user = app.server.config["DCMON_USERS"].current()[user]
         return fn(*args)
 
 
@@ -148,8 +148,13 @@ def test_facility_live_parts(week_store):
     assert "no data" in _text(health)
 
 
+def _csrf(client, path="/login"):
+    import re
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
 def _login(client, user, pw):
-    r = client.post("/login", data={"user": user, "password": pw})
+    r = client.post("/login", data={"user": user, "password": pw, "csrf_token": _csrf(client)})
     assert r.status_code == 302, r.data
 
 
@@ -179,7 +184,7 @@ def test_callback_endpoint_and_downloads_enforce_access(week_store, users_config
     c = app.server.test_client()
     assert c.post("/_dash-update-component", json=_update_request("cd-pue-fail")).status_code == 401
     assert c.get("/download/evidence/cd-east-01?from=2026-07-06&to=2026-07-12").status_code == 401
-    assert c.post("/login", data={"user": "east-ops", "password": "wrong"}).status_code == 401
+    assert c.post("/login", data={"user": "east-ops", "password": "wrong", "csrf_token": _csrf(c)}).status_code == 401
     _login(c, "east-ops", "east-pw")
     r = c.post("/_dash-update-component", json=_update_request("cd-pue-fail"))
     assert r.status_code == 200
@@ -252,6 +257,7 @@ def test_e2e_overview_facility_subsidy_and_language(week_store, serve, browser):
     browser.get(base + "/subsidy/cd-east-01" + WEEK)
     _wait_text(browser, "#subsidy-eligible", "✔")
     shot(browser, "subsidy")
+    assert csp_violations(browser) == []   # Dash, Plotly and AG Grid run under the policy
 
 
 def test_e2e_facility_page_updates_when_readings_arrive(registry, serve, browser, tmp_path):
@@ -282,7 +288,8 @@ def test_e2e_facility_page_updates_when_readings_arrive(registry, serve, browser
 def test_e2e_operator_login_sees_only_own_facility(week_store, users_config, serve, browser):
     from selenium.webdriver.common.by import By
     data, _, _ = week_store
-    base = serve(create_app(users_config, data))
+    app = create_app(users_config, data)
+    base = serve(app)
     browser.get(base + "/")
     assert "/login" in browser.current_url
     browser.find_element(By.ID, "user").send_keys("east-ops")
@@ -293,3 +300,17 @@ def test_e2e_operator_login_sees_only_own_facility(week_store, users_config, ser
     browser.get(base + "/facility/cd-pue-fail" + WEEK)
     _wait_text(browser, "#forbidden", "无权访问")
     shot(browser, "operator-forbidden")
+    app.server.config["DCMON_SESSIONS"]._by_id.clear()   # the session ends on the server (idle, new password)
+    browser.find_element(By.LINK_TEXT, "返回总览").click()  # the next callback is refused: back to the login page
+    _wait_css(browser, "#login")
+    browser.find_element(By.ID, "user").send_keys("east-ops")
+    browser.find_element(By.ID, "password").send_keys("east-pw")
+    browser.find_element(By.ID, "login").click()
+    _wait_text(browser, "#overview-grid", "cd-east-01")
+    browser.find_element(By.ID, "logout").click()     # a POST form with its hidden token
+    _wait_css(browser, "#login")
+    assert browser.current_url.endswith("/login")
+    browser.get(base + "/facility/cd-east-01" + WEEK)
+    _wait_css(browser, "#login")
+    shot(browser, "login")
+    assert csp_violations(browser) == []

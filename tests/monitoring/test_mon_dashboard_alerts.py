@@ -9,13 +9,12 @@ from pathlib import Path
 
 import flask
 import pytest
-from werkzeug.security import generate_password_hash
 
 from mon_helpers import REPO, RULES_DIR, PrometheusProcess, needs_prometheus, wait_for
 from mon_helpers import _stop_leftover_processes  # noqa: F401 - fixture: stops what a failing test left running
 from dcmon.dashboard import alerts
 from dcmon.dashboard.app import create_app
-from dcmon.dashboard.auth import User
+from dcmon.dashboard.auth import User, hash_password
 from dcmon.monitoring import MetricsServer
 from dcmon.registry import load_registry
 from dcmon.store import open_store
@@ -37,8 +36,8 @@ def cfg(tmp_path):
             shutil.copy(REPO / "fixtures" / "facilities" / f"{fid}{suffix}", cfg / "facilities")
     (cfg / "users.yaml").write_text(
         "users:\n"
-        f"  - {{name: east-ops, role: operator, facilities: [cd-east-01], password_hash: '{generate_password_hash('east-pw')}'}}\n"
-        f"  - {{name: reviewer, role: regulator, password_hash: '{generate_password_hash('rev-pw')}'}}\n",
+        f"  - {{name: east-ops, role: operator, facilities: [cd-east-01], password_hash: '{hash_password('east-pw')}'}}\n"
+        f"  - {{name: reviewer, role: regulator, password_hash: '{hash_password('rev-pw')}'}}\n",
         encoding="utf-8")
     return cfg
 
@@ -66,7 +65,7 @@ scrape_configs:
 
 def _call(app, user, params):
     with app.server.test_request_context("/_dash-update-component"):
-        flask.session["user"] = user
+        flask.g.dcmon_user = app.server.config["DCMON_USERS"].current()[user]   # as app.require_login resolves it
         return alerts.update_alerts(1, params)
 
 
@@ -128,14 +127,11 @@ def test_facility_page_in_chromium(cfg, tmp_path, prometheus_with_alerts):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from werkzeug.serving import make_server
-
     from dcmon.collector.brokers import free_port
-    import threading
+    from dcmon.dashboard.server import start
     app = create_app(cfg, tmp_path / "data", prometheus_url=f"http://127.0.0.1:{prometheus_with_alerts.port}")
     port = free_port()
-    httpd = make_server("127.0.0.1", port, app.server, threaded=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    stop = start(app, "127.0.0.1", port)
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     profile = tempfile.mkdtemp(prefix="dcmon-chrome-")
@@ -159,7 +155,7 @@ def test_facility_page_in_chromium(cfg, tmp_path, prometheus_with_alerts):
         drv.save_screenshot(str(shots / "monitoring-facility-alerts.png"))
     finally:
         drv.quit()
-        httpd.shutdown()
+        stop()
         shutil.rmtree(profile, ignore_errors=True)
 
 

@@ -21,6 +21,15 @@ ART = REPO / "artifacts" / "reports"
 AFTER = Period(dt.date(2023, 7, 1), dt.date(2024, 6, 30))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def key_dir(tmp_path_factory):
+    """Sign with a key made for these tests, never with the real ~/.config/dcmon/keys."""
+    d = tmp_path_factory.mktemp("keys-parent") / "keys"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DCMON_KEY_DIR", str(d))
+        yield d
+
+
 def dcmon(*args, check=True):
     p = subprocess.run([sys.executable, "-m", "dcmon.cli", *args], capture_output=True, text=True, timeout=600)
     if check and p.returncode != 0:
