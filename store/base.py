@@ -7,6 +7,9 @@ Contract
 * Idempotent on ``(facility_id, kind, source_id, ts)``: the first row written for a key wins;
   later copies are counted as duplicates and never replace it (nothing stored is altered).
 * ``read(...)`` returns a deduplicated table sorted by ``(source_id, ts)``.
+* A file that cannot be read raises :class:`DamagedFile` naming it, or — for a store opened with
+  ``on_damaged="move_aside"`` (the collector) — is moved to ``<data>/damaged/`` with its reason,
+  logged and listed in ``damaged`` (reported in health), and the operation carries on without it.
 * ``iter_sorted(...)`` streams the same rows in bounded memory: batches in day order, and within
   a day sorted by ``(source_id, ts)``. Metrics that difference counters use it.
 * ``reading_digests(...)`` gives a content digest of the readings per source and UTC month
@@ -21,6 +24,21 @@ from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
+
+from dcmon.errors import DcmonError
+
+
+class DamagedFile(DcmonError):
+    """A store file that cannot be read (disk fault, a copy gone wrong, not a dcmon file).
+
+    The message names the file and the reason in one line, and what to do about it.
+    """
+
+    def __init__(self, path: Path, reason: str, moved_to: Path | None = None):
+        self.path, self.reason, self.moved_to = Path(path), reason, moved_to
+        what = (f"moved aside to {moved_to}" if moved_to is not None
+                else "run 'dcmon check --repair' to move it aside (its readings are then left out)")
+        super().__init__(f"damaged store file {path}: {reason}; {what}")
 
 
 @dataclass

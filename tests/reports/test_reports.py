@@ -163,12 +163,13 @@ def test_verify_fails_when_data_is_tampered(report_and_store):
     from dcmon.store import open_store
     pdf, _, data = report_and_store
     st = open_store(data)
-    # a forged counter jump of 1000 kWh on grid-a inside the period
+    # a forged counter jump of 50 kWh in 30 s on grid-a inside the period (6 MW: below the meter's ceiling,
+    # so evaluation counts it; an impossible one would be refused as an implausible step)
     t = st.read("cd-east-01", "meter", dt.datetime(2026, 7, 15, tzinfo=dt.UTC), dt.datetime(2026, 7, 15, 0, 2, tzinfo=dt.UTC),
                 sources=["grid-a"])
     row = {k: t.column(k)[0].as_py() for k in t.column_names}
     row["ts"] = int(row["ts"].timestamp() * 1000) + 30_000
-    row["energy_kwh"] += 1000.0
+    row["energy_kwh"] += 50.0
     row["received_at"] = row["ts"]
     st.append(to_table([row]))
     p = dcmon("verify", str(pdf), "--config", FIX, "--data", str(data), check=False)
