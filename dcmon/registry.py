@@ -30,8 +30,12 @@ KNOWN_KEYS = {
     "id", "name", "name_en", "operator", "credit_code", "city", "district", "kind", "timezone",
     "cluster_start_area", "commissioned", "pue_category", "it_energy_from", "meters", "racks",
     "retrofit", "annual_terminals_served", "address", "contact", "reading_interval_s", "max_gap_s",
-    "notes",
+    "notes", "applicant",
 }
+# The applicant's pack (seed 001 二(二)3): item (1) fields, item (4) investment, item (5) narrative.
+APPLICANT_KEYS = {"project_name", "legal_representative", "contact_person", "contact_phone", "actual_investment",
+                  "grid_emission_factor", "narrative", "compare_months"}
+NARRATIVE_SECTIONS = ("background", "main_content", "key_directions", "service_fields")
 METER_KEYS = {"id", "role", "rollover_kwh", "name", "interval_s", "max_gap_s", "noise_kwh", "multiplier",
               "max_power_kw"}
 # Default ceiling of a meter: this many times the design power of the racks in service (or reserved,
@@ -109,6 +113,8 @@ class Facility:
     rack_interval_s: int = 300
     rack_max_gap_s: int = 1800
     extra: dict = field(default_factory=dict)
+    applicant: dict = field(default_factory=dict)   # validated ``applicant:`` block (see _applicant)
+    side_files: tuple = ()                          # files the config reads besides the YAML and racks CSV
 
     @property
     def meter_ids(self) -> set[str]:
@@ -172,7 +178,7 @@ class Registry:
         h = hashlib.sha256()
         for fid in sorted(self.facilities):
             f = self.facilities[fid]
-            for p in (f.path, f.racks_path):
+            for p in (f.path, f.racks_path, *f.side_files):
                 h.update(p.name.encode())
                 h.update(p.read_bytes())
         return h.hexdigest()
@@ -419,6 +425,7 @@ def _load_facility(path: Path, errors: _Errors) -> Facility | None:
     if terminals is not None:
         t = _positive_number(terminals, path, errors, "annual_terminals_served", allow_zero=True)
         terminals = None if t is None else int(t)
+    applicant, side_files = _applicant(doc.get("applicant"), path, errors)
     rack_interval = doc.get("reading_interval_s", 300)
     rack_gap = doc.get("max_gap_s", 1800)
     if errors.items:
@@ -431,7 +438,117 @@ def _load_facility(path: Path, errors: _Errors) -> Facility | None:
         retrofit_completed=r_completed, retrofit_cost_cny=r_cost, annual_terminals_served=terminals,
         rack_interval_s=int(rack_interval), rack_max_gap_s=int(rack_gap),
         extra={k: doc[k] for k in ("address", "contact", "notes") if k in doc},
+        applicant=applicant, side_files=side_files,
     )
+
+
+def _text_field(value, where, errors, name) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        errors.add(where, f"{name} must be non-empty text: {value!r}")
+        return None
+    return value.strip()
+
+
+def _applicant(block, path: Path, errors: _Errors) -> tuple[dict, tuple]:
+    """The ``applicant:`` block: what the pack's items (1), (4) and (5) take from config.
+
+    Every figure carries the document it comes from (``source``); narrative sections are
+    inline text or a side YAML file (``narrative: <file>``, relative to the facility file).
+    """
+    if block is None:
+        return {}, ()
+    where = f"{path} applicant"
+    if not isinstance(block, dict):
+        errors.add(where, f"must be a mapping (project_name, actual_investment, ...): {block!r}")
+        return {}, ()
+    unknown = sorted(set(block) - APPLICANT_KEYS)
+    if unknown:
+        errors.add(where, f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(APPLICANT_KEYS))})")
+    out: dict = {}
+    for key in ("project_name", "legal_representative", "contact_person", "contact_phone"):
+        v = _text_field(block.get(key), where, errors, f"applicant.{key}")
+        if v is not None:
+            out[key] = v
+    inv = block.get("actual_investment")
+    if inv is not None:
+        if not isinstance(inv, list):
+            errors.add(where, f"applicant.actual_investment must be a list of {{year, amount_cny, source}}: {inv!r}")
+            inv = []
+        rows, years = [], set()
+        for i, r in enumerate(inv):
+            name = f"applicant.actual_investment[{i}]"
+            if not isinstance(r, dict):
+                errors.add(where, f"{name} must be a mapping {{year, amount_cny, source}}: {r!r}")
+                continue
+            bad = sorted(set(r) - {"year", "amount_cny", "source"})
+            if bad:
+                errors.add(where, f"{name}: unknown key(s) {', '.join(bad)}")
+            y = r.get("year")
+            if not isinstance(y, int) or isinstance(y, bool) or not 1990 <= y <= 2200:
+                errors.add(where, f"{name}.year must be a year such as 2022: {y!r}")
+                continue
+            if y in years:
+                errors.add(where, f"{name}.year {y} is given twice")
+                continue
+            years.add(y)
+            amount = _positive_number(r.get("amount_cny"), where, errors, f"{name}.amount_cny", allow_zero=True)
+            source = _text_field(r.get("source"), where, errors, f"{name}.source")
+            if source is None and r.get("source") is None:
+                errors.add(where, f"{name}.source is required (the document the amount is taken from)")
+            if amount is not None and source is not None:
+                # keep the amount as written: the statement prints it exactly
+                rows.append({"year": y, "amount_cny": r["amount_cny"], "source": source})
+        out["actual_investment"] = rows
+    months = block.get("compare_months")
+    if months is not None:
+        if not isinstance(months, int) or isinstance(months, bool) or not 1 <= months <= 36:
+            errors.add(where, f"applicant.compare_months must be a whole number of months from 1 to 36: {months!r}")
+        else:
+            out["compare_months"] = months
+    gef = block.get("grid_emission_factor")
+    if gef is not None:
+        name = "applicant.grid_emission_factor"
+        if not isinstance(gef, dict) or set(gef) - {"t_co2_per_mwh", "source"}:
+            errors.add(where, f"{name} must be a mapping {{t_co2_per_mwh, source}}: {gef!r}")
+        else:
+            f = _positive_number(gef.get("t_co2_per_mwh"), where, errors, f"{name}.t_co2_per_mwh")
+            src = _text_field(gef.get("source"), where, errors, f"{name}.source")
+            if src is None and gef.get("source") is None:
+                errors.add(where, f"{name}.source is required (name the published factor)")
+            if f is not None and src is not None:
+                out["grid_emission_factor"] = {"t_co2_per_mwh": gef["t_co2_per_mwh"], "source": src}
+    side: tuple = ()
+    nar = block.get("narrative")
+    if nar is not None:
+        nwhere = where
+        if isinstance(nar, str):
+            npath = (path.parent / nar).resolve()
+            if not npath.is_file():
+                errors.add(where, f"applicant.narrative file not found: {nar!r} (looked for {npath})")
+                nar = None
+            else:
+                try:
+                    nar = load_yaml(npath)
+                except yaml.YAMLError as e:
+                    errors.add(npath, f"not valid YAML: {getattr(e, 'problem', e)}")
+                    nar = None
+                side = (npath,)
+                nwhere = str(npath)
+        if nar is not None and not isinstance(nar, dict):
+            errors.add(nwhere, f"applicant.narrative must be a mapping of {', '.join(NARRATIVE_SECTIONS)}: {nar!r}")
+        elif nar is not None:
+            bad = sorted(set(nar) - set(NARRATIVE_SECTIONS))
+            if bad:
+                errors.add(nwhere, f"applicant.narrative: unknown section(s) {', '.join(bad)} "
+                                   f"(known: {', '.join(NARRATIVE_SECTIONS)})")
+            out["narrative"] = {}
+            for k in NARRATIVE_SECTIONS:
+                v = _text_field(nar.get(k), nwhere, errors, f"applicant.narrative.{k}")
+                if v is not None:
+                    out["narrative"][k] = v
+    return out, side
 
 
 def load_registry(config_dir) -> Registry:

@@ -43,6 +43,8 @@ def register(sub):
     add_key_dir(p)
     p.add_argument("--unsigned", action="store_true",
                    help="do not sign the PDF (its first page then says it is unsigned)")
+    p.add_argument("--form-xlsx", metavar="PATH", help="also write the application form's pre-filled fields and the "
+                   "item (4) statement as a workbook to paste from (profiles with an application notice)")
     add_readings(p)
     p.set_defaults(func=cmd_evidence)
 
@@ -143,6 +145,16 @@ def cmd_evidence(args) -> int:
     how = (f"signed, certificate SHA-256 {keys.fingerprint}" if keys else
            "UNSIGNED" if fmt == "pdf" else "HTML, not signed: verify re-renders it")
     print(f"{out}: evidence report for {args.facility} ({len(data):,} bytes; {how})")
+    if args.form_xlsx:
+        from dcmon.reports.applicant import form_xlsx
+        from dcmon.reports.evidence import read_summary
+        pack = read_summary(out).get("applicant")   # from the embedded summary: the same figures as the report
+        if pack is None:
+            raise InputError(f"--form-xlsx: profile {args.profile!r} names no application notice, so there is no form")
+        xlsx = Path(args.form_xlsx)
+        xlsx.parent.mkdir(parents=True, exist_ok=True)
+        xlsx.write_bytes(form_xlsx(pack, args.lang))
+        print(f"{xlsx}: application form fields and statement for {args.facility}")
     return 0
 
 

@@ -21,10 +21,12 @@ import orjson
 
 import pandas as pd
 
+from dcmon.metrics.applicant import applicant_pack
 from dcmon.metrics.evaluate import Options, evaluate, inventory_at
 from dcmon.metrics.exact import decide, figure_text, ratio
 from dcmon.metrics.racks import racks_by
 from dcmon import terms
+from dcmon.reports.applicant import PACK_CSS, pack_html, verdict_note, window_row
 from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, canonical, check_lang, fmt_num, provenance,
                                   reading_digests)
 from dcmon.store.digest import METHOD as DIGEST_METHOD
@@ -99,10 +101,11 @@ T = {
 
 def build_summary(registry, store, facility_id: str, period, profile: str, options: Options, result: dict, *,
                   lang: str = "zh", fmt: str = "html", signer: dict | None = None, rejected: dict | None = None,
-                  issued: dict | None = None) -> dict:
+                  issued: dict | None = None, applicant: dict | None = None) -> dict:
     """The machine-readable summary. ``issued`` is the summary of an earlier issue of this report:
     its provenance (time, software, configuration, signer, quarantine counts) is kept so the
-    re-rendering for ``verify`` is the same document."""
+    re-rendering for ``verify`` is the same document. ``applicant`` is the applicant's pack; its
+    before/after periods widen the readings digested."""
     fig = result["facilities"][0]
     prof = fig["profiles"].get(profile)
     doc = {
@@ -114,9 +117,11 @@ def build_summary(registry, store, facility_id: str, period, profile: str, optio
             "checks": [{k: c.get(k) for k in ("metric", "value", "op", "threshold", "status")} for c in prof["checks"]]},
         "monthly": [{k: b.get(k) for k in ("bin", "facility_energy_kwh", "it_energy_kwh", "pue", "coverage")}
                     for b in fig.get("bins", [])],
+        "applicant": applicant,   # the applicant's pack (items (1)–(6)); None for profiles without an application notice
         **provenance(registry),
         "lang": lang, "format": fmt, "signature": signer, "rejected": rejected or {},
-        "readings": {"method": DIGEST_METHOD, "digests": reading_digests(store, registry, [facility_id], period, options)},
+        "readings": {"method": DIGEST_METHOD, "digests": reading_digests(store, registry, [facility_id],
+                                                                         pack_span(period, applicant), options)},
     }
     if fmt == "pdf":
         import weasyprint
@@ -214,12 +219,13 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                       inventory=base.inventory, min_coverage=base.min_coverage, bins="month")
     fac = registry.get(facility_id)
     result = evaluate(registry, store, period, [facility_id], [profile], options)
+    pack = applicant_pack_for(store, fac, period, options, result, profile)
     fig = result["facilities"][0]
     start_ms = int(dt.datetime.fromisoformat(fig["utc_from"]).timestamp() * 1000)
     end_ms = int(dt.datetime.fromisoformat(fig["utc_to"]).timestamp() * 1000)
     rej = None if issued is not None else rejected_counts(store.root, facility_id, start_ms, end_ms)
     summary = build_summary(registry, store, facility_id, period, profile, options, result, lang=lang, fmt=fmt,
-                            signer=signer, rejected=rej, issued=issued)
+                            signer=signer, rejected=rej, issued=issued, applicant=pack)
     rej = summary["rejected"]
     prof = fig["profiles"][profile]
     t = T[lang]
@@ -290,11 +296,11 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
         crow.append([terms.metric_name(c["metric"], lang), terms.value_text(c, lang),
                      terms.threshold_text(c["metric"], c["op"], c["threshold"], lang), terms.margin_cell(c, lang),
                      terms.result_text(c, lang) + (("：" if lang == "zh" else ": ") + reason if reason else ""), c["clause"]])
-    window = terms.window_text(prof.get("application_window"), lang)
+    if window_row(prof.get("application_window"), lang):
+        crow.append(window_row(prof["application_window"], lang))   # the completion window, a condition like the thresholds
     sec.append(f"<h2>{t['checks']}</h2>" + _table([t["metric"], t["value"], t["threshold"], t["margin"], t["result"], t["clause"]], crow)
-               + f"<p>{t['eligible']}: <b>{terms.verdict_text(prof, lang)}</b></p>"
-               + ("<p class='note'><b>" + terms.NOT_IN_FORCE[lang] + "</b></p>" if prof.get("in_force") is False else "")
-               + (f"<p class='note'>{e(window)}</p>" if window else ""))
+               + f"<p>{t['eligible']}: <b>{terms.verdict_text(prof, lang)}</b>{verdict_note(prof.get('application_window'), lang)}</p>"
+               + ("<p class='note'><b>" + terms.NOT_IN_FORCE[lang] + "</b></p>" if prof.get("in_force") is False else ""))
     est = prof.get("subsidy_estimate")
     if est:
         srows = [[str(i), e(step)] for i, step in enumerate(terms.steps_text(est, lang), start=1)]
@@ -332,6 +338,8 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                f"{t['config']}: <code>{summary['config_fingerprint']}</code></p><p>{sig_text}</p><p>{t['verify_hint']}</p>"
                f"<details><summary>{t['files']} ({len(digests)}; {summary['readings']['method']})</summary>"
                + _table([t["source"], t["month"], t["rows"], "SHA-256"], digests, "mono digests") + "</details>")
+    if pack is not None:
+        sec.append(pack_html(pack, lang, meters=len(fac.meters), pue_category=fac.pue_category, pue_threshold=pue_thr))
     if sig:
         banner = f"<p class='sig'>{t['signed_by']}:<br><code>{sig['certificate_sha256']}</code></p>"
     elif fmt == "pdf":
@@ -360,6 +368,7 @@ th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono t
 .unsigned {{ border: 2px solid #c00; background: #fdecea; color: #900; padding: 2mm; font-weight: bold; }}
 .kv thead {{ display: none; }} .kv td:first-child {{ width: 30%; background: #f6f8fa; }}
 figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
+{PACK_CSS}
 </style></head><body>
 <h1>{e(t['title'])}</h1>
 <p>{e(name)} · {e(fac.operator)} · {e(terms.profile_title(profile, prof.get('title'), lang))} · {terms.date_text(per['from'], lang)} — {terms.date_text(per['to'], lang)}</p>
@@ -368,6 +377,27 @@ figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
 <script type="application/json" id="{SUMMARY_ID}">{summary_json}</script>
 </body></html>"""
     return doc, summary, result
+
+
+def applicant_pack_for(store, facility, period, options: Options, result: dict, profile: str) -> dict | None:
+    """The applicant's pack, for a profile that names an application notice (its completion window)."""
+    fig = result["facilities"][0]
+    prof = fig["profiles"].get(profile)
+    if not prof or not prof.get("application_window"):
+        return None
+    return applicant_pack(store, facility, period, options, prof, fig["in_service_racks"],
+                          facility.applicant.get("compare_months", 12))
+
+
+def pack_span(period, pack: dict | None):
+    """The days the report reads: the period, widened to the pack's before/after periods."""
+    from dcmon.periods import Period
+    days = [period.first_day, period.last_day]
+    for side in ("before", "after"):
+        s = ((pack or {}).get("before_after") or {}).get(side)
+        if s:
+            days += [dt.date.fromisoformat(s["from"]), dt.date.fromisoformat(s["to"])]
+    return Period(min(days), max(days))
 
 
 def build_evidence(registry, store, facility_id: str, period, *, profile: str = DEFAULT_PROFILE, lang: str = "zh",
