@@ -42,18 +42,18 @@ T = {
                    "retrofit_cost_cny": "改造总成本（元）", "actual_investment_cny": "上一年度实际投资额（元）",
                    "in_use_physical_racks": "在用物理机架数", "subsidy_requested_cny": "申请补贴金额（元，测算）"},
         "statement": "项目专项财务报表核心内容（第(4)项）", "st_item": "项目", "st_value": "数值", "st_basis": "依据与出处",
-        "invest": "{year}年度该项目实际投资额（元）", "invest_missing": "未配置 {year} 年度实际投资额（applicant.actual_investment）",
+        "invest": "{year}年度该项目实际投资额（元）", "invest_missing": "未配置 {year} 年度实际投资额（请在数据中心配置文件的申报信息中填写）",
         "share": "截至{date}计算功能占比", "share_basis": "口径：{reading}；在用计算机架设计功率 {num} kW ÷ 在用机架设计功率 {den} kW"
-                                                   "（在用机架 {racks} 架，其中计算 {comp} 架）；机架清单 {file} 叠加该时点前的机架遥测变更 {n} 条",
+                                                   "（在用机架 {racks} 架，其中计算 {comp} 架）；机架清单叠加该时点前的机架遥测变更 {n} 条",
         "share_fallback": "（能耗口径无法用于某一时点，改用设计功率口径）",
         "avg": "平均每个在用物理机架改造成本（元）", "avg_basis": "改造总成本 {cost} 元 ÷ 在用物理机架 {racks} 架（截至 {date}）；出处：{src}",
-        "avg_missing": "未配置改造成本（retrofit.cost_cny）",
+        "avg_missing": "未配置改造成本（请在数据中心配置文件的改造信息中填写）",
         "before_after": "改造前后对比（第(5)项“服务成效”）", "metric": "指标", "before": "改造前", "after": "改造后", "change": "变化",
         "period": "期间", "months": "{n}个月（{d}天）", "pue": "PUE", "pue_cat": "PUE计量类别", "coverage": "数据覆盖率",
         "fac_kwh": "总耗电量 kWh", "it_kwh": "IT耗电量 kWh", "occupancy": "上架率（期末）", "compute_share": "计算功能占比（期末）",
         "std": "标准机架（期末）", "saved": "同等IT负荷下节约电量", "saved_rule": "（改造前PUE − 改造后PUE）× 改造后IT耗电量",
         "co2": "折合减排二氧化碳", "factor": "电网排放因子 {f} tCO₂/MWh；出处：{src}",
-        "factor_default": "（默认值；可在 applicant.grid_emission_factor 中配置）",
+        "factor_default": "（默认值；可在数据中心配置文件的申报信息中另行配置）",
         "inconclusive": "数据不足，无法得出改造前后对比结论：{why}。不作推测。",
         "why": {"not_enough_data_before": "改造完成前不足一个完整月的数据", "not_enough_data_after": "改造完成后不足一个完整月的数据",
                 "no_completion_date": "未配置改造完成日期", "before:low_coverage": "改造前数据覆盖率低于要求",
@@ -61,7 +61,7 @@ T = {
                 "before:no_data": "改造前无数据", "after:no_data": "改造后无数据"},
         "data_span": "数据范围 {a} 至 {b}；改造前可用 {kb} 个完整月，改造后 {ka} 个；两侧取相同月数 {k}（上限 {m}）。",
         "chart": "月度PUE：灰色为改造前，绿色为改造后，竖虚线为改造完成日，横虚线为PUE条件",
-        "report": "项目建设情况报告框架（第(5)项）", "from_config": "申报单位填写（配置文件 applicant.narrative）",
+        "report": "项目建设情况报告框架（第(5)项）", "from_config": "申报单位填写（数据中心配置文件的申报信息）",
         "from_data": "由 dcmon 实测数据生成", "to_fill": "【待申报单位填写】",
         "sections": {"background": "项目建设背景", "main_content": "建设主要内容", "key_directions": "重点方向",
                      "service_fields": "服务领域", "system_functions": "系统功能", "service_results": "服务成效"},
@@ -73,7 +73,15 @@ T = {
     },
     "en": {
         "part": "Annex: the application materials (成经信财〔2023〕31号 二(二)3)",
-        "checklist": "Checklist: the notice's items and this report", "item": "Item", "notice": "Notice (original text)",
+        "checklist": "Checklist: the notice's items and this report", "item": "Item", "notice": "Notice item (translated)",
+        "notice_text": {1: "Application form for the cloud-computing-centre retrofit subsidy",
+                        2: "Business licence bearing the unified social credit code (copy) and the legal representative's ID (copy)",
+                        3: "Proof of the retrofit (contracts, agreements and other legally binding documents)",
+                        4: "Project financial statement (core content: last year's actual investment in the project, the "
+                           "compute-function share as of the end of last year, the average retrofit cost per rack)",
+                        5: "Project construction report (background, main content, key directions, service fields, "
+                           "system functions, service results)",
+                        6: "Other supporting material"},
         "pack": "In this report", "attach": "The applicant provides", "state": "Status", "clause": "Clause",
         "status": {"complete": "complete", "incomplete": "to complete", "attach": "attach", "supporting": "optional"},
         "pack_text": {
@@ -107,14 +115,14 @@ T = {
                    "in_use_physical_racks": "In-use physical racks", "subsidy_requested_cny": "Subsidy requested (CNY, computed)"},
         "statement": "Project financial statement, core figures (item 4)", "st_item": "Item", "st_value": "Value",
         "st_basis": "Basis and source", "invest": "Actual investment in {year} (CNY)",
-        "invest_missing": "no actual investment configured for {year} (applicant.actual_investment)",
+        "invest_missing": "no actual investment configured for {year} (set it in the facility file's applicant section)",
         "share": "Compute-function share as of {date}",
         "share_basis": "reading: {reading}; in-service compute design power {num} kW ÷ in-service design power {den} kW "
-                       "({racks} in-service racks, {comp} compute); racks file {file} with {n} inventory changes before that instant",
+                       "({racks} in-service racks, {comp} compute); the racks list with {n} inventory changes before that instant",
         "share_fallback": " (the energy reading has no value at an instant: design power used)",
         "avg": "Average retrofit cost per in-use physical rack (CNY)",
         "avg_basis": "retrofit cost {cost} CNY ÷ {racks} in-use physical racks (as of {date}); source: {src}",
-        "avg_missing": "no retrofit cost configured (retrofit.cost_cny)",
+        "avg_missing": "no retrofit cost configured (set it in the facility file's retrofit section)",
         "before_after": "Before and after the retrofit (item 5, service results)", "metric": "Metric", "before": "Before",
         "after": "After", "change": "Change", "period": "Period", "months": "{n} months ({d} days)", "pue": "PUE",
         "pue_cat": "PUE category", "coverage": "Coverage", "fac_kwh": "Facility energy kWh", "it_kwh": "IT energy kWh",
@@ -122,7 +130,7 @@ T = {
         "std": "Standard racks (period end)", "saved": "Energy saved at the same IT load",
         "saved_rule": "(PUE before − PUE after) × IT energy after", "co2": "CO₂ avoided",
         "factor": "grid factor {f} tCO₂/MWh; source: {src}",
-        "factor_default": " (default; set applicant.grid_emission_factor to use another)",
+        "factor_default": " (default; another can be set in the facility file's applicant section)",
         "inconclusive": "Not enough data to compare before and after the retrofit: {why}. No figure is guessed.",
         "why": {"not_enough_data_before": "less than one whole month of data before the completion",
                 "not_enough_data_after": "less than one whole month of data after the completion",
@@ -132,7 +140,7 @@ T = {
         "data_span": "Data from {a} to {b}; {kb} whole months available before the completion, {ka} after; "
                      "both sides take the same {k} months (at most {m}).",
         "chart": "Monthly PUE: grey before, green after the retrofit; vertical dashes: completion; horizontal dashes: PUE condition",
-        "report": "Project construction report, outline (item 5)", "from_config": "written by the applicant (config applicant.narrative)",
+        "report": "Project construction report, outline (item 5)", "from_config": "written by the applicant (facility file, applicant section)",
         "from_data": "generated by dcmon from measured data", "to_fill": "[to be completed by the applicant]",
         "sections": {"background": "Background", "main_content": "Main content", "key_directions": "Key directions",
                      "service_fields": "Service fields", "system_functions": "System functions", "service_results": "Service results"},
@@ -203,9 +211,11 @@ def checklist_section(pack: dict, lang: str) -> str:
     rows = []
     for c in pack["checklist"]:
         n = c["item"]
-        state = t["status"][c["status"]] + (f"<br><span class='note'>{t['missing']}{_e(', '.join(c['missing']))}</span>"
+        state = t["status"][c["status"]] + (f"<br><span class='note'>{t['missing']}"
+                                            f"{_e(('、' if lang == 'zh' else ', ').join(_missing_text(m, lang) for m in c['missing']))}</span>"
                                             if c["missing"] else "")
-        rows.append([f"({n})", _e(c["text"]), _e(t["pack_text"][n]), _e(t["attach_text"][n]), state, _e(c["clause"])])
+        notice = c["text"] if lang == "zh" else t["notice_text"][n]   # zh quotes the notice verbatim
+        rows.append([f"({n})", _e(notice), _e(t["pack_text"][n]), _e(t["attach_text"][n]), state, _e(c["clause"])])
     return (f"<h3>{t['checklist']}</h3>"
             + _table([t["item"], t["notice"], t["pack"], t["attach"], t["state"], t["clause"]], rows, "checklist"))
 
@@ -216,6 +226,48 @@ def window_section(pack: dict, lang: str) -> str:
         return ""
     t = T[lang]
     return f"<h3>{t['window']}</h3>" + _table([""] * len(row), [[_e(c) for c in row]], "window")
+
+
+CONFIG_KEY_TEXT = {
+    "zh": {"operator": "运营单位", "credit_code": "统一社会信用代码", "address": "地址", "contact": "联系方式", "name": "名称",
+           "applicant.legal_representative": "申报信息·法定代表人", "applicant.contact_person": "申报信息·联系人",
+           "applicant.contact_phone": "申报信息·联系电话", "applicant.project_name": "申报信息·项目名称",
+           "retrofit.completed": "改造信息·完成日期", "retrofit.cost_cny": "改造信息·改造总成本"},
+    "en": {"operator": "operator", "credit_code": "credit code", "address": "address", "contact": "contact", "name": "name",
+           "applicant.legal_representative": "applicant · legal representative", "applicant.contact_person": "applicant · contact person",
+           "applicant.contact_phone": "applicant · contact phone", "applicant.project_name": "applicant · project name",
+           "retrofit.completed": "retrofit · completion date", "retrofit.cost_cny": "retrofit · total cost"},
+}
+STATEMENT_KEY_TEXT = {"zh": {"investment": "上一年度实际投资额", "compute_share": "上年末计算功能占比",
+                             "avg_cost_per_rack": "平均每架改造成本", "before_after": "改造前后对比"},
+                      "en": {"investment": "prior year's actual investment", "compute_share": "compute share at the prior year's end",
+                             "avg_cost_per_rack": "average retrofit cost per rack", "before_after": "before/after comparison"}}
+
+
+def _source_text(src: str, lang: str) -> str:
+    """``cd-east-01.yaml: retrofit.cost_cny`` in words: the facility file's field, never the key."""
+    _, sep, key = src.partition(": ")
+    if not sep or key not in CONFIG_KEY_TEXT[lang]:
+        return src   # a document the applicant named (investment source): their words
+    return (f"数据中心配置文件：{CONFIG_KEY_TEXT[lang][key]}" if lang == "zh"
+            else f"facility file: {CONFIG_KEY_TEXT[lang][key]}")
+
+
+def _form_source(src: str | None, lang: str) -> str:
+    """Where an item (1) field comes from, in words."""
+    t = T[lang]
+    if not src:
+        return "—"
+    if src.startswith("inventory:"):
+        return t["src_inventory"].format(d=src.split(":", 1)[1])
+    if src == "subsidy_computation":
+        return t["src_subsidy"]
+    return _source_text(src, lang)
+
+
+def _missing_text(name: str, lang: str) -> str:
+    t = T[lang]
+    return t["fields"].get(name) or t["sections"].get(name) or STATEMENT_KEY_TEXT[lang].get(name, name)
 
 
 def form_section(pack: dict, lang: str) -> str:
@@ -229,12 +281,7 @@ def form_section(pack: dict, lang: str) -> str:
             txt = _money(v) + "".join(f"<br><b class='warn'>{_e(t[k])}</b>" for k in ("hypothetical", "upper_bound") if r.get(k))
         else:
             txt = _e(v)
-        src = r["source"] or "—"
-        if src.startswith("inventory:"):
-            src = t["src_inventory"].format(d=src.split(":", 1)[1])
-        elif src == "subsidy_computation":
-            src = t["src_subsidy"]
-        rows.append([_e(t["fields"][r["field"]]), txt, _e(src)])
+        rows.append([_e(t["fields"][r["field"]]), txt, _e(_form_source(r["source"], lang))])
     return f"<h3>{t['form']}</h3>" + _table([t["field"], t["value"], t["source"]], rows, "form")
 
 
@@ -256,7 +303,7 @@ def statement_section(pack: dict, lang: str) -> str:
     rows.append([_e(t["avg"]), _money(avg["value_cny"], avg["value_exact"]),
                  _e(t["avg_missing"]) if avg["value_cny"] is None else
                  _e(t["avg_basis"].format(cost=_money(avg["retrofit_cost_cny"]), racks=avg["in_use_physical_racks"],
-                                          date=avg["racks_as_of"], src=avg["source"]))])
+                                          date=avg["racks_as_of"], src=_source_text(avg["source"], lang)))])
     return f"<h3>{t['statement']}</h3>" + _table([t["st_item"], t["st_value"], t["st_basis"]], rows, "statement")
 
 
@@ -421,7 +468,7 @@ def form_xlsx(pack: dict, lang: str) -> bytes:
     ws.title = "申报表" if lang == "zh" else "form"
     ws.append([t["field"], t["value"], t["source"]])
     for r in pack["form_fields"]:
-        ws.append([t["fields"][r["field"]], r["value"], r["source"]])
+        ws.append([t["fields"][r["field"]], r["value"], _form_source(r["source"], lang)])
     st = pack["statement"]
     ws2 = wb.create_sheet("专项财务报表" if lang == "zh" else "statement")
     ws2.append([t["st_item"], t["st_value"], t["st_basis"]])

@@ -31,6 +31,8 @@ def names_of(registry, extra=()) -> list[str]:
             out += [c.get("clause", "") for c in doc.get("portfolio_checks") or []]
             out += [(doc.get("subsidy") or {}).get("clause", ""), (doc.get("application_window") or {}).get("clause", ""),
                     doc.get("source", ""), source_text(doc.get("source")), (doc.get("title") or {}).get("zh", ""), doc["id"]]
+    from dcmon.metrics.applicant import CLAUSE, ITEMS   # the notice's items, cited by clause in the applicant's pack
+    out += [CLAUSE, *(f"{CLAUSE}({n})" for n, _, _ in ITEMS)]
     return sorted({n for n in out if n}, key=len, reverse=True)
 
 
