@@ -101,7 +101,7 @@ def generate(cfg: Path, data: Path, n: int, hyper_step_s: int) -> None:
     for i, f in enumerate(reg.select(None)):
         if f.id == "hyper-10k":
             store.append(meters(f.id, Period(dt.date(YEAR, 1, 1), dt.date(YEAR, 12, 31)), hyper_step_s,
-                                 36_000.0), check_existing=False)
+                                 float(f.racks["design_power_kw"].sum() * 0.6)), check_existing=False)  # 36 000 kW at 10 000 racks
         else:
             store.append(meters(f.id, q, 900, float(f.racks["design_power_kw"].sum() * 0.5)), check_existing=False)
         print(f"\rgenerated {i + 1}/{n + 1}", end="", file=sys.stderr, flush=True)

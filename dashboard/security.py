@@ -233,7 +233,8 @@ def lockout_minutes(limiter: Limiter) -> int:
     lim = limiter.current_limit
     if lim is None:
         return LOGIN_WINDOW_MIN
-    return max(1, math.ceil((lim.reset_at - time.time()) / 60))
+    # never more than the window itself (the limiter's reset time is rounded up to a whole second)
+    return min(LOGIN_WINDOW_MIN, max(1, math.ceil((lim.reset_at - time.time()) / 60)))
 
 
 def same_origin() -> bool:

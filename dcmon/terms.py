@@ -101,7 +101,8 @@ METHOD_TEXT = {
 }
 
 
-SOURCE_KIND_TEXT = {"zh": {"meter": "电表", "rack": "机架"}, "en": {"meter": "meter", "rack": "rack"}}
+SOURCE_KIND_TEXT = {"zh": {"meter": "电表", "rack": "机架", "rack-inventory": "机架清单变更"},
+                    "en": {"meter": "meter", "rack": "rack", "rack-inventory": "rack inventory change"}}
 METER_METHOD_TEXT = {"zh": {"counter": "电能计数器差值", "power": "功率积分", "none": "无读数"},
                      "en": {"counter": "energy counter difference", "power": "power integration", "none": "no readings"}}
 
