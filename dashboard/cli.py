@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dcmon.commands import add_config_data
 from dcmon.errors import ConfigError, InputError
+from dcmon.netaddr import is_loopback
 
 MIN_PASSWORD_CHARS = 12
 
@@ -55,15 +56,6 @@ def register(sub):
     add_config_data(a, data=False)
     a.add_argument("--users", metavar="FILE", help="users file (default <config>/users.yaml)")
     a.set_defaults(func=cmd_users_add)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def cmd_dashboard(args) -> int:

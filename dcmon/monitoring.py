@@ -26,7 +26,6 @@ by ``--metrics-token-file`` or ``$DCMON_METRICS_TOKEN``) every request needs
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import socket
@@ -42,6 +41,7 @@ from dcmon.metrics.policy import load_profiles
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+from dcmon.netaddr import is_loopback
 
 log = logging.getLogger("dcmon.monitoring")
 
@@ -324,15 +324,6 @@ def load_token(token_file: str | None) -> str | None:
             raise ValueError(f"--metrics-token-file {p}: empty")
         return token
     return os.environ.get(ENV_METRICS_TOKEN) or None
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def metrics_wsgi_app(prom_registry, token: str | None):
