@@ -52,8 +52,9 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
 
     With ``warm`` the default period's evaluation of every facility starts in the background,
     so the first visitor does not wait for it (a dashboard is left open all day). Responses
-    are compressed (gzip/brotli) when the browser accepts it, static files once (``static_files.py``). Active alerts come from the
-    Prometheus at ``prometheus_url`` (default ``$DCMON_PROMETHEUS_URL``; none: the panel says how).
+    are compressed (gzip/brotli) when the browser accepts it, static files once
+    (``static_files.py``). Active alerts come from the Prometheus at ``prometheus_url``
+    (default ``$DCMON_PROMETHEUS_URL``; none: the panel says how).
     ``secure_cookies`` marks the session cookie ``Secure`` (served over HTTPS by a reverse proxy)
     and sends HSTS; sessions end after ``idle_minutes`` without user activity. An invalid users
     file raises ``ConfigError`` naming the user.
