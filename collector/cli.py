@@ -72,6 +72,9 @@ def register(sub):
                    help="reject time stamps further ahead of the receive time than this (default 300 s)")
     g.add_argument("--batch-delay", type=float, default=0.05, metavar="S",
                    help="longest wait to fill a batch before storing it (default 0.05 s)")
+    g.add_argument("--queue-mib", type=float, default=64.0, metavar="MIB",
+                   help="receive queue budget in MiB of payload (default 64): beyond it QoS 0 messages are "
+                        "dropped and counted, QoS 1 messages wait at the broker")
     g.add_argument("--health-interval", type=float, default=10.0, metavar="S",
                    help="log and store health this often (default 10 s)")
     g.add_argument("--compact-interval", type=float, default=600.0, metavar="S",
@@ -79,6 +82,8 @@ def register(sub):
     g.add_argument("--quarantine-retention-days", type=int, default=90, metavar="DAYS",
                    help="remove quarantine files older than DAYS, checked at start and hourly "
                         "(default 90; 0 keeps them forever)")
+    g.add_argument("--quarantine-max-mib", type=float, default=256.0, metavar="MIB",
+                   help="cap of the quarantine folder (default 256 MiB); beyond it the oldest files are removed")
     g.add_argument("--keepalive", type=int, default=30, metavar="S", help="MQTT keep-alive (default 30 s)")
     g.add_argument("--no-jump-check", action="store_true", help="do not reject impossible counter jumps")
     m = p.add_argument_group("Prometheus metrics endpoint (optional; see docs/monitoring.md)")
@@ -124,6 +129,7 @@ def register(sub):
     add_config_data(q)
     q.add_argument("--since", metavar="YYYY-MM-DD", help="only days from this UTC day on")
     q.add_argument("--topic", help="only topics containing this text")
+    q.add_argument("--facility", metavar="ID", help="only records of this facility (exact id, from the topic)")
     q.add_argument("--reason", help="only reasons containing this text")
     q.add_argument("--limit", type=int, default=50, help="show the last N (default 50; 0 all)")
     q.add_argument("--format", choices=["table", "json"], default="table",
@@ -204,14 +210,16 @@ def build_collector(args, registry):
         except (ValueError, yaml.YAMLError) as e:
             raise InputError(str(e)) from None
     for name, v, lo in (("--max-future", args.max_future, 0), ("--batch-delay", args.batch_delay, 0),
-                        ("--health-interval", args.health_interval, 0.1), ("--compact-interval", args.compact_interval, 0)):
+                        ("--health-interval", args.health_interval, 0.1), ("--compact-interval", args.compact_interval, 0),
+                        ("--queue-mib", getattr(args, "queue_mib", 64.0), 1),
+                        ("--quarantine-max-mib", getattr(args, "quarantine_max_mib", 256.0), 1)):
         if not v >= lo:
             raise InputError(f"{name} must be ≥ {lo}: {v!r}")
     from dcmon.collector.quarantine import DEFAULT_RETENTION_DAYS
     retention = getattr(args, "quarantine_retention_days", DEFAULT_RETENTION_DAYS)
     if retention < 0:
         raise InputError(f"--quarantine-retention-days must be ≥ 0 (0 keeps quarantine files forever): {retention!r}")
-    store = open_store(args.data)
+    store = open_store(args.data, on_damaged="move_aside")   # an unreadable file never stops ingestion
     outbox = sender = None
     if args.influx_url:
         token = args.influx_token or os.environ.get(ENV_INFLUX_TOKEN) or ""
@@ -222,10 +230,13 @@ def build_collector(args, registry):
     writer = client_id
     if args.share_group:
         writer = f"{client_id}"
-    ingestor = Ingestor(registry, store, Quarantine(args.data, writer=writer), outbox=outbox, prefix=args.prefix,
+    quarantine = Quarantine(args.data, writer=writer,
+                            max_bytes=int(getattr(args, "quarantine_max_mib", 256.0) * 2**20))
+    ingestor = Ingestor(registry, store, quarantine, outbox=outbox, prefix=args.prefix,
                         mappings=mappings, max_future=dt.timedelta(seconds=args.max_future),
                         jump_guard=not args.no_jump_check)
     collector = Collector(opts, ingestor, batch_max_delay_s=args.batch_delay, health_interval_s=args.health_interval,
+                          queue_max_bytes=int(getattr(args, "queue_mib", 64.0) * 2**20),
                           compact_interval_s=args.compact_interval,
                           quarantine_retention_days=retention)
     return collector, sender
@@ -357,7 +368,8 @@ def cmd_quarantine_list(args) -> int:
     if args.limit < 0:
         raise InputError(f"--limit must be ≥ 0: {args.limit}")
     from collections import deque
-    recs = deque(iter_records(data, since=args.since, topic=args.topic, reason=args.reason),
+    recs = deque(iter_records(data, since=args.since, topic=args.topic, reason=args.reason,
+                              facility=getattr(args, "facility", None)),
                  maxlen=args.limit or None)
     if args.format == "json":
         for r in recs:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from dcmon.readings import DEFAULT_MAX_FUTURE
 
 from dcmon.collector.parse import DEFAULT_PREFIX, Context, JumpGuard, Rows, parse_message
+from dcmon.collector.quarantine import message_records
 
 log = logging.getLogger("dcmon.collector")
 
@@ -38,6 +39,7 @@ class Stats:
     last_ack_lag_ms: float = 0.0   # arrival of the oldest message of the last batch → durable [ms]
     max_ack_lag_ms: float = 0.0
     rejects_by_reason: dict = field(default_factory=lambda: defaultdict(int))
+    quarantine_records: int = 0    # records written to the quarantine (at most a few per message)
     commit_seconds: float = 0.0    # time spent making batches durable (quarantine, store, outbox) [s]
     commits: int = 0               # batches made durable
     # per configured facility (the topic's facility segment, matched exactly): accepted readings and
@@ -77,7 +79,8 @@ def _reason_class(reason: str) -> str:
     for key in ("malformed JSON", "malformed line protocol", "unknown facility", "unknown meter", "unknown rack",
                 "in the future", "impossible", "jumps", "is negative", "not finite", "is not a number",
                 "missing", "payload says", "tag facility", "unknown field", "topic does not follow",
-                "no value", "outside 2000..2200", "not ISO 8601", "without a UTC offset", "internal error"):
+                "no value", "outside 2000..2200", "not ISO 8601", "without a UTC offset", "internal error",
+                "JSON array", "JSON object", "characters long", "bytes (limit"):
         if key in reason:
             return key
     return "other"
@@ -89,11 +92,88 @@ class Parsed:
 
     rows: Rows
     table: object            # pyarrow.Table of the accepted rows, or None
-    rejected: list           # (topic, received_at_ms, Rejection)
+    rejected: list           # (topic, received_at_ms, Rejection, facility_id) of every rejection
     messages: int
     bytes: int
+    records: list = field(default_factory=list)   # quarantine records (a few per bad message)
+    rejected_messages: int = 0
     quarantined: bool = False
     attempts: int = 0
+
+
+NEIGHBOUR_WINDOW_MS = 35 * 86_400_000   # how far the guard looks into the store for a meter's neighbours [ms]
+
+
+def store_neighbours(store, window_ms: int = NEIGHBOUR_WINDOW_MS):
+    """A :class:`JumpGuard` ``history``: the stored counter readings of one source nearest to ``ts``
+    on each side (within ``window_ms``), each ``(ts_ms, energy_kwh)`` or None.
+
+    A store that cannot be read gives no neighbours (logged); evaluation still refuses to count
+    an implausible step, so nothing wrong becomes energy.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from dcmon.readings import ts_to_pandas
+
+    latest: dict = {}   # (facility_id, kind) -> {source_id: (ts_ms, energy_kwh)}: last stored, read once
+
+    def newest(facility_id, kind):
+        """The last stored counter reading of every source of a facility within the window before now:
+        one read per facility and kind after a start, instead of one per source."""
+        key = (facility_id, kind)
+        if key not in latest:
+            now = time.time() * 1000
+            try:
+                t = store.read(facility_id, kind, ts_to_pandas(int(now - window_ms)), None,
+                               columns=["source_id", "ts", "energy_kwh"])
+            except Exception as e:  # noqa: BLE001
+                log.warning("jump guard: cannot read the stored readings of %s (%s)", facility_id, e)
+                return None, now
+            t = t.filter(pc.is_valid(t.column("energy_kwh")))
+            out = {}
+            if t.num_rows:
+                src = t.column("source_id").to_pylist()
+                ts = t.column("ts").cast(pa.int64()).to_numpy()
+                e = t.column("energy_kwh").to_numpy()
+                for i in range(t.num_rows):          # sorted by (source, ts): the last row of each source wins
+                    out[src[i]] = (int(ts[i]), float(e[i]))
+            latest[key] = (out, now)
+        return latest[key]
+
+    asked: set = set()   # sources the facility-wide read has answered once (later: the store itself)
+
+    def lookup(facility_id, kind, source_id, ts_ms):
+        key = (facility_id, kind, source_id)
+        known, loaded_at = (None, 0) if key in asked else newest(facility_id, kind)
+        asked.add(key)
+        if known is not None:   # (only the first question about a source: the store changes after the read)
+            last = known.get(source_id)
+            if last is not None and ts_ms > last[0] and ts_ms >= loaded_at - window_ms:
+                return last, None        # the usual first reading after a start: newer than anything stored
+            if last is None and loaded_at - window_ms <= ts_ms:
+                return None, None        # nothing stored in the window before it (and nothing after 'now')
+        try:
+            t = store.read(facility_id, kind, ts_to_pandas(ts_ms - window_ms), ts_to_pandas(ts_ms + window_ms + 1),
+                           sources=[source_id], columns=["ts", "energy_kwh"])
+        except Exception as e:  # noqa: BLE001 - a look-up must not stop ingestion
+            log.warning("jump guard: cannot read the stored readings of %s %s/%s (%s); checking against "
+                        "this collector's readings only", kind, facility_id, source_id, e)
+            return None, None
+        t = t.filter(pc.is_valid(t.column("energy_kwh")))
+        if not t.num_rows:
+            return None, None
+        ts = t.column("ts").cast(pa.int64()).to_numpy()
+        e = t.column("energy_kwh").to_numpy()
+        i = int(np.searchsorted(ts, ts_ms, "left"))
+        j = int(np.searchsorted(ts, ts_ms, "right"))
+        before = (int(ts[i - 1]), float(e[i - 1])) if i > 0 else None
+        after = (int(ts[j]), float(e[j])) if j < len(ts) else None
+        if j > i:   # the same key is stored already
+            before = (int(ts[i]), float(e[i]))
+        return before, after
+    return lookup
 
 
 class Ingestor:
@@ -114,7 +194,7 @@ class Ingestor:
         self.prefix = prefix.rstrip("/")
         self.mappings = list(mappings)
         self.max_future = max_future
-        self.guard = JumpGuard() if jump_guard else None
+        self.guard = JumpGuard(history=store_neighbours(store)) if jump_guard else None
         self.origin = origin
         self.stats = Stats()
         self.last_seen: dict[str, dict[str, list]] = defaultdict(dict)  # fac -> src -> [ts_ms, received_ms]
@@ -140,23 +220,44 @@ class Ingestor:
         n_bytes = 0
         ctx = Context(registry=self.registry, received_at_ms=0, prefix=self.prefix, mappings=self.mappings,
                       guard=self.guard, max_future=self.max_future, origin=self.origin)
+        records = []
+        bad_messages = 0
         for topic, payload, received_ms in items:
             ctx.received_at_ms = received_ms
+            before = len(rows)
             _, rej = parse_message(topic, payload, ctx, rows)
             n_bytes += len(payload)
             if rej:
+                fac = self.facility_of(topic)
+                bad_messages += 1
+                records += message_records(topic, received_ms, payload, rej, len(rows) - before, fac)
                 for x in rej:
-                    rejected.append((topic, received_ms, x))
+                    rejected.append((topic, received_ms, x, fac))
         return Parsed(rows=rows, table=rows.to_table() if len(rows) else None, rejected=rejected,
-                      messages=len(items), bytes=n_bytes)
+                      messages=len(items), bytes=n_bytes, records=records, rejected_messages=bad_messages)
+
+    def facility_of(self, topic: str) -> str | None:
+        """The registered facility a topic names, matched exactly (``dcmon/v1/<facility>/…`` or a
+        mapping's ``{facility_id}``); None when it names none. Never a substring match: a topic
+        ``dcmon/v1/B/A/x`` is facility B's."""
+        fac = None
+        if topic.startswith(self.prefix + "/"):
+            fac = topic[len(self.prefix) + 1:].split("/", 1)[0]
+        else:
+            for m in self.mappings:
+                found = m.match(topic)
+                if found is not None:
+                    fac = found.get("facility_id") or m.facility_id
+                    break
+        return fac if fac in self.registry.facilities else None
 
     def commit(self, parsed: "Parsed", *, redelivered: bool = False) -> None:
         """Make a parsed batch durable: quarantine, store, outbox (each fsync'd). Idempotent, so a
         failed commit can be retried with the same ``parsed``."""
         now = time.monotonic()
         rows, rejected = parsed.rows, parsed.rejected
-        if rejected and not parsed.quarantined:
-            self.quarantine.write(rejected)
+        if parsed.records and not parsed.quarantined:
+            self.quarantine.write_records(parsed.records)
             parsed.quarantined = True
         result = None
         if parsed.table is not None:
@@ -177,28 +278,30 @@ class Ingestor:
                 s.written += result.written
                 s.duplicates += result.duplicates
             s.rejected += len(rejected)
-            s.rejected_messages += len({(t, ms) for t, ms, _ in rejected})
+            s.rejected_messages += parsed.rejected_messages
+            s.quarantine_records += len(parsed.records)
             rows.update_last_seen(self.last_seen, parsed.table)
-            for topic, _, x in rejected:
-                reason = _reason_class(x.reason)
-                s.rejects_by_reason[reason] += 1
-                fac = self._topic_facility(topic)
+            by_text: dict = {}
+            for _, _, x, fac in rejected:
+                key = (x.reason, fac)
+                by_text[key] = by_text.get(key, 0) + 1
+            for (text, fac), n in by_text.items():   # (a flood repeats a few reasons: classify each text once)
+                reason = _reason_class(text)
+                s.rejects_by_reason[reason] += n
                 if fac is not None:
-                    s.rejects_by_facility[fac][reason] += 1
+                    s.rejects_by_facility[fac][reason] += n
             if parsed.table is not None:
                 for fac, n in _count_by_facility(parsed.table).items():
                     s.accepted_by_facility[fac] += n
             s.commit_seconds += time.monotonic() - now
             s.commits += 1
-        for topic, _, x in rejected:
+        logged = set()
+        for topic, ms, x, _ in rejected:
+            if (topic, ms) in logged:
+                continue     # one line per message: the quarantine holds the rest
+            logged.add((topic, ms))
             if self._limiter.allow(topic, now):
                 log.warning("rejected %s: %s", x.where, x.reason)
-
-    def _topic_facility(self, topic: str) -> str | None:
-        """The configured facility a contract topic names (``<prefix>/<facility>/...``), else None."""
-        head, _, rest = topic.partition(self.prefix + "/")
-        fac = rest.split("/", 1)[0] if not head and rest else None
-        return fac if fac in self.registry.facilities else None
 
     def log_suppressed(self) -> None:
         """Summarise rejections the log rate limit held back (called with each health report)."""

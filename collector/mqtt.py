@@ -21,6 +21,7 @@ import ssl
 import struct
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -200,14 +201,81 @@ def connect_properties(opts: MqttOptions):
     return p
 
 
+MESSAGE_OVERHEAD_BYTES = 256   # what a queued message costs besides its payload (topic, tuple) [bytes]
+
+
+class ByteBudgetQueue:
+    """The receive queue: FIFO bounded by messages *and* payload bytes (reliability.md #15).
+
+    A queue bounded by count alone is unbounded in bytes (1 000 messages of 1 MiB are 1 GiB).
+    One message is always admitted into an empty queue, so a message larger than the budget
+    still passes (the broker's ``message_size_limit`` bounds it).
+    """
+
+    def __init__(self, max_messages: int, max_bytes: int):
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._items: deque = deque()
+        self._bytes = 0
+        self._cond = threading.Condition()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def _room(self, size: int) -> bool:
+        return not self._items or (len(self._items) < self.max_messages and self._bytes + size <= self.max_bytes)
+
+    def try_put(self, item, size: int) -> bool:
+        """Add ``item`` if there is room now; False otherwise (nothing waits)."""
+        with self._cond:
+            if not self._room(size):
+                return False
+            self._items.append((item, size))
+            self._bytes += size
+            self._cond.notify_all()
+            return True
+
+    def put(self, item, size: int, stop: threading.Event) -> bool:
+        """Add ``item``, waiting for room; False (not added) once ``stop`` is set."""
+        with self._cond:
+            while not self._room(size):
+                if stop.is_set():
+                    return False
+                self._cond.wait(0.2)
+            self._items.append((item, size))
+            self._bytes += size
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None):
+        with self._cond:
+            if not self._items and timeout:
+                self._cond.wait_for(lambda: self._items, timeout)
+            if not self._items:
+                raise queue.Empty
+            item, size = self._items.popleft()
+            self._bytes -= size
+            self._cond.notify_all()
+            return item
+
+    def get_nowait(self):
+        return self.get(None)
+
+
 class Collector:
     """Runs the MQTT subscription and the writer thread until :meth:`stop`.
 
     ingestor : :class:`dcmon.collector.ingest.Ingestor`
     batch_max_messages, batch_max_bytes, batch_max_delay_s : a batch is stored when it has this
         many messages or payload bytes, or its oldest message waited this long [s]
-    queue_max : bound of the receive queue [messages]; when full, paho's thread waits, so
-        the broker holds the rest (memory stays bounded under a burst)
+    queue_max, queue_max_bytes : bounds of the receive queue [messages], [bytes of payload]. When
+        full, a QoS 1 message makes paho's thread wait (it stops reading, so the broker holds the
+        rest); a QoS 0 message is dropped and counted (``dropped_messages`` in health): the broker
+        would not keep it anyway, and waiting would only move the pile into the socket buffers
     health_interval_s : how often health is logged and written to the store [s]
     compact_interval_s : how often the collector merges small store files [s] (0: never)
     quarantine_retention_days : remove quarantine files older than this [days] (0: keep forever);
@@ -215,7 +283,8 @@ class Collector:
     """
 
     def __init__(self, opts: MqttOptions, ingestor, *, status_name: str | None = None, batch_max_messages: int = 5000,
-                 batch_max_bytes: int = 4 << 20, batch_max_delay_s: float = 0.05, queue_max: int = 20000, health_interval_s: float = 10.0,
+                 batch_max_bytes: int = 4 << 20, batch_max_delay_s: float = 0.05, queue_max: int = 20000,
+                 queue_max_bytes: int = 64 << 20, health_interval_s: float = 10.0,
                  compact_interval_s: float = 600.0, quarantine_retention_days: int = 90,
                  prune_interval_s: float = 3600.0):
         self.opts = opts
@@ -225,7 +294,9 @@ class Collector:
         self.batch_max_messages = batch_max_messages
         self.batch_max_bytes = batch_max_bytes
         self.batch_max_delay_s = batch_max_delay_s
-        self.queue: queue.Queue = queue.Queue(maxsize=queue_max)
+        self.queue = ByteBudgetQueue(queue_max, queue_max_bytes)
+        self.dropped_messages = 0          # QoS 0 messages dropped because the queue was full
+        self.dropped_bytes = 0
         self.health_interval_s = health_interval_s
         self.compact_interval_s = compact_interval_s
         self.quarantine_retention_days = quarantine_retention_days
@@ -250,6 +321,7 @@ class Collector:
         self.connects = 0
         self.last_error: str | None = None
         self._last_health = (time.monotonic(), 0, 0)
+        self._next_health = time.monotonic() + health_interval_s
         self.subscribed = threading.Event()
 
     # ------------------------------------------------------------------ topics
@@ -313,9 +385,19 @@ class Collector:
         # Tiny on purpose (reliability.md #5): the writer thread does the work.
         if self._stopping.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
-        self.queue.put((msg.topic, msg.payload, msg.mid, msg.qos, self._generation, time.time_ns() // 1_000_000,
-                        time.monotonic(),
-                        bool(msg.dup)))
+        item = (msg.topic, msg.payload, msg.mid, msg.qos, self._generation, time.time_ns() // 1_000_000,
+                time.monotonic(), bool(msg.dup))
+        size = len(msg.payload) + len(msg.topic) + MESSAGE_OVERHEAD_BYTES
+        if msg.qos == 0:
+            if not self.queue.try_put(item, size):
+                self.dropped_messages += 1      # only this thread writes it
+                self.dropped_bytes += len(msg.payload)
+                if self.dropped_messages in (1, 10, 100) or self.dropped_messages % 1000 == 0:
+                    log.error("receive queue full (%d messages, %.1f MiB): dropped %d QoS 0 message(s) so far "
+                              "(subscribe with QoS 1 to have the broker hold them instead)", self.queue.qsize(),
+                              self.queue.bytes / 2**20, self.dropped_messages)
+            return
+        self.queue.put(item, size, self._stopping)   # waits: paho stops reading, the broker holds the rest
 
     # ----------------------------------------------------------------- writer
     def _take_batch(self):
@@ -361,8 +443,12 @@ class Collector:
         finally:
             self._parsed.put(_DONE)
 
+    def _health_tick(self):
+        self.report_health()
+        self._next_health = time.monotonic() + self.health_interval_s
+
     def _commit_loop(self):
-        next_health = time.monotonic() + self.health_interval_s
+        self._next_health = time.monotonic() + self.health_interval_s
         next_compact = time.monotonic() + self.compact_interval_s if self.compact_interval_s else float("inf")
         next_prune = time.monotonic() if self.quarantine_retention_days else float("inf")   # first: at start
         try:
@@ -373,9 +459,8 @@ class Collector:
                 if item is not None:
                     self._store_and_ack(*item)
                 now = time.monotonic()
-                if now >= next_health:
-                    self.report_health()
-                    next_health = now + self.health_interval_s
+                if now >= self._next_health:
+                    self._health_tick()
                 if now >= next_compact:
                     try:
                         n = self.ingestor.store.compact()
@@ -401,9 +486,20 @@ class Collector:
             except Exception as e:  # disk full, permissions...: keep the batch, never ack it unstored
                 self.ingestor.stats.store_errors += 1
                 self.last_error = f"store failed: {e}"
+                if self._stopping.is_set():
+                    log.error("could not store %d message(s) (%s); stopping without acknowledging them — the "
+                              "broker delivers them again to the next session", len(batch), e)
+                    return
                 log.error("could not store %d message(s) (%s); retrying in %.1f s — nothing was acknowledged",
                           len(batch), e, delay)
-                time.sleep(delay)
+                retry_at = time.monotonic() + delay
+                while not self._stopping.is_set():   # a stop request ends the wait at once
+                    now = time.monotonic()
+                    if now >= retry_at:
+                        break
+                    if now >= self._next_health:
+                        self._health_tick()   # health keeps saying what is wrong while storing fails
+                    self._stopping.wait(min(retry_at, self._next_health) - time.monotonic())
                 delay = min(delay * 2, 30)
         lag_ms = (time.monotonic() - batch[0][6]) * 1000
         s = self.ingestor.stats
@@ -447,12 +543,20 @@ class Collector:
                 "rejects_by_reason": dict(s.rejects_by_reason),
                 "messages_per_s": round((s.messages - m0) / dt_s, 1),
                 "readings_per_s": round((s.readings - r0) / dt_s, 1),
-                "queue": self.queue.qsize(), "ack_lag_ms": round(s.last_ack_lag_ms, 1),
+                "queue": self.queue.qsize(), "queue_bytes": self.queue.bytes,
+                "queue_max_bytes": self.queue.max_bytes,
+                "dropped_messages": self.dropped_messages, "dropped_bytes": self.dropped_bytes,
+                "ack_lag_ms": round(s.last_ack_lag_ms, 1),
                 "max_ack_lag_ms": round(s.max_ack_lag_ms, 1),
                 "store_errors": s.store_errors, "last_error": self.last_error,
+                # store files that could not be read, set aside under <data>/damaged/ (reliability #14)
+                "damaged_files": getattr(self.ingestor.store, "damaged_total", 0),
+                "damaged": list(getattr(self.ingestor.store, "damaged", []))[-10:],
                 "broker_dropped": self.broker_dropped,   # $SYS/broker/publish/messages/dropped
                 "last_seen": last_seen,    # facility -> source -> [meter ts ms, received ms]
+                "quarantine_records": s.quarantine_records,
                 "store_write_seconds": round(s.commit_seconds, 6), "store_writes": s.commits,
+                # per facility (exact id from the topic): the only figures a facility's operator sees
                 "by_facility": {f: {"accepted": s.accepted_by_facility.get(f, 0),
                                     "rejects_by_reason": dict(s.rejects_by_facility.get(f, {}))}
                                 for f in sorted(set(s.accepted_by_facility) | set(s.rejects_by_facility))},

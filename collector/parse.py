@@ -24,6 +24,7 @@ A rejected reading never costs the accepted readings of the same message.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 import re
@@ -40,6 +41,10 @@ from dcmon.readings import (DEFAULT_MAX_FUTURE, MAX_POWER_KW, RACK_FUNCTIONS, RA
 DEFAULT_PREFIX = "dcmon/v1"
 ORIGIN = "mqtt"
 MAX_RAW_CHARS = 2000          # raw text kept with a rejection [characters]
+MAX_REASON_CHARS = 300        # a rejection reason is cut to this [characters] (it may quote attacker input)
+MAX_TEXT_CHARS = 1024         # longest text value or field name in a reading [characters]
+MAX_PAYLOAD_BYTES = 4 << 20   # longer payloads are rejected whole [bytes] (Mosquitto's limit is set lower)
+MAX_LINE_CHARS = 65_536       # longest line of line protocol [characters]
 
 METER_FIELDS = ("ts", "energy_kwh", "power_kw")
 RACK_FIELDS = ("ts", "energy_kwh", "power_kw", "status", "function", "design_power_kw")
@@ -202,38 +207,91 @@ def _blocks_table(blocks: list):
 
 
 def _raw(value) -> str:
+    """The rejected input as text for the quarantine, at most ``MAX_RAW_CHARS`` (never a repr of a
+    nested value: that recurses, and costs memory for nothing)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
-        text = bytes(value).decode("utf-8", errors="replace")
-    elif isinstance(value, str):
+        n = len(value)
+        text = bytes(value[:MAX_RAW_CHARS * 4]).decode("utf-8", errors="replace")
+        if n > MAX_RAW_CHARS * 4 or len(text) > MAX_RAW_CHARS:
+            return text[:MAX_RAW_CHARS] + f"… ({n} bytes)"
+        return text
+    if isinstance(value, str):
         text = value
     else:
         try:
             text = orjson.dumps(value).decode()
-        except TypeError:
-            text = repr(value)
+        except Exception as e:  # noqa: BLE001 - too deep, not JSON: say so instead
+            return f"<{type(value).__name__} not shown: {e}>"
     return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + f"… ({len(text)} characters)"
 
 
+def _short(value, limit: int = 60) -> str:
+    """``repr`` of a scalar for a reason, cut to ``limit`` characters."""
+    r = repr(value) if isinstance(value, (str, int, float, bool, type(None))) else f"<{type(value).__name__}>"
+    return r if len(r) <= limit else r[:limit] + f"… ({len(r)} characters)"
+
+
+def _cut(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+def _field_problem(obj: dict) -> str | None:
+    """Why a reading object cannot be a reading before looking at its meaning: a nested value (arrays
+    and objects are never reading values; a deep one would cost the message) or an oversized text."""
+    for k, v in obj.items():
+        t = type(v)
+        if t is float or t is int:
+            continue
+        if len(k) > MAX_TEXT_CHARS:
+            return f"a field name is {len(k)} characters long (limit {MAX_TEXT_CHARS})"
+        if t is dict or t is list:
+            return (f"field {_short(k)} is a JSON {'object' if t is dict else 'array'}; reading fields take "
+                    f"numbers, text or time stamps")
+        if t is str and len(v) > MAX_TEXT_CHARS:
+            return f"field {_short(k)} is {len(v)} characters long (limit {MAX_TEXT_CHARS})"
+    return None
+
+
 # ----------------------------------------------------------------------------- jump guard
+KEEP_POINTS = 16    # counter readings the guard keeps in memory per source (older ones: the store)
+
+
+def _step_kw(rise_kwh: float, dt_ms: int) -> float:
+    """Mean power [kW] of a counter rise over ``dt_ms`` (inf for Δt = 0)."""
+    return rise_kwh * 3_600_000 / dt_ms if dt_ms > 0 else math.inf
+
+
+def _too_much(rise_kwh: float, dt_ms: int, ceiling_kw: float) -> bool:
+    """``rise > ceiling × Δt`` without division, as :func:`dcmon.metrics.energy.implausible` decides."""
+    return rise_kwh > 0 and rise_kwh * 3_600_000 > ceiling_kw * dt_ms
+
+
 @dataclass
 class JumpGuard:
-    """Rejects counter increases and power values no source could physically produce.
+    """Rejects counter steps and power values no source could physically produce (reliability.md #13).
 
-    The ceiling of a meter is ``factor`` × the facility's design power of racks that are not
-    decommissioned (at least ``min_kw``); of a rack, ``factor`` × its design power. A counter
-    increase between two readings of one source whose mean power exceeds the ceiling is an
-    impossible jump. The guard keeps the last accepted counter of each source (bounded by the
-    registry); after a rejected jump, a next reading that continues plausibly from the jumped
-    value is accepted as a new baseline (a replaced meter that starts high), so a source is
-    never locked out.
+    The ceiling of a meter is its ``max_power_kw`` (default: 3 × the design power of the racks not
+    decommissioned, at least 100 kW; :meth:`dcmon.registry.Facility.meter_max_power_kw`); of a rack,
+    ``factor`` × its design power. A counter reading is checked against *both* neighbours in time:
+    the rise from the reading before it and the rise to the reading after it must each need no more
+    than the ceiling. Decreases are not checked here (resets and rollovers are the metrics' business).
 
-    factor : ceiling over design power [-]
-    min_kw : smallest meter ceiling [kW]
+    Neighbours come from the readings this guard accepted (the last ``KEEP_POINTS`` per source) and,
+    for a meter reading older than those — the first reading after a start, a late one — from the
+    store through ``history(facility_id, kind, source_id, ts_ms) -> (before, after)``, each
+    ``(ts_ms, energy_kwh)`` or None. After a rejected rise, a next reading that continues plausibly
+    from the rejected value is accepted as a new baseline (a replaced meter that starts high), so a
+    source is never locked out.
+
+    factor : rack ceiling over design power [-]
+    history : store look-up of a meter's neighbours (None: memory only)
     """
 
     factor: float = 3.0
-    min_kw: float = 100.0
-    last: dict = field(default_factory=dict)        # (fac, kind, src) -> (ts_ms, energy_kwh)
+    history: object = None
+    points: dict = field(default_factory=dict)      # (fac, kind, src) -> sorted [(ts_ms, energy_kwh)]
+    complete_from: dict = field(default_factory=dict)  # (fac, kind, src) -> ts: memory holds every neighbour
+    complete_to: dict = field(default_factory=dict)    # ... of a time between these two (default: no end)
     candidate: dict = field(default_factory=dict)   # after a rejected jump
     _ceilings: dict = field(default_factory=dict)
 
@@ -241,13 +299,12 @@ class JumpGuard:
         key = (facility.id, kind, source_id)
         c = self._ceilings.get(key)
         if c is None:
-            racks = facility.racks
             if kind == "rack":
+                racks = facility.racks
                 dp = racks.loc[racks["rack_id"] == source_id, "design_power_kw"]
                 c = self.factor * float(dp.iloc[0]) if len(dp) else math.inf
             else:
-                live = racks.loc[racks["status"] != "decommissioned", "design_power_kw"].sum()
-                c = max(self.min_kw, self.factor * float(live))
+                c = facility.meter_max_power_kw(source_id) if source_id in facility.meter_ids else math.inf
             self._ceilings[key] = c
         return c
 
@@ -271,39 +328,94 @@ class JumpGuard:
             self._ceilings[key] = c
         return c
 
+    def neighbours(self, facility, kind: str, source_id: str, ts: int):
+        """``(before, after)``: the accepted counter readings nearest to ``ts`` on each side, or None.
+
+        Memory holds every neighbour of a time strictly between ``complete_from`` and ``complete_to``
+        of its source; outside that window a meter's neighbours come from the store, and the first
+        answer seeds memory with the window between them.
+        """
+        key = (facility.id, kind, source_id)
+        pts = self.points.get(key)
+        if pts is None:
+            pts = self.points[key] = []
+            self.complete_from[key] = math.inf if (self.history is not None and kind == "meter") else -math.inf
+        i = bisect.bisect_left(pts, (ts, -math.inf))
+        before = pts[i - 1] if i > 0 else None
+        after = pts[i] if i < len(pts) else None
+        inside = self.complete_from[key] < ts < self.complete_to.get(key, math.inf)
+        if not inside and self.history is not None and kind == "meter":
+            st_before, st_after = self.history(facility.id, kind, source_id, ts)
+            if st_before is not None and (before is None or st_before[0] > before[0]):
+                before = st_before
+            if st_after is not None and (after is None or st_after[0] < after[0]):
+                after = st_after
+            if not pts:
+                # the first question about a source: memory now knows the window between its neighbours
+                pts += [p for p in (st_before, st_after) if p is not None]
+                self.complete_from[key] = st_before[0] if st_before is not None else -math.inf
+                if st_after is not None:
+                    self.complete_to[key] = st_after[0]
+        return before, after
+
+    def _remember(self, key, ts: int, e: float) -> None:
+        pts = self.points[key]
+        if not self.complete_from[key] < ts < self.complete_to.get(key, math.inf):
+            return   # outside what memory covers: the store has its neighbours
+        if pts and ts > pts[-1][0]:
+            pts.append((ts, e))
+        else:
+            i = bisect.bisect_left(pts, (ts, -math.inf))
+            if i < len(pts) and pts[i][0] == ts:
+                return   # a copy of a key: the store keeps the first
+            pts.insert(i, (ts, e))
+        if len(pts) > KEEP_POINTS:
+            del pts[0]
+            self.complete_from[key] = pts[0][0]
+
     def check(self, facility, row: dict) -> None:
-        """Raise ``ValueError`` when ``row`` is an impossible jump; else remember it."""
+        """Raise ``ValueError`` when ``row`` is an impossible step or power; else remember it."""
         kind, src = row["kind"], row["source_id"]
         ceiling = self.ceiling_kw(facility, kind, src)
         p = row.get("power_kw")
         if p is not None and p > ceiling:
-            raise ValueError(f"power_kw {p:g} is impossible for {kind} {src!r} "
-                             f"(ceiling {ceiling:g} kW = {self.factor:g} × design power)")
+            raise ValueError(f"power_kw {p:g} is impossible for {kind} {src!r} (ceiling {ceiling:g} kW)")
         e = row.get("energy_kwh")
         if e is None:
             return
         key = (facility.id, kind, src)
         ts = row["ts"]
-        prev = self.last.get(key)
-        if prev is None or ts <= prev[0]:
-            if prev is None:
-                self.last[key] = (ts, e)
-            return  # first or late reading: nothing to compare forward with
-        hours = (ts - prev[0]) / 3_600_000
-        rise = e - prev[1]
-        if rise > 0 and rise > ceiling * hours:
+        pts = self.points.get(key)
+        if pts and ts > pts[-1][0] and ts > self.complete_from[key] and key not in self.complete_to:
+            before, after = pts[-1], None      # the usual case: the newest reading of a source
+        else:
+            before, after = self.neighbours(facility, kind, src, ts)
+        if before is not None and before[0] == ts or after is not None and after[0] == ts:
+            return   # same key as a reading already accepted: the store keeps the first one
+        if after is not None and _too_much(after[1] - e, after[0] - ts, ceiling):
+            raise ValueError(f"energy_kwh {e:g} at {_iso_ms(ts)} is impossible for {kind} {src!r}: the next reading "
+                             f"({after[1]:g} at {_iso_ms(after[0])}) would need "
+                             f"{_step_kw(after[1] - e, after[0] - ts):g} kW mean power (ceiling {ceiling:g} kW)")
+        if before is not None and _too_much(e - before[1], ts - before[0], ceiling):
             cand = self.candidate.get(key)
-            if cand is not None and ts > cand[0] and 0 <= e - cand[1] <= ceiling * (ts - cand[0]) / 3_600_000:
+            if after is None and cand is not None and ts > cand[0] \
+                    and e >= cand[1] and not _too_much(e - cand[1], ts - cand[0], ceiling):
                 # Continues plausibly from the previous jump: a new baseline (meter replaced).
                 del self.candidate[key]
-                self.last[key] = (ts, e)
+                self._remember(key, ts, e)
                 return
-            self.candidate[key] = (ts, e)
-            raise ValueError(f"energy_kwh jumps from {prev[1]:g} to {e:g} in {hours * 3600:.0f} s: "
-                             f"{rise / hours if hours else math.inf:g} kW mean power, impossible for "
-                             f"{kind} {src!r} (ceiling {ceiling:g} kW)")
-        self.candidate.pop(key, None)
-        self.last[key] = (ts, e)
+            if after is None:
+                self.candidate[key] = (ts, e)
+            raise ValueError(f"energy_kwh jumps from {before[1]:g} ({_iso_ms(before[0])}) to {e:g} "
+                             f"({_iso_ms(ts)}): {_step_kw(e - before[1], ts - before[0]):g} kW mean power, "
+                             f"impossible for {kind} {src!r} (ceiling {ceiling:g} kW)")
+        if after is None:
+            self.candidate.pop(key, None)
+        self._remember(key, ts, e)
+
+
+def _iso_ms(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------------------------ mappings
@@ -555,38 +667,102 @@ def parse_message(topic: str, payload: bytes, ctx: Context, rows: Rows | None = 
     """Like :func:`parse`, appending accepted readings to ``rows`` (a :class:`Rows`, new if None)."""
     rows = Rows() if rows is None else rows
     rejections: list[Rejection] = []
-    pre = ctx.prefix + "/"
     try:
-        if topic.startswith(pre):
-            parts = topic[len(pre):].split("/")
-            if len(parts) == 3 and parts[1] in ("meter", "rack"):
-                _parse_single(topic, parts[0], parts[1], parts[2], payload, ctx, rows, rejections)
-                return rows, rejections
-            if len(parts) == 2 and parts[1] == "racks":
-                _parse_scan(topic, parts[0], payload, ctx, rows, rejections)
-                return rows, rejections
-            if len(parts) == 2 and parts[1] == "lp":
-                _parse_line_protocol(topic, parts[0], payload, ctx, rows, rejections)
-                return rows, rejections
-        for m in ctx.mappings:
-            found = m.match(topic)
-            if found is not None:
-                _parse_mapped(topic, m, found, payload, ctx, rows, rejections)
-                return rows, rejections
-        rejections.append(Rejection(topic, f"topic does not follow the contract ({ctx.prefix}/<facility>/meter/<id>, "
-                                           f"…/rack/<id>, …/racks, …/lp) nor any payload mapping", _raw(payload)))
+        _parse_any(topic, payload, ctx, rows, rejections)
     except Exception as e:  # a parser bug must not stop the collector: quarantine the message
-        rejections.append(Rejection(topic, f"internal error while parsing ({type(e).__name__}: {e}); "
+        rejections.append(Rejection(topic, f"internal error while parsing ({type(e).__name__}: {_cut(str(e), 120)}); "
                                            "please report it with this payload", _raw(payload)))
+    for r in rejections:   # reasons and places may quote attacker input: keep them short
+        if len(r.reason) > MAX_REASON_CHARS:
+            r.reason = _cut(r.reason)
+        if len(r.where) > MAX_REASON_CHARS:
+            r.where = _cut(r.where)
     return rows, rejections
+
+
+def _parse_any(topic, payload, ctx, rows, rejections) -> None:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        rejections.append(Rejection(topic, f"payload is {len(payload)} bytes (limit {MAX_PAYLOAD_BYTES})",
+                                    _raw(payload)))
+        return
+    pre = ctx.prefix + "/"
+    if topic.startswith(pre):
+        parts = topic[len(pre):].split("/")
+        if len(parts) == 3 and parts[1] in ("meter", "rack"):
+            _parse_single(topic, parts[0], parts[1], parts[2], payload, ctx, rows, rejections)
+            return
+        if len(parts) == 2 and parts[1] == "racks":
+            _parse_scan(topic, parts[0], payload, ctx, rows, rejections)
+            return
+        if len(parts) == 2 and parts[1] == "lp":
+            _parse_line_protocol(topic, parts[0], payload, ctx, rows, rejections)
+            return
+    for m in ctx.mappings:
+        found = m.match(topic)
+        if found is not None:
+            _parse_mapped(topic, m, found, payload, ctx, rows, rejections)
+            return
+    rejections.append(Rejection(topic, f"topic does not follow the contract ({ctx.prefix}/<facility>/meter/<id>, "
+                                       f"…/rack/<id>, …/racks, …/lp) nor any payload mapping", _raw(payload)))
 
 
 def _decode_json(topic, payload, rejections):
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as e:
-        rejections.append(Rejection(topic, f"malformed JSON: {e}", _raw(payload)))
-        return _MISSING
+        items = _split_array(payload) if len(payload) <= MAX_SPLIT_BYTES else None
+        if items is None:
+            rejections.append(Rejection(topic, f"malformed JSON: {_cut(str(e), 200)}", _raw(payload)))
+            return _MISSING
+    # An array the decoder refuses as a whole (an item too deep — orjson stops at 1024 levels —, an
+    # Infinity literal, a stray comma): decode item by item, so only the offending items are rejected.
+    doc = []
+    for i, chunk in enumerate(items):
+        try:
+            doc.append(orjson.loads(chunk))
+        except orjson.JSONDecodeError as e:
+            rejections.append(Rejection(f"{topic}[{i}]", f"malformed JSON: {_cut(str(e), 200)}", _raw(chunk)))
+            doc.append(_BAD_ITEM)
+    return doc
+
+
+_BAD_ITEM = object()     # an array item already rejected by _decode_json
+MAX_SPLIT_BYTES = 256 << 10   # an undecodable array is split item by item up to this size [bytes]
+
+
+def _split_array(payload) -> list[bytes] | None:
+    """The items of a top-level JSON array as byte strings (not decoded), or None when the payload is
+    not a well-bracketed array. Iterative: any depth costs no recursion."""
+    b = bytes(payload).strip()
+    if not b.startswith(b"[") or not b.endswith(b"]"):
+        return None
+    items, depth, start, in_str, esc = [], 0, 1, False, False
+    for i in range(1, len(b) - 1):
+        ch = b[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == 0x5C:        # backslash
+                esc = True
+            elif ch == 0x22:        # quote
+                in_str = False
+        elif ch == 0x22:
+            in_str = True
+        elif ch in (0x5B, 0x7B):    # [ {
+            depth += 1
+        elif ch in (0x5D, 0x7D):    # ] }
+            depth -= 1
+            if depth < 0:
+                return None
+        elif ch == 0x2C and depth == 0:   # comma between items
+            items.append(b[start:i])
+            start = i + 1
+    if depth != 0 or in_str:
+        return None
+    last = b[start:-1]
+    if last.strip() or items:
+        items.append(last)
+    return items
 
 
 def _accept(ctx: Context, facility_id, kind, source_id, raw, where, rows, rejections):
@@ -637,11 +813,14 @@ def _parse_single(topic, facility_id, kind, source_id, payload, ctx, rows, rejec
     allowed = RACK_FIELDS
     for i, obj in enumerate(items):
         where = f"{topic}[{i}]" if isinstance(doc, list) else topic
+        if obj is _BAD_ITEM:
+            continue
         if not isinstance(obj, dict):
             rejections.append(Rejection(where, f"expected a JSON object {{\"ts\": …, …}}, got {type(obj).__name__}",
                                         _raw(obj)))
             continue
-        problem = _contradiction(obj, facility_id, kind, source_id) or _check_fields(obj, allowed, kind)
+        problem = _field_problem(obj) or _contradiction(obj, facility_id, kind, source_id) \
+            or _check_fields(obj, allowed, kind)
         if problem:
             rejections.append(Rejection(where, problem, _raw(obj)))
             continue
@@ -663,6 +842,10 @@ def _parse_scan(topic, facility_id, payload, ctx, rows, rejections):
         rejections.append(Rejection(topic, reason, _raw(payload)))
         return
     scan_ts = doc.get("ts")
+    if type(scan_ts) in (list, dict):
+        rejections.append(Rejection(topic, f"the scan's ts is a JSON {'object' if type(scan_ts) is dict else 'array'}, "
+                                           "not a time stamp", _raw(payload)))
+        return
     fast = _scan_fast_path(facility_id, scan_ts, ctx) if ctx.fast else None
     if fast is not None and doc["readings"]:
         plain = _plain_scan(doc["readings"], fast[1], fast[2], fast[3])
@@ -694,6 +877,10 @@ def _parse_scan(topic, facility_id, payload, ctx, rows, rejections):
         if not isinstance(obj, dict):
             rejections.append(Rejection(where, f"expected a JSON object with rack_id, got {type(obj).__name__}",
                                         _raw(obj)))
+            continue
+        problem = _field_problem(obj)
+        if problem:
+            rejections.append(Rejection(where, problem, _raw(obj)))
             continue
         rid = obj.get("rack_id")
         if not isinstance(rid, str) or not rid:
@@ -853,6 +1040,10 @@ def _parse_line_protocol(topic, facility_id, payload, ctx, rows, rejections):
         if not line or line.startswith("#"):
             continue
         where = f"{topic} line {lineno}"
+        if len(line) > MAX_LINE_CHARS:
+            rejections.append(Rejection(where, f"line is {len(line)} characters long (limit {MAX_LINE_CHARS})",
+                                        _raw(line)))
+            continue
         try:
             measurement, tags, fields, ts_ns = parse_line(line)
         except ValueError as e:
@@ -900,6 +1091,8 @@ def _parse_mapped(topic, m: Mapping, found: dict, payload, ctx, rows, rejections
     else:
         items = doc if isinstance(doc, list) else [doc]
     for i, obj in enumerate(items):
+        if obj is _BAD_ITEM:
+            continue
         where = f"{topic}[{i}]" if len(items) > 1 or m.records else topic
         try:
             fac = found.get("facility_id") or m.facility_id
@@ -915,11 +1108,15 @@ def _parse_mapped(topic, m: Mapping, found: dict, payload, ctx, rows, rejections
             ts_val = get_path(obj, m.ts_path)
             if ts_val is _MISSING:
                 raise ValueError(f"missing ts (mapping {m.name!r} reads it from {m.ts_path!r})")
+            if type(ts_val) in (list, dict) or (type(ts_val) is str and len(ts_val) > MAX_TEXT_CHARS):
+                raise ValueError(f"ts (from {m.ts_path!r}) is not a time stamp: {_short(ts_val)}")
             raw = {"ts": mapped_ts(ts_val, m.ts_format, m.ts_timezone)}
             for fname, (path, factor) in m.fields.items():
                 v = get_path(obj, path)
                 if v is _MISSING:
                     continue
+                if type(v) in (list, dict) or (type(v) is str and len(v) > MAX_TEXT_CHARS):
+                    raise ValueError(f"{fname} (from {path!r}) is not a number or short text: {_short(v)}")
                 if factor != 1.0 and v is not None:
                     if isinstance(v, bool):
                         raise ValueError(f"{fname} (from {path!r}) is not a number: {v!r}")

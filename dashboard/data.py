@@ -187,8 +187,11 @@ class Loader:
         return self.store.list_status("collector")
 
     def rejected(self, facility_id: str, limit: int = 20, days: int = 7) -> list[dict]:
-        """The latest quarantined payloads of the last ``days`` whose topic names this facility."""
-        from dcmon.collector.quarantine import iter_records
-        since = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days)).isoformat()
-        out = [r for r in iter_records(self.data_dir, since=since, topic=f"/{facility_id}/")]
-        return out[-limit:]
+        """The latest quarantined records of the last ``days`` of this facility (exact id), read from the
+        quarantine's index (a few KB), never by rescanning the quarantine files."""
+        return self.rejected_summary(facility_id, limit, days)["latest"]
+
+    def rejected_summary(self, facility_id: str, limit: int = 20, days: int = 7) -> dict:
+        """``{"records", "rejected", "latest"}`` of this facility over the last ``days`` (quarantine index)."""
+        from dcmon.collector.quarantine import facility_summary
+        return facility_summary(self.data_dir, facility_id, days=days, limit=limit)

@@ -128,6 +128,17 @@ def register(sub):
     p.add_argument("--facility", metavar="ID", help="only this facility (default all)")
     p.set_defaults(func=cmd_compact)
 
+    p = sub.add_parser("check", help="find damaged store files (and move them aside with --repair)",
+                       description="Read every file of the store in full (every column, page checksums) and list "
+                                   "those that cannot be read. With --repair they are moved to <data>/damaged/ with "
+                                   "a .reason.txt beside them, so evaluations and the collector carry on without "
+                                   "them (their readings are left out: re-import them from the source if you can). "
+                                   "Exit status 0 when no damaged file is left in the store, 3 when some are.")
+    add_config_data(p)
+    p.add_argument("--facility", metavar="ID", help="only this facility's files")
+    p.add_argument("--repair", action="store_true", help="move damaged files aside to <data>/damaged/")
+    p.set_defaults(func=cmd_check)
+
     p = sub.add_parser("facilities", help="validate the configuration and list facilities",
                        description="Load and validate every facility of the configuration (identity, credit code, "
                                    "meters, racks CSV) and list them with their standard racks and size class. "
@@ -329,6 +340,8 @@ def _parquet_records(path: Path, bar):
 def cmd_import(args) -> int:
     from tqdm import tqdm
 
+    from dcmon.collector.ingest import store_neighbours
+    from dcmon.collector.parse import JumpGuard
     from dcmon.store import open_store
     path = Path(args.file)
     if not path.is_file():
@@ -356,7 +369,17 @@ def cmd_import(args) -> int:
                   file=sys.stderr) as bar:
             records = (_parquet_records if parquet else _csv_records)(path, bar)
             header = next(records)
-            rows = []
+            rows = []   # (row, line or row number, record)
+            guard = JumpGuard(history=store_neighbours(store))
+
+            def reject(where, reason, rec):
+                nonlocal rej_fh, rej_writer
+                totals["rejected"] += 1
+                if rej_writer is None:
+                    rej_fh = open(rejects_path, "w", newline="", encoding="utf-8")
+                    rej_writer = csv.writer(rej_fh)
+                    rej_writer.writerow(["row" if parquet else "line", "reason", *header])
+                rej_writer.writerow([where, reason, *rec])
             for where, values, rec in records:
                 totals["rows"] += 1
                 try:
@@ -364,19 +387,15 @@ def cmd_import(args) -> int:
                         raise ValueError(values)
                     raw = {k: values[k] for k in IMPORT_OPTIONAL if k in values}
                     raw["ts"] = values["ts"]
-                    rows.append(make_reading(registry, str(values["facility_id"] or ""), str(values["kind"] or ""),
-                                             str(values["id"] or ""), raw, received_at_ms=received, origin=origin))
+                    rows.append((make_reading(registry, str(values["facility_id"] or ""), str(values["kind"] or ""),
+                                              str(values["id"] or ""), raw, received_at_ms=received, origin=origin),
+                                 where, rec))
                 except ValueError as e:
-                    totals["rejected"] += 1
-                    if rej_writer is None:
-                        rej_fh = open(rejects_path, "w", newline="", encoding="utf-8")
-                        rej_writer = csv.writer(rej_fh)
-                        rej_writer.writerow(["row" if parquet else "line", "reason", *header])
-                    rej_writer.writerow([where, str(e), *rec])
+                    reject(where, str(e), rec)
                 if len(rows) >= IMPORT_CHUNK:
-                    _flush(store, rows, totals)
+                    _flush(store, _plausible(rows, registry, guard, reject), totals)
                     rows = []
-            _flush(store, rows, totals)
+            _flush(store, _plausible(rows, registry, guard, reject), totals)
     finally:
         if rej_fh:
             rej_fh.close()
@@ -396,6 +415,22 @@ def _approx_pos(fh, path):
         return 0
 
 
+def _plausible(items, registry, guard, reject) -> list[dict]:
+    """The rows of a chunk that pass the counter plausibility check (the collector's, against both
+    neighbours in time and the store), taken in time order per source so a file's own order does
+    not matter; the others go to ``reject(line, reason, record)``."""
+    out = []
+    for row, where, rec in sorted(items, key=lambda x: (x[0]["facility_id"], x[0]["kind"], x[0]["source_id"],
+                                                       x[0]["ts"], x[1])):
+        try:
+            guard.check(registry.facilities[row["facility_id"]], row)
+        except ValueError as e:
+            reject(where, str(e), rec)
+            continue
+        out.append(row)
+    return out
+
+
 def _flush(store, rows, totals):
     if not rows:
         return
@@ -403,6 +438,29 @@ def _flush(store, rows, totals):
     totals["written"] += res.written
     totals["duplicates"] += res.duplicates
     totals["conflicts"] += res.conflicts
+
+
+def cmd_check(args) -> int:
+    store = open_data(args)
+    files = store.files(args.facility)
+    damaged = 0
+    for path in files:
+        reason = store.check_file(path)
+        if reason is None:
+            continue
+        damaged += 1
+        if args.repair:
+            moved = store.move_aside(path, reason)
+            print(f"{path}: {reason} → moved aside to {moved}")
+        else:
+            print(f"{path}: {reason}")
+    earlier = len(store.damaged_files()) - (damaged if args.repair else 0)
+    left = 0 if args.repair else damaged
+    print(f"checked {len(files)} file(s) in {store.readings_dir}: {damaged} damaged"
+          + (f", moved aside to {store.damaged_dir}" if args.repair and damaged else "")
+          + (" (dcmon check --repair moves them aside)" if left else "")
+          + (f"; {earlier} file(s) set aside earlier in {store.damaged_dir}" if earlier > 0 else ""))
+    return 3 if left else 0
 
 
 def cmd_generate(args) -> int:

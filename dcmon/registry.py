@@ -32,7 +32,14 @@ KNOWN_KEYS = {
     "retrofit", "annual_terminals_served", "address", "contact", "reading_interval_s", "max_gap_s",
     "notes",
 }
-METER_KEYS = {"id", "role", "rollover_kwh", "name", "interval_s", "max_gap_s", "noise_kwh", "multiplier"}
+METER_KEYS = {"id", "role", "rollover_kwh", "name", "interval_s", "max_gap_s", "noise_kwh", "multiplier",
+              "max_power_kw"}
+# Default ceiling of a meter: this many times the design power of the racks in service (or reserved,
+# vacant: anything not decommissioned), and at least MIN_METER_MAX_POWER_KW [kW].
+METER_MAX_POWER_FACTOR = 3.0
+MIN_METER_MAX_POWER_KW = 100.0
+# Ceiling of a rack: this many times its design power [kW] (a counter step beyond it is implausible).
+RACK_MAX_POWER_FACTOR = 3.0
 
 # Credit code (统一社会信用代码), GB 32100-2015: 17 characters + check character.
 _CC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -74,6 +81,7 @@ class Meter:
     max_gap_s: int = 900          # readings further apart than this leave a coverage hole [s]
     noise_kwh: float = 0.5        # a counter dip up to this is meter noise, not a reset [kWh]
     multiplier: float = 1.0       # CT/PT ratio applied to raw energy and power on ingestion (live and import) [-]
+    max_power_kw: float | None = None  # most power the meter can carry (primary side) [kW]; None: the default
 
 
 @dataclass
@@ -136,6 +144,24 @@ class Facility:
             if m.id == meter_id:
                 return m
         raise KeyError(meter_id)
+
+    @property
+    def default_meter_max_power_kw(self) -> float:
+        """Ceiling of a meter without ``max_power_kw`` [kW]: ``METER_MAX_POWER_FACTOR`` × the design
+        power of the racks not decommissioned, at least ``MIN_METER_MAX_POWER_KW``.
+
+        A facility meter carries the IT load plus cooling and losses (PUE rarely above 2), so three
+        times the racks' design power is more than any meter of the site can carry.
+        """
+        racks = self.racks
+        live = float(racks.loc[racks["status"] != "decommissioned", "design_power_kw"].sum()) if len(racks) else 0.0
+        return max(MIN_METER_MAX_POWER_KW, METER_MAX_POWER_FACTOR * live)
+
+    def meter_max_power_kw(self, meter_id: str) -> float:
+        """Most power meter ``meter_id`` can carry [kW]: its ``max_power_kw`` or the facility default.
+        A counter step implying more is implausible (rejected on ingestion, not counted as energy)."""
+        m = self.meter(meter_id)
+        return m.max_power_kw if m.max_power_kw is not None else self.default_meter_max_power_kw
 
 
 @dataclass
@@ -372,7 +398,8 @@ def _load_facility(path: Path, errors: _Errors, *, racks_on_demand: bool = False
         if rollover is not None:
             rollover = _positive_number(rollover, where, errors, f"meter {mid} rollover_kwh")
         kw = {}
-        for key, conv in (("interval_s", int), ("max_gap_s", int), ("noise_kwh", float), ("multiplier", float)):
+        for key, conv in (("interval_s", int), ("max_gap_s", int), ("noise_kwh", float), ("multiplier", float),
+                          ("max_power_kw", float)):
             if key in m:
                 v = _positive_number(m[key], where, errors, f"meter {mid} {key}", allow_zero=key == "noise_kwh")
                 if v is not None:

@@ -30,6 +30,12 @@ an exact fraction of its increase. Per source, ``EnergyResult.source_energy_exac
 that exact figure; the float ``source_energy_kwh`` is its nearest double. Power integration
 is rounded to the milliwatt-hour per source, the resolution decisions are made at.
 
+Implausible steps (reliability.md #13): a step whose energy would need more power than the
+meter can carry, ``energy > max_power_kw × Δt``, is not counted (:func:`counter_step`): it is an
+``implausible_step`` event and ``ref`` is kept, so a spike that returns to trend costs nothing.
+When the next reading continues plausibly from the refused one (a meter replaced by one that
+starts high), that step is counted and the counter goes on from there (``new_baseline``).
+
 Power integration: the trapezoid rule, ``(p[i-1] + p[i]) / 2 × Δt``, for pairs no more than
 ``max_gap`` apart; longer gaps are *missing data*, not zero power, and lower coverage.
 
@@ -72,6 +78,7 @@ class SourceParams:
     rollover_kwh: float | None = None  # [kWh]
     noise_kwh: float = 0.5             # [kWh]
     max_gap_ms: int = 900_000          # [ms]
+    max_power_kw: float | None = None  # most power the meter can carry [kW]; None: no plausibility check
 
 
 def classify_step(ref: float, e: float, p: SourceParams) -> tuple[float, str | None, float]:
@@ -86,6 +93,36 @@ def classify_step(ref: float, e: float, p: SourceParams) -> tuple[float, str | N
     if ref - e <= p.noise_kwh:
         return 0.0, "noise_dip", ref
     return e, "reset", e
+
+
+def implausible(energy_kwh, dt_ms, max_power_kw):
+    """True where counting ``energy_kwh`` [kWh] over ``dt_ms`` [ms] needs more than ``max_power_kw`` [kW].
+
+    Notes: ``energy × 3 600 000 > max_power_kw × Δt`` (no division, so Δt = 0 is handled). Works on
+    scalars and numpy arrays, and in any energy unit when the ceiling is in the same unit per hour
+    (milliwatt-hours with ``max_power_kw × 10⁶``); ``max_power_kw`` None never refuses.
+    """
+    if max_power_kw is None:
+        return np.zeros(np.shape(energy_kwh), bool) if np.ndim(energy_kwh) else False
+    with np.errstate(invalid="ignore"):   # NaN readings and an infinite ceiling over Δt = 0 never refuse
+        return np.asarray(energy_kwh) * 3_600_000.0 > np.asarray(max_power_kw) * np.asarray(dt_ms, dtype=np.float64)
+
+
+def counter_step(ref, prev, e, dt_ms: int, p: SourceParams):
+    """:func:`classify_step` with the plausibility rule: ``(energy, event, new_ref)``.
+
+    ref : reference of the counter; prev : the previous reading (may have been refused); e : this
+    reading (all in one unit, kWh or whole mWh with ``p`` in the same unit); dt_ms : time since the
+    previous reading [ms]. A step needing more than ``p.max_power_kw`` (or negative energy: a
+    "rollover" from above the register's top) counts 0 (event ``implausible_step``, ``ref`` kept),
+    unless ``e`` continues plausibly from ``prev`` (``new_baseline``: ``e - prev`` is counted).
+    """
+    inc, ev, new_ref = classify_step(ref, e, p)
+    if p.max_power_kw is None or not (inc < 0 or implausible(inc, dt_ms, p.max_power_kw)):
+        return inc, ev, new_ref
+    if e >= prev and not implausible(e - prev, dt_ms, p.max_power_kw):
+        return e - prev, "new_baseline", e
+    return inc * 0, "implausible_step", ref
 
 
 def counter_energy(ts_ms, energy_kwh, params: SourceParams | None = None) -> tuple[float, list[dict]]:
@@ -110,13 +147,14 @@ def counter_energy(ts_ms, energy_kwh, params: SourceParams | None = None) -> tup
     ok = ~np.isnan(e)
     ts, e = ts[ok], e[ok]
     pq = _mwh_params(p)
-    total, events, ref = 0, [], None
+    total, events, ref, prev, prev_t = 0, [], None, None, None
     for t, x, q in zip(ts, e, to_mwh(e)):
         q = int(q)
         if ref is None:
-            ref = q
+            ref, prev, prev_t = q, q, int(t)
             continue
-        inc, ev, ref = classify_step(ref, q, pq)
+        inc, ev, ref = counter_step(ref, prev, q, int(t) - prev_t, pq)
+        prev, prev_t = q, int(t)
         total += inc
         if ev:
             events.append({"ts": int(t), "event": ev, "energy_kwh": inc / MWH_PER_KWH, "value_kwh": float(x)})
@@ -126,7 +164,8 @@ def counter_energy(ts_ms, energy_kwh, params: SourceParams | None = None) -> tup
 def _mwh_params(p: SourceParams) -> SourceParams:
     """The same parameters in whole milliwatt-hours, for :func:`classify_step` on integer readings."""
     return SourceParams(rollover_kwh=None if not p.rollover_kwh else int(to_mwh(p.rollover_kwh)),
-                        noise_kwh=int(to_mwh(p.noise_kwh)), max_gap_ms=p.max_gap_ms)
+                        noise_kwh=int(to_mwh(p.noise_kwh)), max_gap_ms=p.max_gap_ms,
+                        max_power_kw=None if p.max_power_kw is None else p.max_power_kw * MWH_PER_KWH)
 
 
 def power_energy(ts_ms, power_kw, max_gap_ms: int = 900_000) -> tuple[float, float]:
@@ -236,6 +275,10 @@ class EnergyAccumulator:
         self.rollover = np.array([p.rollover_kwh or np.nan for p in params], dtype=np.float64)
         self.noise = np.array([p.noise_kwh for p in params], dtype=np.float64)
         self.max_gap = np.array([p.max_gap_ms for p in params], dtype=np.int64)
+        # ceilings [kW], and the same per hour in milliwatt-hours for the integer counter steps
+        self.max_kw = np.array([np.inf if p.max_power_kw is None else p.max_power_kw for p in params], dtype=np.float64)
+        self.max_mw = self.max_kw * MWH_PER_KWH
+        self.min_mw = float(self.max_mw.min()) if len(self.max_mw) else np.inf
         self.uniform_gap = len(self.max_gap) > 0 and bool((self.max_gap == self.max_gap[0]).all())
         self.params = params
         self.params_mwh = [_mwh_params(p) for p in params] if mode == "counter" else None
@@ -366,11 +409,14 @@ class EnergyAccumulator:
             ref_s = self.ref[cs]
             start_bad = has_prev_start & ((q[starts] < ref_s) | (ref_s != pq[starts]))
             down[starts] = start_bad
+            # a step beyond the source's ceiling: slow path (one bound first, rows only if needed)
+            if float(inc.max()) * 3_600_000.0 > self.min_mw * float(dt.min()):
+                down |= implausible(inc, dt, self.max_mw[c])
             if down.any():
                 slow_sources = np.unique(c[down])
                 slow = np.isin(c, slow_sources)
                 inc[slow] = 0
-                new_ref_last = self._slow_counter(c, t, v, q, pt, slow, slow_sources, inc)
+                new_ref_last = self._slow_counter(c, t, v, q, pt, slow, slow_sources, inc, pq)
             covered_ok = dt <= max_gap
             energy_pairs = inc
         else:
@@ -437,6 +483,8 @@ class EnergyAccumulator:
             d0 = ts_ - prev_t[hp]
             if d0.min() <= 0 or d0.max() > gap or (qs < ref).any() or (ref != base_q[hp]).any():
                 return False
+            if implausible(qs - ref, d0, self.max_mw[cs][hp]).any():
+                return False
         if n > 1:
             crossing = starts[1:] - 1          # diffs between the last row of a run and the next run
             dv = np.diff(v)
@@ -445,8 +493,12 @@ class EnergyAccumulator:
                 return False
             # the store keeps times strictly rising within a source (sorted, deduplicated)
             dt = np.diff(t)
-            dt[crossing] = 0
+            dt[crossing] = gap      # (neither a gap nor the shortest step)
             if dt.max() > gap:
+                return False
+            # any step beyond the smallest ceiling: the slow path decides (one bound first, rows only if needed)
+            kw = self.max_kw[cs].min()
+            if dv.max() * 3_600_000.0 > kw * float(dt.min()) and implausible(dv, dt, kw).any():
                 return False
         e_run_mwh = q_ends - base_q
         e_run = e_run_mwh / MWH_PER_KWH
@@ -480,8 +532,9 @@ class EnergyAccumulator:
             if m.any():
                 self.readings += np.bincount(c[m], minlength=len(self.readings))
 
-    def _slow_counter(self, c, t, v, q, pt, slow_mask, slow_sources, inc) -> dict[int, int]:
-        """Apply classify_step row by row, in whole milliwatt-hours, for the few sources that step down.
+    def _slow_counter(self, c, t, v, q, pt, slow_mask, slow_sources, inc, pq) -> dict[int, int]:
+        """Apply counter_step row by row, in whole milliwatt-hours, for the few sources that step down
+        or beyond their ceiling (``pq``: each row's previous reading [mWh]).
 
         An event belongs to the period holding the time stamp of the reading that reveals it.
         """
@@ -496,7 +549,7 @@ class EnergyAccumulator:
                     ref = int(q[i])
                     continue
                 before = ref
-                e, ev, ref = classify_step(ref, int(q[i]), p)
+                e, ev, ref = counter_step(ref, int(pq[i]), int(q[i]), int(t[i] - pt[i]), p)
                 inc[i] = e
                 if ev and self.start <= t[i] < self.end:
                     self._event(ev, {"source_id": self.sources[code], "ts": int(t[i]), "event": ev,

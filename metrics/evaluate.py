@@ -278,10 +278,19 @@ def _combine(rc, rp, sources, groups, n_groups, edges, coverage_weights=None) ->
                      energy_frac_mwh={k: v for k, v in rc.source_energy_frac_mwh.items() if use_c[k]})
 
 
-def _meter_params(m) -> SourceParams:
+def _meter_params(m, facility) -> SourceParams:
     # stored counters are multiplied by the CT/PT ratio, so the register wraps at rollover × multiplier
     rollover = None if m.rollover_kwh is None else m.rollover_kwh * m.multiplier
-    return SourceParams(rollover_kwh=rollover, noise_kwh=m.noise_kwh, max_gap_ms=m.max_gap_s * 1000)
+    return SourceParams(rollover_kwh=rollover, noise_kwh=m.noise_kwh, max_gap_ms=m.max_gap_s * 1000,
+                        max_power_kw=facility.meter_max_power_kw(m.id))
+
+
+def _rack_params(facility) -> list[SourceParams]:
+    """Per rack: its coverage gap and its ceiling (``RACK_MAX_POWER_FACTOR`` × design power [kW])."""
+    from dcmon.registry import RACK_MAX_POWER_FACTOR
+    gap = facility.rack_max_gap_s * 1000
+    return [SourceParams(max_gap_ms=gap, max_power_kw=RACK_MAX_POWER_FACTOR * float(dp))
+            for dp in facility.racks["design_power_kw"]]
 
 
 def inventory_at(store, facility, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -320,7 +329,7 @@ def energy_figures(store, facility, period: Period, bins: str | None = None, nee
     """Facility and IT energy with coverage (and optionally per-day or per-month bins)."""
     edges, labels = bin_edges(period, facility.timezone, bins)
     meters = facility.meters
-    ms = source_energy(store, facility.id, "meter", [m.id for m in meters], [_meter_params(m) for m in meters],
+    ms = source_energy(store, facility.id, "meter", [m.id for m in meters], [_meter_params(m, facility) for m in meters],
                        np.arange(len(meters)), len(meters), edges)
     roles = np.array([m.role for m in meters])
     by_role = {r: float(ms.energy_kwh[roles == r].sum()) for r in dict.fromkeys(roles)}
@@ -342,8 +351,7 @@ def energy_figures(store, facility, period: Period, bins: str | None = None, nee
         rack_ids = list(facility.racks["rack_id"])
         ins = inv.set_index("rack_id")["status"].reindex(rack_ids).to_numpy() == "in_service"
         w = inv.set_index("rack_id")["design_power_kw"].reindex(rack_ids).to_numpy(dtype=float) * ins
-        rp = SourceParams(max_gap_ms=facility.rack_max_gap_s * 1000)
-        rs = source_energy(store, facility.id, "rack", rack_ids, [rp] * len(rack_ids),
+        rs = source_energy(store, facility.id, "rack", rack_ids, _rack_params(facility),
                            np.zeros(len(rack_ids), dtype=np.int64), 1, edges, coverage_weights=w)
         rack_energy = pd.Series(rs.energy_kwh, index=rack_ids)
         # IT coverage from racks: design-power-weighted over in-service racks
@@ -779,7 +787,7 @@ def live_pue(store, facility, now: pd.Timestamp | None = None, window: dt.timede
     edges = np.array([end_ms - int(window.total_seconds() * 1000), end_ms], dtype=np.int64)
     meters = facility.meters
     # a live window is short and read every few seconds: a silent meter is no energy, not a search
-    ms = source_energy(store, facility.id, "meter", [m.id for m in meters], [_meter_params(m) for m in meters],
+    ms = source_energy(store, facility.id, "meter", [m.id for m in meters], [_meter_params(m, facility) for m in meters],
                        np.arange(len(meters)), len(meters), edges, search_edges=False)
     roles = np.array([m.role for m in meters])
     f = float(ms.energy_kwh[roles == "facility"].sum())
@@ -787,7 +795,7 @@ def live_pue(store, facility, now: pd.Timestamp | None = None, window: dt.timede
     if facility.it_energy_from == "racks":
         ids = list(facility.racks["rack_id"])
         rs = source_energy(store, facility.id, "rack", ids,
-                           [SourceParams(max_gap_ms=facility.rack_max_gap_s * 1000)] * len(ids),
+                           _rack_params(facility),
                            np.zeros(len(ids), dtype=np.int64), 1, edges)
         i, cov_i = float(rs.energy_kwh.sum()), float(rs.coverage.mean()) if len(ids) else 0.0
     else:

@@ -30,23 +30,57 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def data_files(store, facility_ids, period, registry) -> list[dict]:
-    """The store files a period's figures were computed from, with SHA-256 (paths relative to the store).
+def reading_digests(store, registry, facility_ids, period, options=None) -> list[dict]:
+    """Content digests of the readings a period's figures are computed from, per source and UTC month.
 
-    Hashing many small files is system-call bound, so it runs on a few threads.
+    Meters over the period plus one day either side (the metrics pair readings across the
+    boundary); rack-inventory changes up to the period end (the inventory "as of" it); rack
+    readings when the figures use them (IT measured at the racks, or compute share by IT energy).
+    Digests are of readings, not files (:mod:`dcmon.store.digest`), so compaction keeps them.
     """
-    from concurrent.futures import ThreadPoolExecutor
-    paths = []
+    from dcmon.store.parquet import INVENTORY_KIND
+    out = []
+    margin = dt.timedelta(days=1)
     for fid in facility_ids:
         fac = registry.get(fid)
         start, end = period.utc_bounds(fac.timezone)
-        margin = dt.timedelta(days=1)  # the metrics read one day either side for boundary pairs
-        paths += store.files(fid, None, start - margin, end + margin)
+        spans = [("meter", start - margin, end + margin), (INVENTORY_KIND, None, end)]
+        if fac.it_energy_from == "racks" or getattr(options, "compute_share_reading", None) == "it_energy":
+            spans.append(("rack", start - margin, end + margin))
+        for kind, a, b in spans:
+            for (source, month), (sha, rows) in store.reading_digests(fid, kind, a, b).items():
+                out.append({"facility_id": fid, "kind": kind, "source_id": source, "month": month, "rows": rows,
+                            "sha256": sha})
+    return out
 
-    def one(p):
-        return {"path": str(Path(p).relative_to(store.root)), "sha256": sha256_file(p), "bytes": p.stat().st_size}
-    with ThreadPoolExecutor(max_workers=4) as ex:
-        return list(ex.map(one, paths))
+
+def compare_digests(listed: list[dict], now: list[dict]) -> list[str]:
+    """One line per source and month whose readings changed, appeared or disappeared."""
+    def key(d):
+        return d["facility_id"], d["kind"], d["source_id"], d["month"]
+    a = {key(d): d for d in listed}
+    b = {key(d): d for d in now}
+    lines = []
+    for k in sorted(set(a) | set(b)):
+        fid, kind, source, month = k
+        where = f"{fid} {kind} {source}, {month}"
+        if k not in b:
+            lines.append(f"readings removed: {where} ({a[k]['rows']:,} readings at issue, none now)")
+        elif k not in a:
+            lines.append(f"readings added: {where} (none at issue, {b[k]['rows']:,} now)")
+        elif a[k]["sha256"] != b[k]["sha256"] or a[k]["rows"] != b[k]["rows"]:
+            n0, n1 = a[k]["rows"], b[k]["rows"]
+            detail = f"{n0:,} readings at issue, {n1:,} now" if n0 != n1 else f"{n0:,} readings, values changed"
+            lines.append(f"readings changed: {where} ({detail})")
+    return lines
+
+
+def period_from_json(doc: dict):
+    """The Period a report or manifest states (``{from, to, label}``), with its label (2026Q3, 2025)."""
+    from dcmon.periods import Period, parse_date
+    first, last = parse_date(doc["from"]), parse_date(doc["to"])
+    label = doc.get("label") or ""
+    return Period(first, last, "" if label == f"{first.isoformat()}..{last.isoformat()}" else label)
 
 
 def canonical(doc) -> bytes:

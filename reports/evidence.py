@@ -1,10 +1,13 @@
 """Subsidy evidence report: the pack an applicant files (seed 001 二(二)3), as HTML or PDF.
 
 Everything printed comes from :func:`dcmon.metrics.evaluate.evaluate` (with monthly bins).
-The report embeds a machine-readable summary (the figures, the period, the readings used,
-the config fingerprint and the SHA-256 of every data file) that ``dcmon verify`` recomputes.
-HTML: ``<script type="application/json" id="dcmon-summary">``; PDF: an attached file
-``dcmon-summary.json``. Charts are inline SVG, so the HTML works offline and the PDF keeps
+The report embeds a machine-readable summary (the figures, the period, the options, the
+config fingerprint and the content digest of the readings of every source and month) that
+``dcmon verify`` recomputes. HTML: ``<script type="application/json" id="dcmon-summary">``;
+PDF: an attached file ``dcmon-summary.json``, and a PAdES signature over the whole file
+(:mod:`dcmon.reports.keys`). The rendering is a function of the data and the summary's
+provenance (issue time, software, signer), so ``verify`` re-renders the document and compares
+it whole. Charts are inline SVG, so the HTML works offline and the PDF keeps
 vector graphics. Chinese renders in the PDF with Debian ``fonts-noto-cjk``.
 """
 from __future__ import annotations
@@ -21,12 +24,13 @@ import pandas as pd
 from dcmon.metrics.evaluate import Options, evaluate, inventory_at
 from dcmon.metrics.exact import decide, figure_text, ratio
 from dcmon.metrics.racks import racks_by
-from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang, data_files, fmt_num,
-                                  provenance)
+from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang, fmt_num, provenance,
+                                  reading_digests)
+from dcmon.store.digest import METHOD as DIGEST_METHOD
 
 SUMMARY_ID = "dcmon-summary"
 SUMMARY_NAME = "dcmon-summary.json"
-SUMMARY_SCHEMA = "dcmon-evidence/1"
+SUMMARY_SCHEMA = "dcmon-evidence/2"
 DEFAULT_PROFILE = "chengdu-2023-cloud-retrofit"
 # figures verify recomputes: (path in the summary, description)
 VERIFIED = ("pue", "facility_energy_kwh", "it_energy_kwh", "coverage", "physical_racks", "in_service_racks",
@@ -47,7 +51,10 @@ T = {
         "prior": "上年末计算功能占比（{date}）", "metric": "指标", "value": "数值", "threshold": "条件", "margin": "余量",
         "result": "结果", "clause": "条款", "eligible": "综合结论", "steps": "测算步骤", "upper": "（上限估算：未提供改造成本或政策仅规定上限）",
         "events": "异常事件", "event": "事件", "count_n": "次数", "rejected": "被拒收的数据（隔离区）", "late": "迟到读数",
-        "software": "软件版本", "config": "配置指纹 SHA-256", "files": "数据文件 SHA-256", "verify_hint":
+        "software": "软件版本", "config": "配置指纹 SHA-256", "files": "读数内容摘要 SHA-256（按数据源和月份）",
+        "source": "数据源", "rows": "读数条数", "signed_by": "本报告已数字签名（PAdES），签名证书 SHA-256 指纹",
+        "unsigned": "未签名：本报告没有数字签名，文件内容可被改动而不留痕迹；请以签名版为准。",
+        "html_unsigned": "HTML 版不带签名：dcmon verify 由数据重新生成全文逐字核对；签名版为 PDF。", "verify_hint":
         "监管部门可运行 dcmon verify 本报告 --config … --data … 由原始数据复算并核对全部数值。",
         "pue_label": "PUE性质", "total": "合计", "interim_note": "评估期不足12个月，PUE为阶段值。",
         "none": "无", "generated": "生成时间", "physical": "物理机架", "in_service": "在用机架", "chart": "月度PUE（柱）与阈值（线）",
@@ -72,7 +79,11 @@ T = {
         "clause": "Clause", "eligible": "Overall", "steps": "Steps",
         "upper": "(upper bound: no retrofit cost given, or the policy sets only a ceiling)", "events": "Anomalies",
         "event": "Event", "count_n": "Count", "rejected": "Rejected data (quarantine)", "late": "Late readings",
-        "software": "Software", "config": "Configuration SHA-256", "files": "Data files SHA-256",
+        "software": "Software", "config": "Configuration SHA-256", "files": "Reading digests SHA-256 (per source and month)",
+        "source": "Source", "rows": "Readings",
+        "signed_by": "This report is digitally signed (PAdES); signing certificate SHA-256 fingerprint",
+        "unsigned": "UNSIGNED: this report carries no digital signature, so its content can be changed without trace; rely on a signed copy.",
+        "html_unsigned": "The HTML form is not signed: dcmon verify re-renders it from the data and compares every character; the signed form is the PDF.",
         "verify_hint": "A regulator can run dcmon verify on this report with --config … --data … to recompute every figure from the data.",
         "pue_label": "PUE label", "total": "Total", "interim_note": "The period is shorter than 12 months: the PUE is an interim figure.",
         "none": "none", "generated": "Generated", "physical": "Physical racks", "in_service": "In-service racks",
@@ -83,7 +94,12 @@ T = {
 }
 
 
-def build_summary(registry, store, facility_id: str, period, profile: str, options: Options, result: dict) -> dict:
+def build_summary(registry, store, facility_id: str, period, profile: str, options: Options, result: dict, *,
+                  lang: str = "zh", fmt: str = "html", signer: dict | None = None, rejected: dict | None = None,
+                  issued: dict | None = None) -> dict:
+    """The machine-readable summary. ``issued`` is the summary of an earlier issue of this report:
+    its provenance (time, software, configuration, signer, quarantine counts) is kept so the
+    re-rendering for ``verify`` is the same document."""
     fig = result["facilities"][0]
     prof = fig["profiles"].get(profile)
     doc = {
@@ -96,9 +112,17 @@ def build_summary(registry, store, facility_id: str, period, profile: str, optio
         "monthly": [{k: b.get(k) for k in ("bin", "facility_energy_kwh", "it_energy_kwh", "pue", "coverage")}
                     for b in fig.get("bins", [])],
         **provenance(registry),
-        "data_files": data_files(store, [facility_id], period, registry),
+        "lang": lang, "format": fmt, "signature": signer, "rejected": rejected or {},
+        "readings": {"method": DIGEST_METHOD, "digests": reading_digests(store, registry, [facility_id], period, options)},
     }
-    doc["sha256"] = hashlib.sha256(canonical({k: v for k, v in doc.items() if k != "generated_at"})).hexdigest()
+    if fmt == "pdf":
+        import weasyprint
+        doc["renderer"] = f"WeasyPrint {weasyprint.__version__}"
+    if issued is not None:
+        for k in ("software", "config_fingerprint", "generated_at", "signature", "rejected", "renderer"):
+            if k in issued:
+                doc[k] = issued[k]
+    doc["sha256"] = summary_digest(doc)
     return doc
 
 
@@ -173,16 +197,25 @@ def rejected_counts(data_dir, facility_id: str, start_ms: int, end_ms: int) -> d
 
 
 def render_html(registry, store, facility_id: str, period, *, profile: str = DEFAULT_PROFILE, lang: str = "zh",
-                options: Options | None = None) -> tuple[str, dict, dict]:
-    """The report as one self-contained HTML document, its summary and the evaluation."""
+                options: Options | None = None, fmt: str = "html", signer: dict | None = None,
+                issued: dict | None = None) -> tuple[str, dict, dict]:
+    """The report as one self-contained HTML document, its summary and the evaluation.
+
+    ``signer`` ({certificate_sha256, subject}) is printed on the first page; ``issued`` re-renders
+    an earlier issue (see :func:`build_summary`)."""
     check_lang(lang)
     base = options or Options()
     options = Options(rack_basis=base.rack_basis, compute_share_reading=base.compute_share_reading,
                       inventory=base.inventory, min_coverage=base.min_coverage, bins="month")
     fac = registry.get(facility_id)
     result = evaluate(registry, store, period, [facility_id], [profile], options)
-    summary = build_summary(registry, store, facility_id, period, profile, options, result)
     fig = result["facilities"][0]
+    start_ms = int(dt.datetime.fromisoformat(fig["utc_from"]).timestamp() * 1000)
+    end_ms = int(dt.datetime.fromisoformat(fig["utc_to"]).timestamp() * 1000)
+    rej = None if issued is not None else rejected_counts(store.root, facility_id, start_ms, end_ms)
+    summary = build_summary(registry, store, facility_id, period, profile, options, result, lang=lang, fmt=fmt,
+                            signer=signer, rejected=rej, issued=issued)
+    rej = summary["rejected"]
     prof = fig["profiles"][profile]
     t = T[lang]
     st = STATUS_TEXT[lang]
@@ -276,9 +309,6 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                    + f"<p class='note'>{e(est.get('clause', ''))}</p>")
     dq = fig["data_quality"]
     ev_rows = [[t.get(k.replace("rack_", ""), k) + (" (racks)" if k.startswith("rack_") else ""), v] for k, v in sorted(dq["events"].items())]
-    start_ms = int(dt.datetime.fromisoformat(fig["utc_from"]).timestamp() * 1000)
-    end_ms = int(dt.datetime.fromisoformat(fig["utc_to"]).timestamp() * 1000)
-    rej = rejected_counts(store.root, facility_id, start_ms, end_ms)
     samples = [[s.get("source_id", ""), dt.datetime.fromtimestamp(s["ts"] / 1000, dt.UTC).isoformat(timespec="minutes"),
                 t.get(s["event"], s["event"]), s.get("energy_kwh", s.get("hours", ""))] for s in dq["event_samples"][:50]]
     sec.append(f"<h2>{t['quality']}</h2><p>{t['coverage']}: {fmt_num(fig['coverage'], 2, True)} "
@@ -288,13 +318,30 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                + (_table(["source", "UTC", t["event"], "kWh / h"], samples) if samples else "")
                + f"<h3>{t['rejected']}</h3>"
                + (_table(["reason", t["count_n"]], [[k, v] for k, v in sorted(rej.items())]) if rej else f"<p>{t['none']}</p>"))
-    files = [[f["path"], f["sha256"]] for f in summary["data_files"]]
+    digests = [[f"{d['kind']} {d['source_id']}", d["month"], f"{d['rows']:,}", d["sha256"]]
+               for d in summary["readings"]["digests"]]
+    sig = summary["signature"]
+    sig_text = (f"{t['signed_by']}: <code>{sig['certificate_sha256']}</code> ({e(sig['subject'])})" if sig else
+                t["html_unsigned"] if fmt == "html" else t["unsigned"])
     sec.append(f"<h2>{t['provenance']}</h2><p>{t['software']}: {summary['software']}; {t['generated']}: {summary['generated_at']}; "
-               f"{t['config']}: <code>{summary['config_fingerprint']}</code></p><p>{t['verify_hint']}</p>"
-               f"<details><summary>{t['files']} ({len(files)})</summary>" + _table(["file", "SHA-256"], files, "mono") + "</details>")
-    summary_json = orjson.dumps(summary, option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
+               f"{t['config']}: <code>{summary['config_fingerprint']}</code></p><p>{sig_text}</p><p>{t['verify_hint']}</p>"
+               f"<details><summary>{t['files']} ({len(digests)}; {summary['readings']['method']})</summary>"
+               + _table([t["source"], t["month"], t["rows"], "SHA-256"], digests, "mono digests") + "</details>")
+    if sig:
+        banner = f"<p class='sig'>{t['signed_by']}:<br><code>{sig['certificate_sha256']}</code></p>"
+    elif fmt == "pdf":
+        banner = f"<p class='unsigned'>{t['unsigned']}</p>"
+    else:
+        banner = ""
+    # a re-rendering embeds the issued summary: verify compares it with the recomputed one separately
+    # (with the float tolerance), so last-bit summation differences between machines do not fail the document
+    embedded = summary if issued is None else issued
+    summary_json = orjson.dumps(embedded, option=orjson.OPT_SERIALIZE_NUMPY).decode().replace("</", "<\\/")
     doc = f"""<!DOCTYPE html>
 <html lang="{'zh-CN' if lang == 'zh' else 'en'}"><head><meta charset="utf-8">
+<meta name="generator" content="{e(summary['software'])}">
+<meta name="dcterms.created" content="{summary['generated_at']}">
+<meta name="dcterms.modified" content="{summary['generated_at']}">
 <title>{e(t['title'])} — {e(name)}</title>
 <style>
 @page {{ size: A4; margin: 16mm 14mm; @bottom-center {{ content: counter(page) " / " counter(pages); font-size: 8pt; }} }}
@@ -303,11 +350,15 @@ h1 {{ font-size: 16pt; margin-bottom: 2mm; }} h2 {{ font-size: 12pt; border-bott
 h3 {{ font-size: 10pt; }} table {{ border-collapse: collapse; width: 100%; margin: 2mm 0; table-layout: fixed; }}
 th, td {{ border: 1px solid #bbb; padding: 1mm 1.5mm; text-align: left; vertical-align: top; overflow-wrap: anywhere; }}
 th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono td {{ font-family: monospace; font-size: 7pt; }} .mono td:first-child {{ width: 45%; }}
+.digests th:first-child {{ width: 18%; }} .digests th:nth-child(2), .digests th:nth-child(3) {{ width: 8%; }}
+.sig {{ border: 1px solid #2a6; background: #eef8f1; padding: 1.5mm 2mm; font-size: 8.5pt; }}
+.unsigned {{ border: 2px solid #c00; background: #fdecea; color: #900; padding: 2mm; font-weight: bold; }}
 .kv thead {{ display: none; }} .kv td:first-child {{ width: 30%; background: #f6f8fa; }}
 figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
 </style></head><body>
 <h1>{e(t['title'])}</h1>
 <p>{e(name)} · {e(fac.operator)} · {e(profile)} · {per['from']} — {per['to']}</p>
+{banner}
 {''.join(sec)}
 <script type="application/json" id="{SUMMARY_ID}">{summary_json}</script>
 </body></html>"""
@@ -315,19 +366,58 @@ figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
 
 
 def build_evidence(registry, store, facility_id: str, period, *, profile: str = DEFAULT_PROFILE, lang: str = "zh",
-                   fmt: str = "pdf", options: Options | None = None) -> tuple[bytes, str]:
-    """The evidence report as bytes (``fmt`` pdf or html) and a file name."""
+                   fmt: str = "pdf", options: Options | None = None, keys=None) -> tuple[bytes, str]:
+    """The evidence report as bytes (``fmt`` pdf or html) and a file name.
+
+    ``keys`` (a :class:`dcmon.reports.keys.KeyPair`) signs a PDF; without it the PDF says on its
+    first page that it is unsigned. HTML is never signed (``verify`` re-renders it instead).
+    """
     if fmt not in ("pdf", "html"):
         raise ValueError(f"format must be pdf or html: {fmt!r}")
-    doc, summary, _ = render_html(registry, store, facility_id, period, profile=profile, lang=lang, options=options)
+    signer = None
+    if fmt == "pdf" and keys is not None:
+        from cryptography import x509
+        cert = x509.load_der_x509_certificate(keys.cert_der)
+        signer = {"certificate_sha256": keys.fingerprint, "subject": cert.subject.rfc4514_string()}
+    doc, summary, _ = render_html(registry, store, facility_id, period, profile=profile, lang=lang, options=options,
+                                  fmt=fmt, signer=signer)
     stem = f"dcmon-evidence-{facility_id}-{summary['period']['from']}-{summary['period']['to']}-{lang}"
     if fmt == "html":
         return doc.encode("utf-8"), stem + ".html"
-    import weasyprint
-    att = weasyprint.Attachment(string=orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode(),
-                                name=SUMMARY_NAME, description="dcmon machine-readable summary (dcmon verify)")
-    pdf = weasyprint.HTML(string=doc).write_pdf(attachments=[att])
+    pdf = render_pdf(doc, summary)
+    if keys is not None:
+        from dcmon.reports.keys import sign_pdf
+        pdf = sign_pdf(pdf, keys, reason=f"dcmon evidence report {facility_id} {summary['period']['from']}"
+                                          f"..{summary['period']['to']} (summary SHA-256 {summary['sha256']})")
     return pdf, stem + ".pdf"
+
+
+def render_pdf(doc: str, summary: dict) -> bytes:
+    """The PDF of a rendered report with its summary attached; the same inputs give the same bytes."""
+    import weasyprint
+    issued_at = dt.datetime.fromisoformat(summary["generated_at"])  # fixed dates: the same inputs, the same bytes
+    att = weasyprint.Attachment(string=orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode(),
+                                name=SUMMARY_NAME, description="dcmon machine-readable summary (dcmon verify)",
+                                created=issued_at, modified=issued_at)
+    return weasyprint.HTML(string=doc).write_pdf(attachments=[att])
+
+
+def reproduce(registry, store, summary: dict) -> tuple[bytes, dict, dict]:
+    """Re-render the report an embedded summary describes, from the data: (document bytes, new summary).
+
+    For an unchanged store, configuration and software this is byte-for-byte the issued document
+    (the unsigned revision, for a signed PDF). The document embeds the given summary; the new
+    one (recomputed figures and digests) is returned for comparison, with the evaluation."""
+    from dcmon.reports.common import period_from_json
+    o = summary["options"]
+    options = Options(rack_basis=o["rack_basis"], compute_share_reading=o["compute_share_reading"],
+                      inventory=o["inventory"], min_coverage=o["min_coverage"], bins="month")
+    period = period_from_json(summary["period"])
+    doc, new, result = render_html(registry, store, summary["facility_id"], period, profile=summary["profile"],
+                                   lang=summary["lang"], options=options, fmt=summary["format"], issued=summary)
+    if summary["format"] == "html":
+        return doc.encode("utf-8"), new, result
+    return render_pdf(doc, summary), new, result
 
 
 def read_summary(path: Path) -> dict:

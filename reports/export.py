@@ -3,13 +3,17 @@ above 100 standard racks and report the list to the city each quarter).
 
 One row per facility, every figure from :func:`dcmon.metrics.evaluate.evaluate`. Formats:
 XLSX (summary by district, facilities, methodology, data quality), CSV (UTF-8 with BOM so
-Excel shows Chinese), Parquet and JSON (schema in ``docs/reports.md``), plus a manifest with
-the SHA-256 of every output and of the input data.
+Excel shows Chinese; values as the XLSX displays them), Parquet and JSON (raw values; schema in
+``docs/reports.md``), plus a manifest with the SHA-256 of the output and the content digests of
+the readings used, which :func:`verify_export` checks and recomputes row by row.
 """
 from __future__ import annotations
 
 import csv
 import io
+import datetime as dt
+import hashlib
+import math
 from pathlib import Path
 
 import orjson
@@ -19,10 +23,23 @@ import pyarrow.parquet as pq
 
 from dcmon.metrics.evaluate import Options, evaluate
 from dcmon.metrics.exact import decide
-from dcmon.reports.common import (KIND_TEXT, LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang, data_files,
-                                  provenance, sha256_file)
+from dcmon.reports.common import (KIND_TEXT, LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang,
+                                  compare_digests, provenance, reading_digests, sha256_file)
+from dcmon.store.digest import METHOD as DIGEST_METHOD
 
 FORMATS = ("xlsx", "csv", "parquet", "json")
+MANIFEST_SCHEMA = "dcmon-manifest/2"
+OPTION_KEYS = ("rack_basis", "compute_share_reading", "inventory", "min_coverage")
+# How numbers are displayed: the XLSX number format and the same text for the CSV.
+PCT_KEYS = {"occupancy_rate", "compute_share", "coverage"}
+NUMBER_FORMATS = {"pue": ("0.000", "{:.3f}"), "standard_racks": ("#,##0.0", "{:,.1f}"),
+                  "design_it_power_kw": ("#,##0.0", "{:,.1f}"), "facility_energy_kwh": ("#,##0", "{:,.0f}"),
+                  "it_energy_kwh": ("#,##0", "{:,.0f}"), **{k: ("0.0%", None) for k in PCT_KEYS}}
+DATE_KEYS = {"commissioned"}
+
+
+class NoDataError(ValueError):
+    """The period has no readings for any selected facility."""
 MIN_STANDARD_RACKS = 100  # seed 003 四(五): 规模超过100个标准机架 (strictly more than 100)
 
 # (key, Chinese header, English header, unit)
@@ -105,6 +122,29 @@ def _display(key, value, lang):
     return value
 
 
+def display_text(key, value, lang) -> str:
+    """A cell as the XLSX displays it (number formats above); the CSV holds exactly this text."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and math.isnan(value):
+            return ""
+        if key in PCT_KEYS:
+            return f"{value * 100:.1f}%"
+        if key in NUMBER_FORMATS:
+            return NUMBER_FORMATS[key][1].format(value)
+        return str(value)
+    return str(_display(key, value, lang))
+
+
+def format_for(fmt: str, out: Path) -> None:
+    """Refuse an output name whose extension contradicts the format (``--format xlsx --out x.csv``)."""
+    ext = Path(out).suffix.lower().lstrip(".")
+    if ext != fmt:
+        raise ValueError(f"--format {fmt} writes a .{fmt} file, but --out {out} ends in "
+                         f"{'.' + ext if ext else 'no extension'}: use --out {Path(out).with_suffix('.' + fmt)}")
+
+
 def select(registry, store, period, *, district=None, city=None, include_all=False, options=None, progress=None):
     """Evaluate the facilities of a district/city and keep those above 100 standard racks."""
     from dcmon.metrics.racks import exact_summary
@@ -137,7 +177,7 @@ def build_export(registry, store, period, *, fmt: str, lang: str = "zh", distric
         w = csv.writer(buf)
         w.writerow([h for _, h in hdr])
         for r in rows:
-            w.writerow([_display(k, r.get(k), lang) for k, _ in hdr])
+            w.writerow([display_text(k, r.get(k), lang) for k, _ in hdr])
         return buf.getvalue().encode("utf-8-sig"), stem + ".csv", result
     if fmt == "json":
         doc = {"schema": "dcmon-inventory/1", "period": result["period"], "basis": result["basis"],
@@ -156,6 +196,12 @@ def build_export(registry, store, period, *, fmt: str, lang: str = "zh", distric
     return _xlsx(result, rows, hdr, lang, registry), stem + ".xlsx", result
 
 
+def _text_width(text) -> int:
+    """Column width in Excel character units: East Asian characters take two."""
+    import unicodedata
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in str(text))
+
+
 def _xlsx(result, rows, hdr, lang, registry) -> bytes:
     import xlsxwriter
     zh = lang == "zh"
@@ -166,56 +212,84 @@ def _xlsx(result, rows, hdr, lang, registry) -> bytes:
     num0 = wb.add_format({"num_format": "#,##0"})
     num1 = wb.add_format({"num_format": "#,##0.0"})
     num3 = wb.add_format({"num_format": "0.000"})
-    fmt_of = {"occupancy_rate": pct, "compute_share": pct, "coverage": pct, "pue": num3, "standard_racks": num1,
-              "design_it_power_kw": num1, "facility_energy_kwh": num0, "it_energy_kwh": num0}
+    date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
+    fmt_of = {k: wb.add_format({"num_format": f}) for k, (f, _) in NUMBER_FORMATS.items()}
+
     per = result["period"]
 
-    # summary by district
+    # summary by district, districts grouped by city, a total per city and overall
     ws = wb.add_worksheet("按区汇总" if zh else "Summary by district")
-    df = pd.DataFrame(rows)
-    sh = (["区（市）县", "数据中心数", "标准机架数", "IT设计功率(kW)", "总耗电量(kWh)", "IT耗电量(kWh)", "加权PUE", "上架率"] if zh else
-          ["District", "Facilities", "Standard racks", "Design IT power (kW)", "Facility energy (kWh)", "IT energy (kWh)",
-           "Energy-weighted PUE", "Occupancy rate"])
+    # the same number formats, bold with a rule above, for total rows
+    total_of = {f: wb.add_format({"bold": True, "top": 1, **({"num_format": n} if n else {})})
+                for f, n in ((None, None), (pct, "0.0%"), (num0, "#,##0"), (num1, "#,##0.0"), (num3, "0.000"))}
+    sh = (["城市", "区（市）县", "数据中心数", "标准机架数", "IT设计功率(kW)", "总耗电量(kWh)", "IT耗电量(kWh)", "加权PUE", "上架率"] if zh else
+          ["City", "District", "Facilities", "Standard racks", "Design IT power (kW)", "Facility energy (kWh)",
+           "IT energy (kWh)", "Energy-weighted PUE", "Occupancy rate"])
     ws.write_row(0, 0, sh, bold)
+    widths = [_text_width(h) for h in sh]
+    facs = {f["facility_id"]: f for f in result["facilities"]}
+
+    def summary_row(r, city, district, ids, total=False):
+        g = [facs[i] for i in ids]
+        fe = sum(f["facility_energy_kwh"] or 0.0 for f in g)
+        ie = sum(f["it_energy_kwh"] or 0.0 for f in g)
+        design = sum(f["design_it_power_kw"] for f in g)
+        ins = sum(f["in_service_design_power_kw"] for f in g)
+        cells = [(city, None), (district, None), (len(g), num0), (float(sum(f["standard_racks"] for f in g)), num1),
+                 (float(design), num1), (float(fe), num0), (float(ie), num0),
+                 (float(fe / ie) if ie > 0 else None, num3), (float(ins / design) if design > 0 else None, pct)]
+        for j, (v, f) in enumerate(cells):
+            style = total_of[f] if total else f
+            if v is None:
+                ws.write_blank(r, j, None, style)
+            elif isinstance(v, str):
+                ws.write_string(r, j, v, style)
+            else:
+                ws.write_number(r, j, v, style)
+            widths[j] = max(widths[j], _text_width(v if isinstance(v, str) else f"{v:,.3f}" if v is not None else ""))
     r = 1
-    if len(df):
-        facs = {f["facility_id"]: f for f in result["facilities"]}
-        for district, g in df.groupby("district", sort=True):
-            fe = g["facility_energy_kwh"].fillna(0).sum()
-            ie = g["it_energy_kwh"].fillna(0).sum()
-            design = sum(facs[i]["design_it_power_kw"] for i in g["facility_id"])
-            ins = sum(facs[i]["in_service_design_power_kw"] for i in g["facility_id"])
-            ws.write_row(r, 0, [district, len(g)])
-            ws.write_number(r, 2, float(g["standard_racks"].sum()), num1)
-            ws.write_number(r, 3, float(design), num1)
-            ws.write_number(r, 4, float(fe), num0)
-            ws.write_number(r, 5, float(ie), num0)
-            if ie > 0:
-                ws.write_number(r, 6, float(fe / ie), num3)
-            if design > 0:
-                ws.write_number(r, 7, float(ins / design), pct)
+    by_city: dict[str, dict[str, list[str]]] = {}
+    for row in rows:
+        by_city.setdefault(row["city"], {}).setdefault(row["district"], []).append(row["facility_id"])
+    for city in sorted(by_city):
+        for district in sorted(by_city[city]):
+            summary_row(r, city, district, by_city[city][district])
             r += 1
-    ws.write(r + 1, 0, (f"统计期：{per['from']} 至 {per['to']}（各数据中心所在时区的日历日）" if zh else
-                        f"Period: {per['from']} to {per['to']} (calendar days in each facility's time zone)"))
-    ws.set_column(0, 0, 18)
-    ws.set_column(1, 7, 16)
+        if len(by_city) > 1:
+            summary_row(r, city, f"{city} 合计" if zh else f"{city} total",
+                        [i for d in by_city[city].values() for i in d], total=True)
+            r += 1
+    if rows:
+        summary_row(r, "总计" if zh else "Total", "", [row["facility_id"] for row in rows], total=True)
+        r += 1
+    ws.write(r + 1, 0, (f"统计期：{per['from']} 至 {per['to']}（各数据中心所在时区的日历日）；加权PUE = Σ总耗电量 ÷ ΣIT耗电量" if zh else
+                        f"Period: {per['from']} to {per['to']} (calendar days in each facility's time zone); "
+                        "energy-weighted PUE = Σ facility energy ÷ Σ IT energy"))
+    for j, w in enumerate(widths):
+        ws.set_column(j, j, min(w + 2, 60))
+    ws.freeze_panes(1, 2)
 
     # facilities
     ws = wb.add_worksheet("数据中心清单" if zh else "Facilities")
     ws.write_row(0, 0, [h for _, h in hdr], bold)
     ws.freeze_panes(1, 3)
+    widths = [min(_text_width(h), 24) for _, h in hdr]  # headers wrap; the values set the width
     for i, row in enumerate(rows, start=1):
         for j, (k, _) in enumerate(hdr):
             v = row.get(k)
             if v is None:
                 continue
-            if isinstance(v, bool) or isinstance(v, str) or k.startswith("profile:"):
-                ws.write(i, j, _display(k, v, lang))
+            if k in DATE_KEYS:
+                ws.write_datetime(i, j, dt.datetime.fromisoformat(v), date_fmt)
+            elif isinstance(v, bool) or isinstance(v, str) or k.startswith("profile:"):
+                ws.write_string(i, j, display_text(k, v, lang))
             elif isinstance(v, (int, float)):
                 ws.write_number(i, j, v, fmt_of.get(k))
             else:
                 ws.write(i, j, str(v))
-    ws.set_column(0, len(hdr) - 1, 15)
+            widths[j] = max(widths[j], _text_width(display_text(k, v, lang)))
+    for j, w in enumerate(widths):
+        ws.set_column(j, j, min(w + 2, 60))
     ws.autofilter(0, 0, max(len(rows), 1), len(hdr) - 1)
 
     # methodology
@@ -270,21 +344,170 @@ def _xlsx(result, rows, hdr, lang, registry) -> bytes:
     return buf.getvalue()
 
 
+def manifest_digest(manifest: dict) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in manifest.items() if k not in ("sha256", "generated_at")})).hexdigest()
+
+
 def write_export(registry, store, period, out: Path, *, fmt: str, lang: str = "zh", district=None, city=None,
                  include_all=False, options=None, progress=None) -> dict:
-    """Write the export and ``<out>.manifest.json``; returns the manifest."""
+    """Write the export and ``<out>.manifest.json``; returns the manifest.
+
+    :class:`NoDataError` (nothing written) when no selected facility has a reading in the period.
+    """
+    out = Path(out)
+    format_for(fmt, out)
+    options = options or Options()
     data, _, result = build_export(registry, store, period, fmt=fmt, lang=lang, district=district, city=city,
                                    include_all=include_all, options=options, progress=progress)
-    out = Path(out)
+    ids = [f["facility_id"] for f in result["facilities"]]
+    digests = reading_digests(store, registry, ids, period, options)
+    if ids and not any(d["kind"] == "meter" for d in digests):
+        raise NoDataError(f"no meter readings in {period.label or period.to_json()['label']} for any of the "
+                          f"{len(ids)} selected facilities: nothing written (is the --data folder right?)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(out)
-    ids = [f["facility_id"] for f in result["facilities"]]
-    manifest = {"schema": "dcmon-manifest/1", **provenance(registry), "period": result["period"],
-                "basis": result["basis"], "filters": {"district": district, "city": city, "all": include_all},
+    manifest = {"schema": MANIFEST_SCHEMA, **provenance(registry), "period": result["period"],
+                "basis": result["basis"], "options": {k: options.to_json()[k] for k in OPTION_KEYS},
+                "filters": {"district": district, "city": city, "all": include_all}, "lang": lang,
                 "outputs": [{"path": out.name, "sha256": sha256_file(out), "bytes": out.stat().st_size, "format": fmt}],
-                "inputs": data_files(store, ids, period, registry), "facilities": ids}
+                "inputs": {"method": DIGEST_METHOD, "digests": digests}, "facilities": ids}
+    manifest["sha256"] = manifest_digest(manifest)
     mpath = out.with_name(out.name + ".manifest.json")
-    mpath.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    mtmp = mpath.with_name(f".{mpath.name}.tmp")
+    mtmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    mtmp.replace(mpath)
     return manifest
+
+
+# ------------------------------------------------------------------------------------------ verify
+def _read_cells(path: Path, fmt: str, hdr: list[tuple[str, str]]) -> tuple[list[str], list[list], str]:
+    """(headers in the file, rows of cell values, how values compare: 'text' | 'raw' | 'xlsx')."""
+    if fmt == "csv":
+        text = path.read_bytes().decode("utf-8-sig")
+        table = list(csv.reader(io.StringIO(text)))
+        return (table[0] if table else []), table[1:], "text"
+    if fmt == "json":
+        doc = orjson.loads(path.read_bytes())
+        keys = [c["key"] for c in doc.get("columns", [])]
+        return [c["header"] for c in doc.get("columns", [])], [[r.get(k) for k in keys] for r in doc.get("rows", [])], "raw"
+    if fmt == "parquet":
+        t = pq.read_table(path)
+        heads = orjson.loads(t.schema.metadata.get(b"dcmon.headers", b"{}")) if t.schema.metadata else {}
+        cols = t.column_names
+        data = t.to_pylist()
+        return [heads.get(c, c) for c in cols], [[r[c] for c in cols] for r in data], "raw"
+    import openpyxl
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    sheet = wb[wb.sheetnames[1]]
+    table = [list(r) for r in sheet.iter_rows(values_only=True)]
+    wb.close()
+    return ([str(h) for h in table[0]] if table else []), [r + [None] * (len(hdr) - len(r)) for r in table[1:]], "xlsx"
+
+
+def _cell_ok(mode: str, key: str, got, want, lang: str) -> tuple[bool, str]:
+    """(equal, recomputed value as the file would hold it)."""
+    from dcmon.reports.verify import same
+    if mode == "text":
+        w = display_text(key, want, lang)
+        return got == w, w
+    if mode == "raw":
+        return same(got, want), want
+    # xlsx: numbers as numbers, dates as dates, words as displayed
+    if want is None:
+        return got in (None, ""), None
+    if key in DATE_KEYS:
+        w = dt.datetime.fromisoformat(want)
+        return got == w, want
+    if isinstance(want, bool) or isinstance(want, str) or key.startswith("profile:"):
+        w = display_text(key, want, lang)
+        return got == w, w
+    return isinstance(got, (int, float)) and not isinstance(got, bool) and same(got, want), want
+
+
+def verify_export(path, registry, store) -> tuple[bool, list[str]]:
+    """Check an export against its manifest and the data: ``(ok, lines)``.
+
+    The manifest is intact; the file is the one issued (SHA-256); the readings of every source and
+    month still hash to the listed digests; and every row, recomputed from the data with the
+    manifest's period, filters and options, equals the file's cell by cell (an edited cell is
+    named: row, column, value in the file, recomputed value).
+    """
+    from dcmon.reports.common import period_from_json
+    path = Path(path)
+    mpath = path.with_name(path.name + ".manifest.json")
+    if not mpath.is_file():
+        raise ValueError(f"{path}: no manifest {mpath.name} beside it (exports are verified against their manifest)")
+    try:
+        m = orjson.loads(mpath.read_bytes())
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"{mpath}: not valid JSON ({e})") from None
+    if m.get("schema") != MANIFEST_SCHEMA:
+        raise ValueError(f"{mpath}: manifest schema {m.get('schema')!r}, this dcmon verifies {MANIFEST_SCHEMA!r}")
+    lines, ok = [], True
+    if manifest_digest(m) != m.get("sha256"):
+        ok = False
+        lines.append(f"✘ the manifest was altered: its SHA-256 does not match its content ({mpath.name})")
+    else:
+        lines.append("✔ manifest intact")
+    out = next((o for o in m.get("outputs", []) if o.get("path") == path.name), None)
+    if out is None:
+        ok = False
+        lines.append(f"✘ the manifest does not list {path.name}")
+        fmt = path.suffix.lower().lstrip(".")
+    else:
+        fmt = out["format"]
+        if sha256_file(path) != out["sha256"]:
+            ok = False
+            lines.append(f"✘ {path.name} changed since it was issued (SHA-256 differs from the manifest)")
+        else:
+            lines.append(f"✔ {path.name} is the file issued (SHA-256)")
+    if registry.fingerprint() != m.get("config_fingerprint"):
+        lines.append("! configuration differs from the one the export was made with (config SHA-256 changed)")
+    o = m["options"]
+    options = Options(rack_basis=o["rack_basis"], compute_share_reading=o["compute_share_reading"],
+                      inventory=o["inventory"], min_coverage=o["min_coverage"])
+    period = period_from_json(m["period"])
+    f = m.get("filters", {})
+    result = select(registry, store, period, district=f.get("district"), city=f.get("city"),
+                    include_all=bool(f.get("all")), options=options)
+    facilities = [] if result is None else result["facilities"]
+    ids = [x["facility_id"] for x in facilities]
+    if ids != m.get("facilities"):
+        ok = False
+        lines.append(f"✘ facilities listed: manifest {m.get('facilities')}, recomputed {ids}")
+    changes = compare_digests(m["inputs"]["digests"], reading_digests(store, registry, ids, period, options))
+    if changes:
+        ok = False
+        lines += ["✘ " + c for c in changes[:20]] + ([f"✘ … and {len(changes) - 20} more"] if len(changes) > 20 else [])
+    else:
+        lines.append(f"✔ readings unchanged: {len(m['inputs']['digests'])} source-months ({m['inputs']['method']})")
+    lang = m.get("lang", "zh")
+    rows, profiles = rows_from_result(result or {"facilities": [], "basis": options.to_json()}, lang)
+    hdr = headers(profiles, lang, not_in_force(result) if result else set())
+    heads, cells, mode = _read_cells(path, fmt, hdr)
+    want_heads = [h for _, h in hdr]
+    bad = []
+    if heads != want_heads:
+        bad.append(f"header row: in the file {heads}, recomputed {want_heads}")
+    first_row = 2 if mode in ("text", "xlsx") else 1  # spreadsheet row numbers count the header
+    for i in range(max(len(rows), len(cells))):
+        rn = i + first_row
+        if i >= len(cells):
+            bad.append(f"row {rn} ({rows[i]['facility_id']}): missing from the file")
+            continue
+        if i >= len(rows):
+            bad.append(f"row {rn}: in the file but not recomputed ({cells[i][:3]})")
+            continue
+        for j, (k, h) in enumerate(hdr):
+            got = cells[i][j] if j < len(cells[i]) else None
+            eq, w = _cell_ok(mode, k, got, rows[i].get(k), lang)
+            if not eq:
+                bad.append(f"row {rn} ({rows[i]['facility_id']}), column {h}: value in file {got!r}, recomputed {w!r}")
+    if bad:
+        ok = False
+        lines += ["✘ " + b for b in bad[:20]] + ([f"✘ … and {len(bad) - 20} more cells"] if len(bad) > 20 else [])
+    else:
+        lines.append(f"✔ {len(rows)} rows × {len(hdr)} columns recomputed from the data and equal")
+    return ok, lines

@@ -2,7 +2,7 @@
 
 ``open_store(data_dir)`` is how every other layer gets one.
 """
-from dcmon.store.base import AppendResult, Store
+from dcmon.store.base import AppendResult, DamagedFile, Store
 from dcmon.store.parquet import ParquetStore
 
 
@@ -10,4 +10,4 @@ def open_store(data_dir, **kwargs) -> Store:
     return ParquetStore(data_dir, **kwargs)
 
 
-__all__ = ["AppendResult", "Store", "ParquetStore", "open_store"]
+__all__ = ["AppendResult", "DamagedFile", "Store", "ParquetStore", "open_store"]

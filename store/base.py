@@ -7,8 +7,13 @@ Contract
 * Idempotent on ``(facility_id, kind, source_id, ts)``: the first row written for a key wins;
   later copies are counted as duplicates and never replace it (nothing stored is altered).
 * ``read(...)`` returns a deduplicated table sorted by ``(source_id, ts)``.
+* A file that cannot be read raises :class:`DamagedFile` naming it, or — for a store opened with
+  ``on_damaged="move_aside"`` (the collector) — is moved to ``<data>/damaged/`` with its reason,
+  logged and listed in ``damaged`` (reported in health), and the operation carries on without it.
 * ``iter_sorted(...)`` streams the same rows in bounded memory: batches in day order, and within
   a day sorted by ``(source_id, ts)``. Metrics that difference counters use it.
+* ``reading_digests(...)`` gives a content digest of the readings per source and UTC month
+  (:mod:`dcmon.store.digest`), the same however the rows are split into files.
 """
 from __future__ import annotations
 
@@ -19,6 +24,21 @@ from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
+
+from dcmon.errors import DcmonError
+
+
+class DamagedFile(DcmonError):
+    """A store file that cannot be read (disk fault, a copy gone wrong, not a dcmon file).
+
+    The message names the file and the reason in one line, and what to do about it.
+    """
+
+    def __init__(self, path: Path, reason: str, moved_to: Path | None = None):
+        self.path, self.reason, self.moved_to = Path(path), reason, moved_to
+        what = (f"moved aside to {moved_to}" if moved_to is not None
+                else "run 'dcmon check --repair' to move it aside (its readings are then left out)")
+        super().__init__(f"damaged store file {path}: {reason}; {what}")
 
 
 @dataclass
@@ -65,3 +85,15 @@ class Store(abc.ABC):
 
     def compact(self, facility_id: str | None = None) -> int:
         return 0
+
+    def reading_digests(self, facility_id: str, kind: str, start: pd.Timestamp | None = None,
+                        end: pd.Timestamp | None = None) -> dict[tuple[str, str], tuple[str, int]]:
+        """Content digest of the readings in ``[start, end)``: ``{(source_id, "YYYY-MM"): (sha256, rows)}``.
+
+        Defined on the readings, not on files (canonical form in :mod:`dcmon.store.digest`), so it
+        survives compaction and re-partitioning. Backends may stream; this default reads the period.
+        """
+        from dcmon.store.digest import COLUMNS, DigestAccumulator
+        acc = DigestAccumulator()
+        acc.add(self.read(facility_id, kind, start, end, columns=COLUMNS))
+        return acc.result()

@@ -15,6 +15,13 @@ sorted by ``(source_id, ts)`` and free of duplicate keys, so a day with one file
 straight into the counter arithmetic; a day with several files (live appends) is merged
 on read and merged on disk by :meth:`ParquetStore.compact`.
 
+Damaged files (reliability.md #14): a file that cannot be read (or is not a dcmon readings file)
+raises :class:`~dcmon.store.base.DamagedFile` naming it; a store opened with
+``on_damaged="move_aside"`` (the collector) moves it to ``<data>/damaged/<same relative path>`` with
+a ``.reason.txt`` beside it, logs it, lists it in :attr:`ParquetStore.damaged` and carries on.
+Files are written with page checksums (CRC-32), verified by partition reads, compaction and
+``dcmon check``, so flipped bits are caught, not merged into new files.
+
 Durability (reliability.md #8): a file is written under a dot-name, fsync'd, renamed into
 place and the folder fsync'd. Readers ignore dot-files, so they never see a partial file;
 a writer killed mid-write leaves only a dot-file, removed by the next compaction.
@@ -24,9 +31,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import logging
 import os
+import threading
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Iterator
 
@@ -38,7 +48,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dcmon.readings import SCHEMA, TS_TYPE, VALUE_COLUMNS, conform
-from dcmon.store.base import AppendResult, Store
+from dcmon.store.base import AppendResult, DamagedFile, Store
+
+log = logging.getLogger("dcmon.store")
+DAMAGED_DIR = "damaged"
+ON_DAMAGED = ("raise", "move_aside")
 
 ROW_GROUP = 262_144
 # LZ4: measured here, a day of 2.9 M rack readings decodes 2.6x faster than with zstd for 12% more disk.
@@ -124,11 +138,44 @@ def sort_dedupe(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     return t.filter(keep), t.filter(pa.array(dup))
 
 
+def damage_reason(e: BaseException) -> str | None:
+    """One line saying why a file could not be read, or None when ``e`` is not about the file's
+    contents (missing file, no permission, anything else: those are not damage)."""
+    if isinstance(e, (FileNotFoundError, PermissionError)) or not isinstance(e, (pa.ArrowException, OSError)):
+        return None
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+def schema_problem(schema: pa.Schema, columns) -> str | None:
+    """Why a file's schema cannot hold dcmon readings' ``columns`` (None when it can)."""
+    for c in columns:
+        i = schema.get_field_index(c)
+        if i < 0:
+            return f"not a dcmon readings file: no column {c!r}"
+        t, want = schema.field(i).type, SCHEMA.field(c).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if t != want:
+            return f"not a dcmon readings file: column {c!r} is {t}, expected {want}"
+    return None
+
+
 class ParquetStore(Store):
-    def __init__(self, data_dir, *, create: bool = True):
+    """The Parquet dataset. ``on_damaged``: ``raise`` (commands: name the file, exit 2) or
+    ``move_aside`` (the collector: set it aside under ``<data>/damaged/`` and carry on)."""
+
+    def __init__(self, data_dir, *, create: bool = True, on_damaged: str = "raise"):
+        if on_damaged not in ON_DAMAGED:
+            raise ValueError(f"on_damaged must be one of {', '.join(ON_DAMAGED)}: {on_damaged!r}")
         self.root = Path(data_dir)
         self.readings_dir = self.root / "readings"
         self.status_dir = self.root / "status"
+        self.damaged_dir = self.root / DAMAGED_DIR
+        self.on_damaged = on_damaged
+        self.damaged: deque = deque(maxlen=100)   # files set aside by this process, newest last
+        self.damaged_total = 0
+        self._damaged_lock = threading.Lock()
         if create:
             self.readings_dir.mkdir(parents=True, exist_ok=True)
             self.status_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +218,85 @@ class ParquetStore(Store):
                     out += self._data_files(part)
         return out
 
+    # ---------------------------------------------------------------- damage
+    def move_aside(self, path: Path, reason: str) -> Path | None:
+        """Move a damaged file to ``<data>/damaged/<its relative path>`` with ``<name>.reason.txt``.
+
+        Returns the new path (None when the file was already gone: another process set it aside).
+        """
+        path = Path(path)
+        try:
+            rel = path.resolve().relative_to(self.root.resolve())
+        except ValueError:
+            rel = Path(path.name)
+        dest = self.damaged_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            dest = dest.with_name(f"{dest.stem}-{uuid.uuid4().hex[:8]}{dest.suffix}")
+        try:
+            os.replace(path, dest)
+        except FileNotFoundError:
+            return None
+        note = (f"reason: {reason}\nfrom: {rel}\nmoved_at: "
+                f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}\n")
+        with open(dest.with_name(dest.name + ".reason.txt"), "w", encoding="utf-8") as fh:
+            fh.write(note)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(dest.parent)
+        _fsync_dir(path.parent)
+        return dest
+
+    def _damaged_file(self, path: Path, reason: str) -> None:
+        """Raise :class:`DamagedFile`, or (``move_aside``) set the file aside, log and record it."""
+        if self.on_damaged != "move_aside":
+            raise DamagedFile(path, reason)
+        moved = self.move_aside(path, reason)
+        if moved is None:
+            return
+        log.error("damaged store file %s: %s; moved aside to %s (its readings are left out; the rest "
+                  "of the store is used as usual)", path, reason, moved)
+        with self._damaged_lock:
+            self.damaged_total += 1
+            self.damaged.append({"path": str(Path(path).relative_to(self.root)) if Path(path).is_relative_to(self.root)
+                                 else str(path), "reason": reason, "moved_to": str(moved),
+                                 "at_ms": int(time.time() * 1000)})
+
+    def _read_file(self, path: Path, columns: list[str] | None) -> pa.Table | None:
+        """One data file, page checksums verified; None when it was damaged and set aside."""
+        try:
+            t = pq.read_table(path, columns=columns, page_checksum_verification=True)
+        except Exception as e:  # noqa: BLE001 - classified below; anything else is re-raised
+            reason = damage_reason(e)
+            if reason is None:
+                raise
+            self._damaged_file(path, reason)
+            return None
+        problem = schema_problem(t.schema, columns or [f.name for f in SCHEMA])
+        if problem:
+            self._damaged_file(path, problem)
+            return None
+        return t
+
+    def check_file(self, path: Path) -> str | None:
+        """Why ``path`` cannot be read in full (every column, page checksums), or None when it can."""
+        try:
+            t = pq.read_table(path, page_checksum_verification=True)
+        except FileNotFoundError:
+            return None
+        except Exception as e:  # noqa: BLE001
+            reason = damage_reason(e)
+            if reason is None:
+                raise
+            return reason
+        return schema_problem(t.schema, [f.name for f in SCHEMA])
+
+    def damaged_files(self) -> list[Path]:
+        """Files set aside earlier under ``<data>/damaged/`` (any process), sorted."""
+        if not self.damaged_dir.is_dir():
+            return []
+        return sorted(p for p in self.damaged_dir.rglob("*") if p.is_file() and not p.name.endswith(".reason.txt"))
+
     # ----------------------------------------------------------------- writes
     def _write_file(self, part: Path, table: pa.Table, prefix: str = "part") -> Path:
         part.mkdir(parents=True, exist_ok=True)
@@ -180,7 +306,7 @@ class ParquetStore(Store):
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, row_group_size=ROW_GROUP, compression="lz4",
                            use_dictionary=["facility_id", "kind", "source_id", "status", "function", "origin"],
-                           write_statistics=["ts", "source_id"])
+                           write_statistics=["ts", "source_id"], write_page_checksum=True)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
@@ -265,7 +391,7 @@ class ParquetStore(Store):
         for attempt in range(5):
             files = self._data_files(part)
             try:
-                tables = [pq.read_table(p, columns=cols) for p in files]
+                tables = [t for t in (self._read_file(p, cols) for p in files) if t is not None]
                 break
             except FileNotFoundError:  # compaction replaced the files under us: list again
                 time.sleep(0.01 * (attempt + 1))
@@ -343,9 +469,11 @@ class ParquetStore(Store):
         import pyarrow.dataset as ds
         cols = list(dict.fromkeys(["source_id", "ts", *columns]))
         try:
-            t = ds.dataset([str(f) for f in files], format="parquet").to_table(columns=cols)
-        except (FileNotFoundError, OSError):
-            return None
+            fmt = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+                page_checksum_verification=True))
+            t = ds.dataset([str(f) for f in files], format=fmt).to_table(columns=cols)
+        except (OSError, pa.ArrowException):
+            return None   # a file replaced by compaction, or damaged: the streaming path finds out which
         t = _source_slice(_filter(t, None, s, e), source_range)
         t, _ = sort_dedupe(t)
         return t.to_batches(max_chunksize=ROW_GROUP)
@@ -358,13 +486,41 @@ class ParquetStore(Store):
             if len(files) == 1:
                 try:
                     pf = pq.ParquetFile(files[0], read_dictionary=["source_id"])
+                    problem = schema_problem(pf.schema_arrow, cols)
                 except FileNotFoundError:
                     files = []  # replaced by compaction: fall through to the merged read
+                except Exception as exc:  # noqa: BLE001 - classified: damage, or re-raised
+                    problem = damage_reason(exc)
+                    if problem is None:
+                        raise
+                    self._damaged_file(files[0], problem)
+                    continue
                 else:
-                    yield from _row_groups(pf, cols, only_if_null, s, e, source_range)
+                    if problem:
+                        self._damaged_file(files[0], problem)
+                        continue
+                    try:
+                        yield from _row_groups(pf, cols, only_if_null, s, e, source_range)
+                    except Exception as exc:  # noqa: BLE001
+                        problem = damage_reason(exc)
+                        if problem is None:
+                            raise
+                        # rows of this file were already handed out: the result is incomplete either way
+                        self._damaged_file(files[0], problem)
+                        raise DamagedFile(files[0], problem) from None
                     continue
             t = _source_slice(self._read_partition(part, cols, start_ms=s, end_ms=e), source_range)
             yield from t.to_batches(max_chunksize=ROW_GROUP)
+
+    def reading_digests(self, facility_id, kind, start=None, end=None):
+        """Streams one partition at a time (merged and deduplicated as readers see it), so a year
+        of readings digests in bounded memory."""
+        from dcmon.store.digest import COLUMNS, DigestAccumulator
+        s, e = _to_ms(start), _to_ms(end)
+        acc = DigestAccumulator()
+        for _, part in self._partitions(facility_id, kind, s, e):
+            acc.add(self._read_partition(part, COLUMNS[2:], start_ms=s, end_ms=e))
+        return acc.result()
 
     # ------------------------------------------------------------- compaction
     def compact(self, facility_id: str | None = None, *, min_files: int = 2) -> int:
@@ -387,9 +543,14 @@ class ParquetStore(Store):
                         files = self._data_files(part)
                         if len(files) < min_files:
                             continue
-                        merged, _ = sort_dedupe(pa.concat_tables([pq.read_table(p) for p in files]))
+                        read = [(p, self._read_file(p, None)) for p in files]
+                        read = [(p, t) for p, t in read if t is not None]   # damaged ones were set aside
+                        if len(read) < min_files:
+                            continue
+                        merged, _ = sort_dedupe(pa.concat_tables([t.select([fld.name for fld in SCHEMA])
+                                                                  for _, t in read]))
                         self._write_file(part, merged.select([fld.name for fld in SCHEMA]), prefix="part")
-                        for p in files:
+                        for p, _ in read:
                             p.unlink(missing_ok=True)
                         _fsync_dir(part)
                         n += 1

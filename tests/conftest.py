@@ -11,6 +11,16 @@ FIXTURES = REPO / "fixtures"
 WEEK = (dt.date(2026, 7, 6), dt.date(2026, 7, 12))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def signing_key_dir(tmp_path_factory):
+    """dcmon evidence signs PDFs and creates a key on first use: every test, and every dcmon it starts,
+    uses a key folder of the session, never the real ~/.config/dcmon/keys."""
+    d = tmp_path_factory.mktemp("signing") / "keys"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DCMON_KEY_DIR", str(d))
+        yield d
+
+
 @pytest.fixture(scope="session")
 def registry():
     return load_registry(FIXTURES)

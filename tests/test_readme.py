@@ -48,6 +48,7 @@ def test_readme_runnable_blocks_run_as_written(tmp_path):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("DCMON_CONFIG", None)
     env.pop("DCMON_DATA", None)
+    env["DCMON_KEY_DIR"] = str(tmp_path / "keys")  # dcmon evidence signs: never with the real ~/.config/dcmon/keys
     for line, commands, expected in runnable_blocks((REPO / "README.md").read_text(encoding="utf-8")):
         p = subprocess.run(["bash", "-euo", "pipefail", "-c", commands], cwd=tmp_path, env=env, capture_output=True,
                            text=True, timeout=600)

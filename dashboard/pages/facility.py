@@ -244,8 +244,13 @@ def events_rows(fac, fig: dict, meters: list[dict], rejected: list[dict], lang: 
     return rows
 
 
-def health_items(health: dict[str, dict], lang: str, now_ms: int | None = None) -> list:
-    """One line per collector: connected / stale, rates, rejects, queue and ack lag, last report."""
+def health_items(health: dict[str, dict], lang: str, now_ms: int | None = None,
+                 only_facility: str | None = None) -> list:
+    """One line per collector: connected / stale, rates, rejects, queue and ack lag, last report.
+
+    ``only_facility``: the viewer is an operator: show only that facility's figures (its readings and
+    rejections), never the collector-wide ones, which describe every facility's traffic.
+    """
     now_ms = now_ms or int(time.time() * 1000)
     out = []
     for name, h in sorted(health.items()):
@@ -253,6 +258,14 @@ def health_items(health: dict[str, dict], lang: str, now_ms: int | None = None) 
         stale = updated is None or now_ms - updated > HEALTH_STALE_S * 1000
         state = t(lang, "stale") if stale else t(lang, "connected" if h.get("connected") else "disconnected")
         colour = "#c62828" if stale or not h.get("connected") else "#2e7d32"
+        if only_facility is not None:
+            f = (h.get("by_facility") or {}).get(only_facility) or {}
+            rejected = sum((f.get("rejects_by_reason") or {}).values())
+            out.append(html.Li([html.B(name), " · ", html.Span(state, style={"color": colour}),
+                                f" · {only_facility}: {num(f.get('accepted', 0), lang, 0)} {t(lang, 'readings')}"
+                                f" · {t(lang, 'rejected')} {num(rejected, lang, 0)}"
+                                f" · {t(lang, 'updated')} {timestamp(updated, 'Asia/Shanghai', lang)}"]))
+            continue
         out.append(html.Li([html.B(name), " · ", html.Span(state, style={"color": colour}),
                             f" · {num(h.get('messages_per_s'), lang, 1)} {t(lang, 'msg_s')}"
                             f" · {num(h.get('readings_per_s'), lang, 1)} {t(lang, 'readings_s')}"
@@ -285,7 +298,9 @@ def update_live(params: dict, choice: dict | None, _tick=None, drawn: str | None
     racks = ld.racks(fac.id)
     signature = floor_signature(racks, lang)
     floor = no_update if drawn == signature else floor_figure(racks, lang)
-    return cards, floor, events, health_items(ld.collector_health(), lang), signature
+    user = common.current_user()
+    only = fac.id if user is None or user.role == "operator" else None   # operators: their facility's figures
+    return cards, floor, events, health_items(ld.collector_health(), lang, only_facility=only), signature
 
 
 def register(app) -> None:

@@ -20,6 +20,16 @@ Q3 = quarter("2026Q3")
 WINDOW = Period(dt.date(2026, 7, 1), dt.date(2026, 8, 31))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def key_dir(tmp_path_factory):
+    """Sign with a key made for these tests, never with the real ~/.config/dcmon/keys (the dcmon
+    subprocesses inherit the variable)."""
+    d = tmp_path_factory.mktemp("keys-parent") / "keys"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DCMON_KEY_DIR", str(d))
+        yield d
+
+
 def dcmon(*args, check=True):
     p = subprocess.run([sys.executable, "-m", "dcmon.cli", *args], capture_output=True, text=True, timeout=600)
     if check and p.returncode != 0:
@@ -74,7 +84,8 @@ def test_export_formats_match_evaluate(registry, week_store, tmp_path):
     manifest = json.loads((tmp_path / "inv.xlsx.manifest.json").read_text())
     from dcmon.reports.common import sha256_file
     assert manifest["outputs"][0]["sha256"] == sha256_file(tmp_path / "inv.xlsx")
-    assert manifest["inputs"] and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
+    digests = manifest["inputs"]["digests"]
+    assert digests and all(len(i["sha256"]) == 64 for i in digests)
     assert manifest["config_fingerprint"] == registry.fingerprint()
 
 
@@ -152,17 +163,21 @@ def test_verify_fails_when_data_is_tampered(report_and_store):
     from dcmon.store import open_store
     pdf, _, data = report_and_store
     st = open_store(data)
-    # a forged counter jump of 1000 kWh on grid-a inside the period
+    # a forged counter jump of 50 kWh in 30 s on grid-a inside the period (6 MW: below the meter's ceiling,
+    # so evaluation counts it; an impossible one would be refused as an implausible step)
     t = st.read("cd-east-01", "meter", dt.datetime(2026, 7, 15, tzinfo=dt.UTC), dt.datetime(2026, 7, 15, 0, 2, tzinfo=dt.UTC),
                 sources=["grid-a"])
     row = {k: t.column(k)[0].as_py() for k in t.column_names}
     row["ts"] = int(row["ts"].timestamp() * 1000) + 30_000
-    row["energy_kwh"] += 1000.0
+    row["energy_kwh"] += 50.0
     row["received_at"] = row["ts"]
     st.append(to_table([row]))
     p = dcmon("verify", str(pdf), "--config", FIX, "--data", str(data), check=False)
     assert p.returncode == 1 and "NOT VERIFIED" in p.stdout
-    assert "data file new" in p.stdout and "facility_energy_kwh: report" in p.stdout
+    import re
+    m = re.search(r"readings changed: cd-east-01 meter grid-a, 2026-07 \(([\d,]+) readings at issue, ([\d,]+) now\)", p.stdout)
+    assert m and int(m.group(2).replace(",", "")) == int(m.group(1).replace(",", "")) + 1, p.stdout
+    assert "facility_energy_kwh: report" in p.stdout
 
 
 def test_verify_fails_when_the_report_is_tampered(report_and_store):
