@@ -17,6 +17,9 @@ headless Chromium (Debian ``chromium``):
 Targets: overview first render ≤ 2 s cold and ≤ 1 s for a new browser on a running server; the
 10 000-rack facility page ≤ 1.5 s for a new browser on a running server (its first page); callback
 p95 ≤ 200 ms (every callback but a facility page's first visit, which computes its figures).
+Also the server's CPU time to serve ``plotly.min.js`` (brotli) to a new browser, compressed once and
+kept (``dashboard/static_files.py``) against compressed on every request (flask-compress without the
+cache, as before), same run: ≤ 0.1×.
 Prints the figures and one ``RESULT`` line per target.
 
     python bench/bench_dashboard.py [--data-out bench/out/reports] [--live-seconds 30]
@@ -45,6 +48,7 @@ PERIOD = "2026Q3"
 TARGETS_S = {"overview cold": 2.0, "overview served": 1.0, "facility 10k served": 1.5}
 CALLBACK_P95_S = 0.2
 RENDER_LIMIT_S = float(os.environ.get("DCMON_BENCH_RENDER_LIMIT_S", "300"))
+STATIC_CPU_RATIO = 0.1
 
 
 def main(argv=None):
@@ -130,6 +134,7 @@ def bench(out: Path, live_seconds: float) -> None:
     lat = {"overview": [], "facility, first visit (computes)": [], "facility, cached": [], "facility live (2 s ticks)": []}
 
     print(f"machine: {machine_load()}", flush=True)
+    static_serving(out)
     # cold: a fresh server, nothing computed
     app = create_app(out / "config", out / "data")
     srv, base = serve(app)
@@ -197,6 +202,32 @@ def bench(out: Path, live_seconds: float) -> None:
         p95 = stats["all but first visits"]["p95_ms"] / 1000
         result("dashboard/callbacks p95", f"{p95 * 1000:.0f} ms over {stats['all but first visits']['n']} callbacks "
                f"vs target {CALLBACK_P95_S * 1000:.0f} ms", p95 / CALLBACK_P95_S, 1.0)
+
+
+def static_serving(out: Path, n: int = 5) -> None:
+    """Server CPU time [s] per request of plotly.min.js (brotli), kept compressed vs compressed each time."""
+    from dcmon.dashboard import app as app_module, static_files
+    from dcmon.dashboard.app import create_app
+
+    def per_request_cpu_s(app) -> float:
+        c = app.server.test_client()
+        get = lambda: c.get(static_files.PLOTLY_PATH, headers={"Accept-Encoding": "br, gzip"})  # noqa: E731
+        first = get()   # the first request compresses in both cases
+        assert first.status_code == 200 and first.headers["Content-Encoding"] == "br", first.status_code
+        t0 = time.process_time()
+        for _ in range(n):
+            assert get().data == first.data
+        return (time.process_time() - t0) / n
+
+    kept = per_request_cpu_s(create_app(out / "config", out / "data"))
+    configure = static_files.configure_compression
+    app_module.static_files.configure_compression = lambda server: None   # as before: no cache
+    try:
+        each = per_request_cpu_s(create_app(out / "config", out / "data"))
+    finally:
+        app_module.static_files.configure_compression = configure
+    result("dashboard/plotly.min.js served (brotli)", f"server CPU {kept * 1000:.1f} ms a request compressed once "
+           f"vs {each * 1000:.1f} ms compressed every time (mean of {n})", kept / each, STATIC_CPU_RATIO)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import flask
 from dash import ClientsideFunction, Dash, Input, Output, dcc, html
-from dcmon.dashboard import alerts, common, security
+from dcmon.dashboard import alerts, common, security, static_files
 from dcmon.dashboard.auth import LOCAL_USER, UsersFile
 from dcmon.dashboard.data import Loader
 from dcmon.dashboard.i18n import LANGS, quarter_label, t
@@ -52,8 +52,9 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
 
     With ``warm`` the default period's evaluation of every facility starts in the background,
     so the first visitor does not wait for it (a dashboard is left open all day). Responses
-    are compressed (gzip/brotli) when the browser accepts it. Active alerts come from the
-    Prometheus at ``prometheus_url`` (default ``$DCMON_PROMETHEUS_URL``; none: the panel says how).
+    are compressed (gzip/brotli) when the browser accepts it, static files once
+    (``static_files.py``). Active alerts come from the Prometheus at ``prometheus_url``
+    (default ``$DCMON_PROMETHEUS_URL``; none: the panel says how).
     ``secure_cookies`` marks the session cookie ``Secure`` (served over HTTPS by a reverse proxy)
     and sends HSTS; sessions end after ``idle_minutes`` without user activity. An invalid users
     file raises ``ConfigError`` naming the user.
@@ -71,6 +72,7 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
         SESSION_COOKIE_NAME="__Host-dcmon" if secure_cookies else "dcmon",
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=secure_cookies,
         WTF_CSRF_TIME_LIMIT=None)   # the token lives as long as the session (which has its own idle end)
+    static_files.configure_compression(server)
     app = Dash("dcmon.dashboard", server=server, title="dcmon", suppress_callback_exceptions=True,
                update_title=None, assets_folder=str(ASSETS), compress=compress)
     app.index_string = app.index_string.replace("</head>", f"<style>{CSS}</style></head>")
@@ -217,7 +219,7 @@ def _routes(server: flask.Flask, csp: str, secure_cookies: bool):
 
     @server.after_request
     def headers(resp):
-        return security.add_headers(resp, csp, secure_cookies)
+        return static_files.cache_headers(security.add_headers(resp, csp, secure_cookies))
 
     @server.errorhandler(429)
     def too_many(_e):

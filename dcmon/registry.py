@@ -103,7 +103,7 @@ class Facility:
     pue_category: int
     it_energy_from: str
     meters: list[Meter]
-    racks: pd.DataFrame            # columns RACK_COLUMNS, indexed 0..n-1, rack_id unique
+    racks: pd.DataFrame            # columns RACK_COLUMNS, indexed 0..n-1, rack_id unique; None: read on first use
     path: Path
     racks_path: Path
     name_en: str = ""
@@ -122,11 +122,25 @@ class Facility:
 
     @property
     def rack_ids(self) -> set[str]:
-        return self._rack_ids
+        ids = self.__dict__.get("_rack_ids")
+        if ids is None:
+            # tolist() first: iterating an Arrow-backed column boxes one scalar at a time (10× slower)
+            ids = self._rack_ids = set(self.racks["rack_id"].tolist())
+        return ids
 
     def __post_init__(self):
-        # tolist() first: iterating an Arrow-backed column boxes one scalar at a time (10× slower)
-        self._rack_ids = set(self.racks["rack_id"].tolist())
+        if self.racks is None:     # load_registry(..., racks_on_demand=True): __getattr__ reads it when asked
+            del self.racks
+
+    def __getattr__(self, name):
+        if name != "racks":
+            raise AttributeError(name)
+        errors = _Errors()
+        racks = load_racks(self.racks_path, errors)
+        _rack_meter_clash(racks, self.meters, self.path, errors)
+        errors.raise_if_any(f"invalid facility file {self.path}")
+        self.racks = racks
+        return racks
 
     def meters_with_role(self, role: str) -> list[Meter]:
         return [m for m in self.meters if m.role == role]
@@ -302,7 +316,13 @@ def load_facility(path: Path) -> Facility:
     return fac
 
 
-def _load_facility(path: Path, errors: _Errors) -> Facility | None:
+def _rack_meter_clash(racks: pd.DataFrame, meters: list[Meter], path: Path, errors: _Errors) -> None:
+    clash = sorted(set(racks["rack_id"].tolist()) & {m.id for m in meters})
+    if clash:
+        errors.add(path, f"rack and meter ids must differ: {', '.join(clash)}")
+
+
+def _load_facility(path: Path, errors: _Errors, *, racks_on_demand: bool = False) -> Facility | None:
     try:
         doc = load_yaml(path)
     except yaml.YAMLError as e:
@@ -405,13 +425,12 @@ def _load_facility(path: Path, errors: _Errors) -> Facility | None:
     else:
         racks_path = (path.parent / str(racks_rel)).resolve()
         if racks_path.is_file():
-            racks = load_racks(racks_path, errors)
+            racks = None if racks_on_demand else load_racks(racks_path, errors)
         else:
             errors.add(path, f"racks file not found: {racks_rel!r} (looked for {racks_path})")
             racks = pd.DataFrame(columns=list(RACK_COLUMNS))
-    clash = sorted(set(racks["rack_id"].tolist()) & {m.id for m in meters})
-    if clash:
-        errors.add(path, f"rack and meter ids must differ: {', '.join(clash)}")
+    if racks is not None:
+        _rack_meter_clash(racks, meters, path, errors)
 
     retrofit = doc.get("retrofit") or {}
     if not isinstance(retrofit, dict):
@@ -551,8 +570,13 @@ def _applicant(block, path: Path, errors: _Errors) -> tuple[dict, tuple]:
     return out, side
 
 
-def load_registry(config_dir) -> Registry:
-    """Load and validate every facility under ``<config_dir>/facilities``."""
+def load_registry(config_dir, *, racks_on_demand: bool = False) -> Registry:
+    """Load and validate every facility under ``<config_dir>/facilities``.
+
+    With ``racks_on_demand`` a facility's rack CSV is read and validated when its ``racks`` are
+    first used (an invalid one then raises ``ConfigError``), so a command about one facility
+    does not read all of them; every facility file is still read and validated now.
+    """
     config_dir = Path(config_dir)
     fdir = config_dir / "facilities"
     if not fdir.is_dir():
@@ -560,7 +584,7 @@ def load_registry(config_dir) -> Registry:
     errors = _Errors()
     facilities: dict[str, Facility] = {}
     for path in sorted(fdir.glob("*.yaml")) + sorted(fdir.glob("*.yml")):
-        fac = _load_facility(path, errors)
+        fac = _load_facility(path, errors, racks_on_demand=racks_on_demand)
         if fac is not None:
             if fac.id in facilities:
                 errors.add(path, f"facility id {fac.id!r} also defined in {facilities[fac.id].path}")

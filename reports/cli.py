@@ -127,7 +127,7 @@ def cmd_evidence(args) -> int:
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in ("pdf", "html"):
         raise InputError(f"--out must end in .pdf or .html: {args.out!r}")
-    registry = load_registry(args.config)
+    registry = load_registry(args.config, racks_on_demand=True)   # the report reads one facility's racks
     registry.get(args.facility)
     store = open_data(args)
     keys = None

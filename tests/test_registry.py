@@ -108,3 +108,28 @@ def test_shipped_example_is_valid(tmp_path):
     shutil.copytree(repo / "config", cfg, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     reg = load_registry(cfg)
     assert "example" in reg.facilities
+
+
+def test_racks_on_demand_reads_a_facility_s_racks_when_used(tmp_path):
+    cfg = make(tmp_path)
+    d = cfg / "facilities"
+    (d / "site-2.yaml").write_text(GOOD.format(cc=VALID_CC).replace("id: site-1", "id: site-2")
+                                   .replace("racks: racks.csv", "racks: bad.csv"), encoding="utf-8")
+    (d / "bad.csv").write_text(RACKS + "A-03,A,01,03,-1,compute,in_service\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="bad.csv"):
+        load_registry(cfg)                      # read up front: site-2's bad rack line stops everything
+    reg = load_registry(cfg, racks_on_demand=True)
+    f = reg.get("site-1")
+    assert "racks" not in f.__dict__            # not read yet
+    assert f.racks["rack_id"].tolist() == ["A-01", "A-02"] and f.rack_ids == {"A-01", "A-02"}
+    with pytest.raises(ConfigError, match=r"bad.csv:4: rack A-03 design_power_kw"):
+        reg.get("site-2").racks                 # read when used, with the same error
+    # the configuration a report names is the same whichever way it was loaded
+    (d / "bad.csv").write_text(RACKS, encoding="utf-8")
+    assert load_registry(cfg, racks_on_demand=True).fingerprint() == load_registry(cfg).fingerprint()
+
+
+def test_rack_meter_clash_found_on_demand_too(tmp_path):
+    cfg = make(tmp_path, racks=RACKS.replace("A-02", "ups-1"))
+    with pytest.raises(ConfigError, match="rack and meter ids must differ: ups-1"):
+        load_registry(cfg, racks_on_demand=True).get("site-1").racks
