@@ -61,6 +61,14 @@ DEFAULT_MAX_FUTURE = dt.timedelta(minutes=5)
 MAX_COUNTER_KWH = 1e13
 # Instantaneous power above this is implausible for one source [kW].
 MAX_POWER_KW = 1e7
+# Counter readings are differenced and summed as whole milliwatt-hours (exact integers), so the
+# order of a sum can never change a decision at a threshold (metrics.energy, store.rollups).
+MWH_PER_KWH = 1_000_000
+
+
+def to_mwh(kwh) -> np.ndarray:
+    """Readings [kWh] as whole milliwatt-hours [mWh] (int64): the resolution energies are decided at."""
+    return np.rint(np.asarray(kwh, dtype=np.float64) * MWH_PER_KWH).astype(np.int64)
 
 
 @dataclass

@@ -56,14 +56,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dcmon.readings import MWH_PER_KWH, to_mwh  # noqa: F401 - the store's rollups use the same arithmetic
+
 EVENT_LIMIT = 200  # events kept per kind (all are counted)
-MWH_PER_KWH = 1_000_000
 _NO_REF = np.iinfo(np.int64).min  # no counter reference yet
-
-
-def to_mwh(kwh) -> np.ndarray:
-    """Readings [kWh] as whole milliwatt-hours [mWh] (int64): the resolution energies are decided at."""
-    return np.rint(np.asarray(kwh, dtype=np.float64) * MWH_PER_KWH).astype(np.int64)
 
 
 def exact_kwh(whole_mwh: int | np.integer, fraction_mwh: Fraction | int = 0) -> Fraction:
@@ -191,8 +187,8 @@ class EnergyResult:
     source_energy_kwh: np.ndarray          # per source, whole period [kWh]
     source_covered_ms: np.ndarray          # per source [ms]
     source_readings: np.ndarray            # readings inside the period, per source
-    source_last_ts: np.ndarray             # last reading time per source [ms] (-1: none)
-    source_last_value: np.ndarray          # last counter or power value per source
+    source_last_ts: np.ndarray             # the reading the period ends on [ms] (-1: none): the first at
+    source_last_value: np.ndarray          # or after the end when one was read, else the last before it
     group_bin_energy_kwh: np.ndarray       # [group, bin]
     group_bin_covered_ms: np.ndarray       # [group, bin], summed over the group's sources
     event_counts: dict[str, int] = field(default_factory=dict)
@@ -228,6 +224,28 @@ def _np(arr) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False)
 
 
+def event_key(e: dict) -> tuple:
+    """The order events are listed in: time, then source, then kind (the same however they were read)."""
+    return e["ts"], e.get("source_id") or "", e["event"]
+
+
+def canonical_events(events) -> list[dict]:
+    """The :data:`EVENT_LIMIT` earliest events of each kind, in :func:`event_key` order.
+
+    Which events are kept must not depend on how the readings were batched, split across
+    threads or summed from daily rollups, so the samples are the earliest, not the first seen.
+    """
+    by_kind: dict[str, list] = {}
+    for e in events:
+        by_kind.setdefault(e["event"], []).append(e)
+    kept = []
+    for lst in by_kind.values():
+        lst.sort(key=event_key)
+        kept += lst[:EVENT_LIMIT]
+    kept.sort(key=event_key)
+    return kept
+
+
 def merge_results(parts: list["EnergyResult"]) -> "EnergyResult":
     """Add results of accumulators that saw disjoint sets of sources over the same bins."""
     first = parts[0]
@@ -250,7 +268,7 @@ def merge_results(parts: list["EnergyResult"]) -> "EnergyResult":
         source_last_ts=last_ts, source_last_value=last_v,
         group_bin_energy_kwh=sum(p.group_bin_energy_kwh for p in parts),
         group_bin_covered_ms=sum(p.group_bin_covered_ms for p in parts),
-        event_counts=counts, events=sorted((e for p in parts for e in p.events), key=lambda e: e["ts"]),
+        event_counts=counts, events=canonical_events(e for p in parts for e in p.events),
         late_readings=sum(p.late_readings for p in parts),
         source_energy_mwh=sum(p.source_energy_mwh for p in parts), source_energy_frac_mwh=frac)
 
@@ -304,7 +322,13 @@ class EnergyAccumulator:
         self.gbin_e = np.zeros(n_groups * self.n_bins)
         self.gbin_c = np.zeros(n_groups * self.n_bins)
         self.event_counts: dict[str, int] = {}
-        self.events: list[dict] = []
+        self._events: dict[str, list[dict]] = {}
+        # the last reading fed before the period's end and the first at or after it, per source:
+        # the reading a period's figure ends on (its "last reading")
+        self.below_t = np.full(n, -1, dtype=np.int64)
+        self.below_v = np.full(n, np.nan)
+        self.after_t = np.full(n, -1, dtype=np.int64)
+        self.after_v = np.full(n, np.nan)
         self.late = 0
         self.unknown_sources = 0
         self._dict_cache = None
@@ -438,6 +462,7 @@ class EnergyAccumulator:
         ends[-1] = n - 1
         self.last_t[cs] = t[ends]
         self.last_v[cs] = v[ends]
+        self._track_end(t, v, starts, ends, cs)
         if recv is not None:
             self.last_recv[cs] = recv[ends]
         if self.mode == "counter":
@@ -520,6 +545,7 @@ class EnergyAccumulator:
             self.gbin_c += np.bincount(k, weights=cov_w, minlength=len(self.gbin_c))
         self.last_t[cs] = t[ends]
         self.last_v[cs] = v[ends]
+        self._track_end(t, v, starts, ends, cs)
         self.last_q[cs] = q_ends
         self.ref[cs] = q_ends
         return True
@@ -564,11 +590,31 @@ class EnergyAccumulator:
             self._event("gap", {"source_id": self.sources[code], "ts": int(a), "until": int(b),
                                 "event": "gap", "hours": round((b - a) / 3_600_000, 3)})
 
+    def _track_end(self, t, v, starts, ends, cs) -> None:
+        """Keep each run's last reading before the period's end and its first at or after it."""
+        if t[ends].max() < self.end:
+            self.below_t[cs], self.below_v[cs] = t[ends], v[ends]
+            return
+        below = np.add.reduceat((t < self.end).astype(np.int64), starts)
+        has_b = below > 0
+        ib = starts[has_b] + below[has_b] - 1
+        self.below_t[cs[has_b]], self.below_v[cs[has_b]] = t[ib], v[ib]
+        has_a = below < ends - starts + 1
+        ia = starts[has_a] + below[has_a]
+        first = self.after_t[cs[has_a]] < 0   # batches come in time order: keep the earliest
+        self.after_t[cs[has_a][first]], self.after_v[cs[has_a][first]] = t[ia][first], v[ia][first]
+
     def _event(self, kind: str, doc: dict):
-        k = self.event_counts.get(kind, 0)
-        self.event_counts[kind] = k + 1
-        if k < EVENT_LIMIT:
-            self.events.append(doc)
+        self.event_counts[kind] = self.event_counts.get(kind, 0) + 1
+        lst = self._events.setdefault(kind, [])
+        lst.append(doc)
+        if len(lst) >= 2 * EVENT_LIMIT:   # bounded memory: keep the earliest (canonical_events)
+            lst.sort(key=event_key)
+            del lst[EVENT_LIMIT:]
+
+    @property
+    def events(self) -> list[dict]:
+        return canonical_events(e for lst in self._events.values() for e in lst)
 
     def _accumulate(self, c, pt, t, energy, covered_ok, has_prev):
         """Add each pair's energy and covered time to its source and to (group, bin), split at bin edges."""
@@ -657,8 +703,10 @@ class EnergyAccumulator:
         return EnergyResult(
             source_energy_mwh=mwh, source_energy_frac_mwh=frac,
             sources=self.sources, edges_ms=self.edges, source_energy_kwh=energy,
-            source_covered_ms=self.covered, source_readings=self.readings, source_last_ts=self.last_t,
-            source_last_value=self.last_v,
+            source_covered_ms=self.covered, source_readings=self.readings,
+            # the reading the period ends on: the first at or after its end, else the last before it
+            source_last_ts=np.where(self.after_t >= 0, self.after_t, self.below_t),
+            source_last_value=np.where(self.after_t >= 0, self.after_v, self.below_v),
             group_bin_energy_kwh=self.gbin_e.reshape(self.n_groups, self.n_bins),
             group_bin_covered_ms=self.gbin_c.reshape(self.n_groups, self.n_bins),
-            event_counts=dict(self.event_counts), events=list(self.events), late_readings=self.late)
+            event_counts=dict(self.event_counts), events=self.events, late_readings=self.late)

@@ -86,6 +86,13 @@ class Store(abc.ABC):
     def compact(self, facility_id: str | None = None) -> int:
         return 0
 
+    def rollup_pieces(self, facility_id: str, kind: str, timezone: str, start_ms: int | None,
+                      end_ms: int | None) -> pa.Table | None:
+        """Daily rollup pieces (:mod:`dcmon.store.rollups`) of the stored partitions overlapping
+        ``[start_ms, end_ms)`` in ``timezone``'s local days, current with the readings; None when the
+        backend keeps none (callers then scan the readings)."""
+        return None
+
     def reading_digests(self, facility_id: str, kind: str, start: pd.Timestamp | None = None,
                         end: pd.Timestamp | None = None) -> dict[tuple[str, str], tuple[str, int]]:
         """Content digest of the readings in ``[start, end)``: ``{(source_id, "YYYY-MM"): (sha256, rows)}``.

@@ -179,6 +179,7 @@ class ParquetStore(Store):
         if create:
             self.readings_dir.mkdir(parents=True, exist_ok=True)
             self.status_dir.mkdir(parents=True, exist_ok=True)
+        self._rollups = None
 
     # ------------------------------------------------------------------ paths
     def _partition(self, facility_id: str, kind: str, key: int) -> Path:
@@ -521,6 +522,19 @@ class ParquetStore(Store):
         for _, part in self._partitions(facility_id, kind, s, e):
             acc.add(self._read_partition(part, COLUMNS[2:], start_ms=s, end_ms=e))
         return acc.result()
+
+    # ---------------------------------------------------------------- rollups
+    @property
+    def rollups(self):
+        if self._rollups is None:
+            from dcmon.store.rollups import Rollups
+            self._rollups = Rollups(self)
+        return self._rollups
+
+    def rollup_pieces(self, facility_id, kind, timezone, start_ms, end_ms):
+        """Daily rollup pieces (:mod:`dcmon.store.rollups`) of the partitions overlapping the range,
+        brought up to date with the raw files first."""
+        return self.rollups.pieces(facility_id, kind, timezone, start_ms, end_ms)
 
     # ------------------------------------------------------------- compaction
     def compact(self, facility_id: str | None = None, *, min_files: int = 2) -> int:
