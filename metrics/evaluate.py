@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dcmon.metrics import pue as pue_mod
 from dcmon.metrics import racks as racks_mod
-from dcmon.metrics.energy import EnergyAccumulator, SourceParams, exact_kwh, merge_results
+from dcmon.metrics.energy import EnergyAccumulator, SourceParams, event_key, exact_kwh, merge_results
 from dcmon.metrics.exact import figure_text, fraction_text, to_fraction
 from dcmon.metrics.policy import (
     DEFAULT_MIN_COVERAGE,
@@ -161,7 +161,8 @@ def edge_readings(store, facility_id: str, kind: str, sources: list[str], column
 
 def source_energy(store, facility_id: str, kind: str, sources: list[str], params: list[SourceParams],
                   groups: np.ndarray, n_groups: int, edges: np.ndarray, workers: int | None = None,
-                  coverage_weights: np.ndarray | None = None, search_edges: bool | None = None) -> SourceSet:
+                  coverage_weights: np.ndarray | None = None, search_edges: bool | None = None,
+                  timezone: str | None = None, parts: bool = False, margin_ms: int | None = None) -> SourceSet:
     """Stream one facility's readings of ``kind`` through counter and power accumulators.
 
     ``search_edges`` (default: for meters) looks for each source's nearest readings outside
@@ -171,7 +172,7 @@ def source_energy(store, facility_id: str, kind: str, sources: list[str], params
     thread (files are sorted by source, so each thread reads only its row groups and keeps
     per-source time order); the disjoint results are added.
     """
-    margin = max((p.max_gap_ms for p in params), default=0)
+    margin = max((p.max_gap_ms for p in params), default=0) if margin_ms is None else margin_ms
     start = pd.Timestamp(int(edges[0]) - margin, unit="ms", tz="UTC")
     end = pd.Timestamp(int(edges[-1]) + margin, unit="ms", tz="UTC")
     # late arrivals are reported for meters; for racks they would cost a column read per rack reading
@@ -183,6 +184,14 @@ def source_energy(store, facility_id: str, kind: str, sources: list[str], params
     # read margin (the largest max_gap_s) is enough for them.
     if search_edges is None:
         search_edges = kind == "meter"
+    if timezone is not None and not parts:
+        # a period of whole local days: from the store's daily rollups where they answer exactly
+        from dcmon.metrics.period_energy import rollup_source_energy
+        got = rollup_source_energy(store, facility_id, kind, sources, params, groups, n_groups, edges, timezone,
+                                   coverage_weights=coverage_weights, search_edges=search_edges, detect_late=late,
+                                   edge_search_months=EDGE_SEARCH_MONTHS, raw=source_energy, combine=_combine)
+        if got is not None:
+            return got
     before = None
     if search_edges:
         near = store.read(facility_id, kind, start, pd.Timestamp(int(edges[0]) + 1, unit="ms", tz="UTC"),
@@ -228,9 +237,11 @@ def source_energy(store, facility_id: str, kind: str, sources: list[str], params
         rc, rp = run(ranges[0])
     else:
         with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="dcmon-energy") as ex:
-            parts = list(ex.map(run, ranges))
-        rc = merge_results([p[0] for p in parts])
-        rp = merge_results([p[1] for p in parts])
+            results = list(ex.map(run, ranges))
+        rc = merge_results([p[0] for p in results])
+        rp = merge_results([p[1] for p in results])
+    if parts:
+        return rc, rp
     return _combine(rc, rp, sources, groups, n_groups, edges, coverage_weights)
 
 
@@ -263,7 +274,7 @@ def _combine(rc, rp, sources, groups, n_groups, edges, coverage_weights=None) ->
     members = np.bincount(groups, weights=coverage_weights, minlength=n_groups).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         gb_cov = gbc / (members[:, None] * bin_ms[None, :])
-    events = rc.events + rp.events
+    events = sorted(rc.events + rp.events, key=event_key)
     counts = dict(rc.event_counts)
     for k, v in rp.event_counts.items():
         counts[k] = counts.get(k, 0) + v
@@ -329,8 +340,10 @@ def energy_figures(store, facility, period: Period, bins: str | None = None, nee
     """Facility and IT energy with coverage (and optionally per-day or per-month bins)."""
     edges, labels = bin_edges(period, facility.timezone, bins)
     meters = facility.meters
+    # one bin (no --bins): the period's energy can come from the daily rollups in the facility's days
+    tz = facility.timezone if bins is None else None
     ms = source_energy(store, facility.id, "meter", [m.id for m in meters], [_meter_params(m, facility) for m in meters],
-                       np.arange(len(meters)), len(meters), edges)
+                       np.arange(len(meters)), len(meters), edges, timezone=tz)
     roles = np.array([m.role for m in meters])
     by_role = {r: float(ms.energy_kwh[roles == r].sum()) for r in dict.fromkeys(roles)}
     meter_rows = [{"meter_id": m.id, "role": m.role, "energy_kwh": float(ms.energy_kwh[i]),
@@ -352,7 +365,7 @@ def energy_figures(store, facility, period: Period, bins: str | None = None, nee
         ins = inv.set_index("rack_id")["status"].reindex(rack_ids).to_numpy() == "in_service"
         w = inv.set_index("rack_id")["design_power_kw"].reindex(rack_ids).to_numpy(dtype=float) * ins
         rs = source_energy(store, facility.id, "rack", rack_ids, _rack_params(facility),
-                           np.zeros(len(rack_ids), dtype=np.int64), 1, edges, coverage_weights=w)
+                           np.zeros(len(rack_ids), dtype=np.int64), 1, edges, coverage_weights=w, timezone=tz)
         rack_energy = pd.Series(rs.energy_kwh, index=rack_ids)
         # IT coverage from racks: design-power-weighted over in-service racks
         rack_cov = float((rs.coverage * w).sum() / w.sum()) if w.sum() > 0 else 0.0
