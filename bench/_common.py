@@ -26,7 +26,7 @@ class Timing:
     stdout: str
 
 
-def run_timed(cmd: list[str]) -> Timing:
+def run_timed(cmd: list[str], env: dict | None = None) -> Timing:
     """Wall time, CPU time, peak RSS and stdout of a child process; exits naming the command if it fails.
 
     The caller must stay small: ``ru_maxrss`` of a child includes what it inherited at fork.
@@ -34,7 +34,7 @@ def run_timed(cmd: list[str]) -> Timing:
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err)
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)

@@ -93,6 +93,11 @@ class Store(abc.ABC):
         backend keeps none (callers then scan the readings)."""
         return None
 
+    def refresh_rollups(self, facility_id: str, kind: str, timezone: str) -> int:
+        """Bring the daily rollups of a facility's ``kind`` up to date now; returns the partitions
+        summarized (0 for a backend that keeps none)."""
+        return 0
+
     def reading_digests(self, facility_id: str, kind: str, start: pd.Timestamp | None = None,
                         end: pd.Timestamp | None = None) -> dict[tuple[str, str], tuple[str, int]]:
         """Content digest of the readings in ``[start, end)``: ``{(source_id, "YYYY-MM"): (sha256, rows)}``.

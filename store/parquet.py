@@ -533,8 +533,16 @@ class ParquetStore(Store):
 
     def rollup_pieces(self, facility_id, kind, timezone, start_ms, end_ms):
         """Daily rollup pieces (:mod:`dcmon.store.rollups`) of the partitions overlapping the range,
-        brought up to date with the raw files first."""
+        brought up to date with the raw files first; None with ``DCMON_ROLLUPS=off`` (every figure
+        then comes from the raw scan: for comparisons and benchmarks)."""
+        if os.environ.get("DCMON_ROLLUPS", "").lower() in ("off", "0", "no"):
+            return None
         return self.rollups.pieces(facility_id, kind, timezone, start_ms, end_ms)
+
+    def refresh_rollups(self, facility_id, kind, timezone) -> int:
+        """Bring the rollups of a facility's ``kind`` up to date with every stored partition now
+        (rather than on the next read); returns the number of partitions summarized."""
+        return self.rollups.rebuild(facility_id, kind, timezone)
 
     # ------------------------------------------------------------- compaction
     def compact(self, facility_id: str | None = None, *, min_files: int = 2) -> int:

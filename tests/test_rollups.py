@@ -157,23 +157,24 @@ params_st = st.builds(
     max_power_kw=st.sampled_from([None, 5_000.0, 1e7]))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(hists=st.lists(meter_history(), min_size=1, max_size=3), params=st.lists(params_st, min_size=3, max_size=3),
        first=st.integers(-1, 4), days=st.integers(1, 4), tz=st.sampled_from([SHANGHAI, "UTC"]),
-       search=st.booleans(), seed=st.integers(0, 2**31 - 1))
-def test_rollup_period_equals_raw_scan(tmp_path_factory, hists, params, first, days, tz, search, seed):
+       search=st.booleans(), seed=st.integers(0, 2**31 - 1), kind=st.sampled_from(["meter", "rack"]))
+def test_rollup_period_equals_raw_scan(tmp_path_factory, hists, params, first, days, tz, search, seed, kind):
+    """Meters (monthly partitions, late readings) and racks (daily partitions), Shanghai and UTC days."""
     store = open_store(tmp_path_factory.mktemp("roll"))
     rng = np.random.default_rng(seed)
     sources = [f"m{i}" for i in range(len(hists))] + ["silent"]
     for s, h in zip(sources, hists):
-        _store_history(store, s, h, rng)
+        _store_history(store, s, h, rng, kind=kind)
     day0 = JULY1_SH if tz == SHANGHAI else JULY1_UTC
     edges = [day0 + first * DAY, day0 + (first + days) * DAY]
     prm = (params * 2)[:len(sources)]
-    raw, rolled = both(store, sources, prm, edges, tz, search_edges=search)
+    raw, rolled = both(store, sources, prm, edges, tz, kind=kind, search_edges=search)
     assert_same(raw, rolled)
     # and again once the rollups are on disk (a new process reads them from their files)
-    raw2, rolled2 = both(open_store(store.root), sources, prm, edges, tz, search_edges=search)
+    raw2, rolled2 = both(open_store(store.root), sources, prm, edges, tz, kind=kind, search_edges=search)
     assert_same(raw2, rolled2)
 
 
@@ -259,3 +260,30 @@ def test_pieces_by_hand():
     assert p[1]["late"] == 1                                     # the last was received before the one before it
     assert p[1]["gap0_t0"] == JULY1_SH + 3_600_000 and p[1]["gap0_dt"] == 4 * 3_600_000
     assert p[1]["rest_max_dt"] == 3_600_000
+
+
+# ---------------------------------------------------------------- whole evaluations
+@pytest.mark.parametrize("first, last", [(dt.date(2026, 7, 6), dt.date(2026, 7, 12)),    # the data's week
+                                         (dt.date(2026, 7, 8), dt.date(2026, 7, 9)),     # inside it
+                                         (dt.date(2026, 7, 1), dt.date(2026, 7, 31))])   # around it
+def test_evaluate_with_rollups_equals_evaluate_by_raw_scan(registry, week_store, monkeypatch, first, last):
+    """Every fixture facility (hostile one included): the whole JSON of ``evaluate`` is the same."""
+    from dcmon.metrics.evaluate import evaluate
+    from dcmon.periods import Period
+    _, store, _ = week_store
+    period = Period(first, last)
+    rolled = evaluate(registry, store, period)
+    monkeypatch.setenv("DCMON_ROLLUPS", "off")
+    raw = evaluate(registry, store, period)
+    rolled.pop("generated_at"), raw.pop("generated_at")
+    assert repr(rolled) == repr(raw)
+
+
+def test_compare_with_raw_scan_finds_no_difference(registry, week_store):
+    from dcmon.metrics.evaluate import bin_edges, source_energy
+    from dcmon.metrics.period_energy import compare_with_raw_scan
+    from dcmon.periods import Period
+    _, store, _ = week_store
+    for fac in registry.select(None):
+        edges, _ = bin_edges(Period(dt.date(2026, 7, 6), dt.date(2026, 7, 12)), fac.timezone, None)
+        assert compare_with_raw_scan(store, fac, edges, source_energy) == [], fac.id
