@@ -27,6 +27,7 @@ import datetime as dt
 from fractions import Fraction
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from dcmon.metrics.energy import EnergyResult, canonical_events, to_mwh
@@ -84,13 +85,15 @@ def rollup_counter_result(store, facility_id: str, kind: str, sources: list[str]
         lo_col = P.column("lo").to_numpy()
         have_b[c0[known & (hi_col <= S)]] = True
         have_a[c0[known & (lo_col >= E)]] = True
-        first_lo = int(lo_col.min()) if P.num_rows else S - M
-        last_hi = int(hi_col.max()) if P.num_rows else E + M
+        # the edge searches continue outside what the pieces read so far account for
+        span = orjson.loads((P.schema.metadata or {}).get(b"span", b"[null, null]"))
+        first_lo = S - M if span[0] is None else min(int(span[0]), S - M)
+        last_hi = E + M if span[1] is None else max(int(span[1]), E + M)
         if not have_b.all() and first_lo > lo_bound:
-            tables.append(store.rollup_pieces(facility_id, kind, timezone, lo_bound, min(first_lo, S - M)))
+            tables.append(store.rollup_pieces(facility_id, kind, timezone, lo_bound, first_lo))
         if not have_a.all() and last_hi < hi_bound:
-            tables.append(store.rollup_pieces(facility_id, kind, timezone, max(last_hi, E + M), hi_bound))
-    P = pa.concat_tables(tables) if len(tables) > 1 else P
+            tables.append(store.rollup_pieces(facility_id, kind, timezone, last_hi, hi_bound))
+    P = pa.concat_tables([t.replace_schema_metadata(None) for t in tables]) if len(tables) > 1 else P
     code = _codes(P, code_of)
     keep = code >= 0
     col = {name: P.column(name).to_numpy(zero_copy_only=False)[keep] for name in P.column_names

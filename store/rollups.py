@@ -246,6 +246,7 @@ class Rollups:
         self.store = store
         self.root = Path(store.root) / ROLLUP_DIR
         self._cache: dict[Path, tuple[dict[str, str], pa.Table]] = {}
+        self._listings: dict[tuple[str, str], tuple[int, list[Path]]] = {}
         self._lock = threading.Lock()
         self.computed_partitions = 0      # partitions summarized from raw files by this process
 
@@ -303,63 +304,88 @@ class Rollups:
         return compute_pieces(t, timezone, bounds[0], bounds[1], part.name)
 
     def pieces(self, facility_id: str, kind: str, timezone: str, start_ms: int | None, end_ms: int | None) -> pa.Table:
-        """Pieces of every raw partition overlapping ``[start_ms, end_ms)``, current with the raw files."""
+        """Pieces of every raw partition overlapping ``[start_ms, end_ms)``, current with the raw files.
+
+        The table's metadata ``span`` gives the UTC range [ms] the pieces account for (those
+        partitions' bounds, at least the range asked for): a search for readings further away
+        continues outside it.
+        """
         from dcmon.store.parquet import MONTHLY_KINDS
         daily = kind not in MONTHLY_KINDS
-        every = self.store._partitions(facility_id, kind, None, None)
         blocks: dict[str, list[Path]] = {}
-        wanted: set[str] = set()
-        for lo, part in every:
-            block = _block_of(daily, part.name)
-            blocks.setdefault(block, []).append(part)
+        span = [start_ms, end_ms]
+        for part in self._listing(facility_id, kind):
             b = _bounds(part.name)
             if (start_ms is None or b[1] > start_ms) and (end_ms is None or b[0] < end_ms):
-                wanted.add(part.name)
-        out = [self._fresh_block(facility_id, kind, timezone, self._block_path(timezone, facility_id, kind, block),
-                                 members, wanted)
-               for block, members in blocks.items() if any(p.name in wanted for p in members)]
-        if not out:
-            return PIECE_SCHEMA.empty_table()
-        return pa.concat_tables(out) if len(out) > 1 else out[0]
+                blocks.setdefault(_block_of(daily, part.name), []).append(part)
+                span = [b[0] if span[0] is None else min(span[0], b[0]), b[1] if span[1] is None else max(span[1], b[1])]
+        out = [self._fresh_block(facility_id, kind, timezone, self._block_path(timezone, facility_id, kind, block), parts)
+               for block, parts in blocks.items()]
+        t = (pa.concat_tables(out) if len(out) > 1 else out[0]) if out else PIECE_SCHEMA.empty_table()
+        return t.replace_schema_metadata({b"span": orjson.dumps(span)})
 
-    def _fresh_block(self, facility_id, kind, timezone, path: Path, members: list[Path], wanted: set[str]) -> pa.Table:
+    def _listing(self, facility_id: str, kind: str) -> list[Path]:
+        """The partition folders of a facility's kind, sorted; the last listing is reused while the
+        folder's modification time is unchanged and not recent (a change within the clock's tick
+        could otherwise go unseen)."""
+        base = self.store.readings_dir / f"facility={facility_id}" / f"kind={kind}"
+        try:
+            mtime = base.stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        key = (facility_id, kind)
+        hit = self._listings.get(key)
+        if hit is not None and hit[0] == mtime and time.time_ns() - mtime > 2_000_000_000:
+            return hit[1]
+        parts = [p for _, p in self.store._partitions(facility_id, kind, None, None)]
+        self._listings[key] = (mtime, parts)
+        return parts
+
+    def _fresh_block(self, facility_id, kind, timezone, path: Path, members: list[Path]) -> pa.Table:
+        """The block's pieces of the partitions ``members``, recomputing those whose files changed.
+        Partitions of the block not asked for are kept as they are (checked when asked for)."""
         for attempt in range(5):
             try:
                 files = {p.name: self.store._data_files(p) for p in members}
-                now = {name: self._fingerprint(fs) for name, fs in files.items() if fs}
+                now = {name: self._fingerprint(fs) for name, fs in files.items()}
                 break
             except FileNotFoundError:     # compaction replaced files while we listed them
                 time.sleep(0.01 * (attempt + 1))
         else:
             raise RuntimeError(f"could not list the partitions of {path}: files keep changing")
+        def current(fps):
+            return all(fps.get(name, "") == fp for name, fp in now.items())
         with self._lock:
             cached = self._cache.get(path)
-        if cached is None or cached[0] != now:
+        if cached is None or not current(cached[0]):
             loaded = self._load(path)
-            if loaded is not None and loaded[0] == now:
+            if loaded is not None and current(loaded[0]):
                 cached = loaded
             else:
                 old_fps, old = loaded if loaded is not None else ({}, PIECE_SCHEMA.empty_table())
-                stale = sorted(name for name, fp in now.items() if old_fps.get(name) != fp)
-                keep = [name for name in now if name not in stale and name in old_fps]
-                parts = [old.filter(pc.is_in(old.column("partition"), pa.array(keep, pa.string())))] if keep else []
+                stale = sorted(name for name, fp in now.items() if old_fps.get(name, "") != fp)
+                fps = {k: v for k, v in old_fps.items() if k not in stale}
+                parts = [old.filter(pc.invert(pc.is_in(old.column("partition"), pa.array(stale, pa.string()))))]
                 by_name = {p.name: p for p in members}
                 for name in stale:
+                    if not files[name]:       # an empty (or emptied) partition has no pieces
+                        fps[name] = now[name]
+                        continue
                     try:
                         parts.append(self._partition_rows(facility_id, kind, by_name[name], files[name], timezone,
                                                           _bounds(name)))
-                    except FileNotFoundError:   # replaced under us: list again next time
-                        return self._fresh_block(facility_id, kind, timezone, path, members, wanted)
-                table = pa.concat_tables(parts) if parts else PIECE_SCHEMA.empty_table()
-                table = table.sort_by([("lo", "ascending"), ("source_id", "ascending")])
-                self._write(path, table, now)
-                cached = (now, table)
+                    except FileNotFoundError:   # replaced under us: list again
+                        return self._fresh_block(facility_id, kind, timezone, path, members)
+                    fps[name] = now[name]
+                table = pa.concat_tables(parts).sort_by([("lo", "ascending"), ("source_id", "ascending")])
+                self._write(path, table, fps)
+                cached = (fps, table)
             with self._lock:
                 self._cache[path] = cached
         fps, table = cached
-        if set(fps) <= wanted or table.num_rows == 0:
+        if set(fps) <= set(now) or table.num_rows == 0:
             return table
-        return table.filter(pc.is_in(table.column("partition"), pa.array(sorted(wanted), pa.string())))
+        return table.filter(pc.is_in(table.column("partition"), pa.array(sorted(now), pa.string())))
 
     # ------------------------------------------------------------ maintenance
     def files(self, facility_id: str | None = None) -> list[Path]:
