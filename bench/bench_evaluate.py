@@ -184,11 +184,13 @@ def bench_scale(out: Path, racks: int, days: int, repeat: int) -> None:
     dcmon_cmd = [sys.executable, "-m", "dcmon.cli", "evaluate", "--config", str(cfg), "--data", str(data),
                  "--from", period.first_day.isoformat(), "--to", period.last_day.isoformat(), "--format", "json"]
     duck_cmd = [sys.executable, "-c", DUCKDB_SQL, str(out / "files.json"), start.isoformat(), end.isoformat()]
-    d_runs, q_runs = [], []
+    d_runs, q_runs, r_runs = [], [], []
+    raw_env = {**os.environ, "DCMON_ROLLUPS": "off"}   # every reading scanned, as before the daily rollups
     load_before = machine_load()
-    for _ in range(repeat):  # alternate, so both see the same changes of load on a shared machine
+    for _ in range(repeat):  # alternate, so all see the same changes of load on a shared machine
         d_runs.append(run_timed(dcmon_cmd))
         q_runs.append(run_timed(duck_cmd))
+        r_runs.append(run_timed(dcmon_cmd, env=raw_env))
     d_times, q_times = [t.wall_s for t in d_runs], [t.wall_s for t in q_runs]
     mems, duck_mems = [t.peak_bytes for t in d_runs], [t.peak_bytes for t in q_runs]
     dout, qout = d_runs[-1].stdout, q_runs[-1].stdout
@@ -198,7 +200,8 @@ def bench_scale(out: Path, racks: int, days: int, repeat: int) -> None:
     name = f"evaluate/{racks}x{days}"
     print(f"data: {racks:,} racks × {days} days of 5-minute readings, {len(files)} files, {size / 2**30:.2f} GiB")
     print(f"machine: before {load_before}; after {machine_load()}")
-    for label, runs, m in (("dcmon evaluate", d_runs, d), ("duckdb plain  ", q_runs, q)):
+    r = statistics.median(t.wall_s for t in r_runs)
+    for label, runs, m in (("dcmon evaluate", d_runs, d), ("duckdb plain  ", q_runs, q), ("dcmon raw scan", r_runs, r)):
         print(f"{label} : {m:6.2f} s (runs {', '.join(f'{t.wall_s:.2f}' for t in runs)}; CPU "
               f"{', '.join(f'{t.cpu_s:.2f}' for t in runs)} s), peak memory {max(t.peak_bytes for t in runs) / 2**20:,.0f} MiB")
     print(f"IT energy: dcmon {res['it_energy_kwh']:,.3f} kWh, duckdb {duck.get('rack', 0):,.3f} kWh; "
@@ -209,6 +212,13 @@ def bench_scale(out: Path, racks: int, days: int, repeat: int) -> None:
     result(name, f"dcmon {d:.2f} s vs duckdb {q:.2f} s (median of {repeat})", d / q,
            LIMITS.get((racks, days), DEFAULT_LIMIT))
     result(f"{name} peak memory", f"dcmon {max(mems) / 2**20:,.0f} MiB vs 1 GiB", max(mems) / PEAK_LIMIT_BYTES, 1.0)
+    raw_doc, roll_doc = json.loads(r_runs[-1].stdout), json.loads(dout)
+    raw_doc.pop("generated_at"), roll_doc.pop("generated_at")
+    print(f"figures from the daily rollups and from the raw scan identical: {'yes' if raw_doc == roll_doc else 'NO'}")
+    if raw_doc != roll_doc:
+        raise SystemExit("the daily rollups gave other figures than the raw scan")
+    result(f"{name} raw scan (DCMON_ROLLUPS=off)", f"dcmon {r:.2f} s vs duckdb {q:.2f} s (median of {repeat})", r / q,
+           LIMITS.get((racks, days), DEFAULT_LIMIT))
 
 
 def main(argv=None):
@@ -230,6 +240,11 @@ def main(argv=None):
         t0 = time.perf_counter()
         n = generate(out / "data", a.racks, a.days)
         print(f"generated {n:,} rack readings in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        # the daily rollups, as the first evaluation after the data arrived (or `dcmon compact`) makes them
+        t0 = time.perf_counter()
+        store = open_store(out / "data")
+        parts = sum(store.refresh_rollups("bench-10k", kind, "Asia/Shanghai") for kind in ("rack", "meter"))
+        print(f"daily rollups of {parts} partitions made in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         (out / "generated.json").write_text(json.dumps({"racks": a.racks, "days": a.days}))
         return
     if a.smoke:

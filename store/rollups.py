@@ -73,6 +73,7 @@ FORMAT_VERSION = "1"
 _MAGIC = b"DCMONRU1"
 _TRAILER = 16
 GAP_SLOTS = 3
+CACHE_MAX_ROWS = 100_000   # blocks kept in memory by a process (a year of a site's meters is ~2 000 rows)
 ROLLUP_KINDS = ("meter", "rack")
 
 PIECE_SCHEMA = pa.schema(
@@ -380,8 +381,9 @@ class Rollups:
                 table = pa.concat_tables(parts).sort_by([("lo", "ascending"), ("source_id", "ascending")])
                 self._write(path, table, fps)
                 cached = (fps, table)
-            with self._lock:
-                self._cache[path] = cached
+            if cached[1].num_rows <= CACHE_MAX_ROWS:   # a month of a large site's racks is read once
+                with self._lock:
+                    self._cache[path] = cached
         fps, table = cached
         if set(fps) <= set(now) or table.num_rows == 0:
             return table
