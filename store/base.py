@@ -93,6 +93,18 @@ class Store(abc.ABC):
         backend keeps none (callers then scan the readings)."""
         return None
 
+    def rollup_files(self, facility_id: str | None = None) -> list[Path]:
+        """The daily rollup files kept (none for a backend that keeps none)."""
+        return []
+
+    def check_rollup_file(self, path: Path) -> str | None:
+        """Why a rollup file cannot be used (checksum, format), or None."""
+        return None
+
+    def repair_rollup_file(self, path: Path, reason: str) -> Path | None:
+        """Move a damaged rollup file aside and make it again from the readings; returns where it went."""
+        return None
+
     def refresh_rollups(self, facility_id: str, kind: str, timezone: str) -> int:
         """Bring the daily rollups of a facility's ``kind`` up to date now; returns the partitions
         summarized (0 for a backend that keeps none)."""

@@ -539,6 +539,15 @@ class ParquetStore(Store):
             return None
         return self.rollups.pieces(facility_id, kind, timezone, start_ms, end_ms)
 
+    def rollup_files(self, facility_id=None) -> list[Path]:
+        return self.rollups.files(facility_id)
+
+    def check_rollup_file(self, path) -> str | None:
+        return self.rollups.check_file(path)
+
+    def repair_rollup_file(self, path, reason: str) -> Path | None:
+        return self.rollups.repair(path, reason)
+
     def refresh_rollups(self, facility_id, kind, timezone) -> int:
         """Bring the rollups of a facility's ``kind`` up to date with every stored partition now
         (rather than on the next read); returns the number of partitions summarized."""
@@ -576,6 +585,8 @@ class ParquetStore(Store):
                             p.unlink(missing_ok=True)
                         _fsync_dir(part)
                         n += 1
+        if n:   # merged files have new names: their rollups are made again now rather than on the next read
+            self.rollups.refresh_existing(facility_id)
         return n
 
     @staticmethod

@@ -406,6 +406,31 @@ class Rollups:
             return str(e)
         return None
 
+    def refresh_existing(self, facility_id: str | None = None) -> int:
+        """Bring every rollup already kept (each time zone, facility and kind found on disk) up to
+        date with the raw partitions; after compaction. Returns the partitions summarized."""
+        from urllib.parse import unquote
+        n = 0
+        for tz_dir in sorted(self.root.glob("tz=*")) if self.root.is_dir() else []:
+            tz = unquote(tz_dir.name[3:])
+            pat = f"facility={facility_id}" if facility_id else "facility=*"
+            for fac_dir in sorted(tz_dir.glob(pat)):
+                for kind_dir in sorted(fac_dir.glob("kind=*")):
+                    n += self.rebuild(fac_dir.name.split("=", 1)[1], kind_dir.name.split("=", 1)[1], tz)
+        return n
+
+    def repair(self, path: Path, reason: str) -> Path | None:
+        """Move a damaged rollup file aside and make its facility's rollups again from the readings."""
+        from urllib.parse import unquote
+        path = Path(path)
+        moved = self.store.move_aside(path, reason)
+        with self._lock:
+            self._cache.pop(path, None)
+        kind, fac, tz = path.parent.name, path.parent.parent.name, path.parent.parent.parent.name
+        if kind.startswith("kind=") and fac.startswith("facility=") and tz.startswith("tz="):
+            self.rebuild(fac.split("=", 1)[1], kind.split("=", 1)[1], unquote(tz[3:]))
+        return moved
+
     def rebuild(self, facility_id: str, kind: str, timezone: str) -> int:
         """Bring every block of a facility's ``kind`` up to date with its raw partitions; returns the
         number of partitions summarized from raw files."""

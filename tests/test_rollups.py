@@ -287,3 +287,22 @@ def test_compare_with_raw_scan_finds_no_difference(registry, week_store):
     for fac in registry.select(None):
         edges, _ = bin_edges(Period(dt.date(2026, 7, 6), dt.date(2026, 7, 12)), fac.timezone, None)
         assert compare_with_raw_scan(store, fac, edges, source_energy) == [], fac.id
+
+
+def test_compaction_and_repair_keep_rollups_current(tmp_path):
+    store, ts = _clean_store(tmp_path)
+    edges = [JULY1_SH, JULY1_SH + 7 * DAY]
+    prm = [SourceParams(max_gap_ms=1_800_000)] * 2
+    raw, _ = both(store, ["a", "b"], prm, edges, SHANGHAI)
+    store.append(table("a", [int(ts[300]) + 1000], [0.123456 * 300 + 0.001]), check_existing=False)  # a second file
+    before = store.rollups.computed_partitions
+    assert store.compact("f1") >= 1
+    assert store.rollups.computed_partitions > before          # made again by the compaction, not left stale
+    (path,) = store.rollup_files("f1")
+    path.write_bytes(b"not a rollup")
+    assert store.check_rollup_file(path) == "not a dcmon rollup file (no trailer)"
+    moved = store.repair_rollup_file(path, store.check_rollup_file(path))
+    assert moved is not None and moved.exists() and store.check_rollup_file(path) is None
+    raw2, rolled2 = both(store, ["a", "b"], prm, edges, SHANGHAI)
+    assert_same(raw2, rolled2)
+    assert rolled2.readings[0] == raw.readings[0] + 1
