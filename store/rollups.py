@@ -73,7 +73,7 @@ FORMAT_VERSION = "1"
 _MAGIC = b"DCMONRU1"
 _TRAILER = 16
 GAP_SLOTS = 3
-CACHE_MAX_ROWS = 100_000   # blocks kept in memory by a process (a year of a site's meters is ~2 000 rows)
+CACHE_MAX_ROWS = 1_000_000   # pieces kept in memory by a process (a year of a site's meters is ~2 000)
 ROLLUP_KINDS = ("meter", "rack")
 
 PIECE_SCHEMA = pa.schema(
@@ -383,9 +383,14 @@ class Rollups:
                 table = pa.concat_tables(parts).sort_by([("lo", "ascending"), ("source_id", "ascending")])
                 self._write(path, table, fps)
                 cached = (fps, table)
-            if cached[1].num_rows <= CACHE_MAX_ROWS:   # a month of a large site's racks is read once
-                with self._lock:
-                    self._cache[path] = cached
+            with self._lock:
+                self._cache.pop(path, None)
+                self._cache[path] = cached
+                # bounded: the most recently used blocks, up to CACHE_MAX_ROWS pieces in all
+                total = sum(t.num_rows for _, t in self._cache.values())
+                while total > CACHE_MAX_ROWS and len(self._cache) > 1:
+                    oldest = next(iter(self._cache))
+                    total -= self._cache.pop(oldest)[1].num_rows
         fps, table = cached
         if set(fps) <= set(now) or table.num_rows == 0:
             return table
