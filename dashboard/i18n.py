@@ -108,10 +108,6 @@ def date(d, lang: str) -> str:
     return date_text(d, lang)
 
 
-def date_range(first, last, lang: str) -> str:
-    return f"{date(first, lang)} — {date(last, lang)}"
-
-
 def timestamp(ms: int | None, tz: str, lang: str) -> str:
     """A UTC epoch-millisecond time shown in the facility's time zone with its offset."""
     if ms is None:

@@ -21,6 +21,7 @@ import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import dash
 from dash import Input, Output, State, dcc, html, no_update
 from dcmon.dashboard import alerts, common
 from dcmon.dashboard.common import card, forbidden, may_see
@@ -53,7 +54,15 @@ SLOW_MS = 60_000
 HEALTH_STALE_S = 60  # a collector reports health every 10 s by default; three missed reports is stale
 
 
-def layout(facility_id: str, lang: str, url_period: dict) -> html.Div:
+PATH_TEMPLATE = "/facility/<facility_id>"
+
+
+def layout(facility_id: str | None = None, **query) -> html.Div:
+    """The empty facility page, only for a facility this request's user may see."""
+    lang, url_period, _ = common.page_query(query)
+    refused = common.refused_page(lang, facility_id)
+    if refused is not None:
+        return refused
     graph = {"config": {"displayModeBar": False}, "figure": _empty_figure()}
     return html.Div([
         dcc.Store(id="facility-params", data={"facility_id": facility_id, "lang": lang, "url_period": url_period}),
@@ -384,5 +393,6 @@ def update_live(params: dict, choice: dict | None, _tick=None, drawn: str | None
 
 
 def register(app) -> None:
+    dash.register_page(__name__, path_template=PATH_TEMPLATE, layout=layout)
     app.callback(*PERIOD_OUTPUTS, *PERIOD_INPUTS)(update_period)
     app.callback(*LIVE_OUTPUTS, *LIVE_INPUTS)(update_live)
