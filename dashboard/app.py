@@ -75,6 +75,7 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=secure_cookies,
         WTF_CSRF_TIME_LIMIT=None)   # the token lives as long as the session (which has its own idle end)
     static_files.configure_compression(server)
+    server.before_request(static_files.plotly_bundle)   # first, before Dash serves its own plotly.js
     # Dash pages without a pages folder: the page modules are imported here and each registers
     # itself (``dash.register_page`` needs the app to exist first). No social-media meta tags.
     app = Dash("dcmon.dashboard", server=server, title="dcmon", suppress_callback_exceptions=True,
