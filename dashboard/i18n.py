@@ -12,7 +12,7 @@ import re
 from babel.dates import format_datetime
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
-from dcmon.terms import EVENT_TEXT, LANGS, LOCALES, METRIC_TEXT, _locale, date_text, num, pct, term  # noqa: F401 (re-exported)
+from dcmon.terms import EVENT_TEXT, LANGS, LOCALES, METRIC_TEXT, _locale, date_text, num, nums, pct, term  # noqa: F401 (re-exported)
 
 BROWSER_LOCALES = {"zh": "zh-CN", "en": "en-GB"}  # Intl / BCP 47
 

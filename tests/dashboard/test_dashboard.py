@@ -86,6 +86,13 @@ def test_number_and_date_formats_follow_the_language():
     assert quarter_label("2026Q3", "zh") == "2026年第3季度" and quarter_label("2026Q3", "en") == "2026 Q3"
 
 
+def test_a_floor_map_of_numbers_formats_each_as_one():
+    from dcmon.dashboard.i18n import nums
+    assert nums([1234.567, None, float("nan"), -0.001, -0.05, 0.0, 12], "zh", 2) == \
+        ["1,234.57", "—", "—", "0.00", "-0.05", "0.00", "12.00"]
+    assert nums([-0.4, 99.5], "en", 0) == ["0", "100"]
+
+
 def test_operator_sees_only_its_facilities(week_store, users_config):
     data, _, _ = week_store
     app = create_app(users_config, data)
