@@ -209,7 +209,7 @@ def _routes(server: flask.Flask, app: Dash, secure_cookies: bool):
         # the policy names the hashes of the inline scripts as they are now: Dash pages adds its
         # own (the page title) at the first request
         csp = security.content_security_policy(app.csp_hashes())
-        return static_files.cache_headers(security.add_headers(resp, csp, secure_cookies))
+        return static_files.preload_headers(static_files.cache_headers(security.add_headers(resp, csp, secure_cookies)))
 
     @server.errorhandler(429)
     def too_many(_e):

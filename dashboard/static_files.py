@@ -96,6 +96,14 @@ def configure_compression(server: flask.Flask) -> None:
     server.config.update(COMPRESS_CACHE_BACKEND=lambda: backend, COMPRESS_CACHE_KEY=cache_key)
 
 
+def preload_headers(resp: flask.Response) -> flask.Response:
+    """The HTML of a facility page names plotly.js for preloading (an HTTP ``Link`` header), so the
+    browser fetches it alongside Dash's own scripts instead of after the page's graphs are laid out."""
+    if flask.request.path.startswith("/facility/") and resp.status_code == 200 and resp.mimetype == "text/html":
+        resp.headers.add("Link", f"<{PLOTLY_PATH}>; rel=preload; as=script")
+    return resp
+
+
 def cache_headers(resp: flask.Response) -> flask.Response:
     path = flask.request.path
     if resp.status_code not in (200, 304):

@@ -80,7 +80,7 @@ def layout(facility_id: str | None = None, **query) -> html.Div:
         alerts.panel(lang, facility_id),
         html.Div(className="cards", id="facility-live-cards"),
         html.Div(className="cards", id="facility-period-cards"),
-        html.Div(className="note", id="facility-basis"),
+        html.Div(t(lang, "computing"), className="note", id="facility-basis"),
         dcc.Graph(id="trend-day", **graph),
         dcc.Graph(id="trend-month", **graph),
         dcc.Graph(id="energy-by-role", **graph),

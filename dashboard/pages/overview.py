@@ -59,7 +59,8 @@ def layout(**query) -> html.Div:
         dcc.Interval(id="overview-tick", interval=REFRESH_MS),
         dcc.Store(id="overview-profile-url"),
         html.H2(t(lang, "overview"), id="overview-title"),
-        html.Div(className="note", id="overview-basis"),
+        # said until the figures arrive: a server that has just started computes them first
+        html.Div(t(lang, "computing"), className="note", id="overview-basis"),
         html.Div(className="cards", id="overview-cards"),
         html.Div([html.Span(t(lang, "profile") + " "),
                   dcc.Dropdown(id="overview-profile", value=profile, clearable=False, searchable=False,
@@ -67,7 +68,7 @@ def layout(**query) -> html.Div:
                  style={"display": "flex", "alignItems": "center", "gap": "8px"}),
         html.Div(className="targets", id="overview-checks"),
         alerts.panel(lang),
-        dag.AgGrid(id="overview-grid", rowData=[], columnDefs=columns([], lang),
+        dag.AgGrid(id="overview-grid", rowData=None, columnDefs=columns([], lang),   # None: "loading", not "no rows"
                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
                                   "minWidth": 80, "width": 110, "wrapHeaderText": True, "autoHeaderHeight": True},
                    getRowId="params.data.id",

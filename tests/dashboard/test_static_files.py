@@ -68,6 +68,9 @@ def test_graphs_get_the_partial_plotly_bundle_of_the_same_version(tmp_path):
     assert c.get(PLOTLY_PATH, headers={"If-None-Match": r.headers["ETag"]}).status_code == 304
     br = c.get(PLOTLY_PATH, headers=BR)
     assert c.get(PLOTLY_PATH, headers={**BR, "If-None-Match": br.headers["ETag"]}).status_code == 304
+    # a facility page's HTML names it for preloading; other pages do not load it at all
+    assert c.get("/facility/cd-east-01").headers["Link"] == f"<{PLOTLY_PATH}>; rel=preload; as=script"
+    assert "Link" not in c.get("/").headers
     bins = pd.DataFrame({"bin": ["2026-07-06"], "facility_energy_kwh": [10.0], "it_energy_kwh": [8.0], "pue": [1.25],
                          "coverage": [1.0]})
     racks = pd.DataFrame({"rack_id": ["A-1"], "room": ["A"], "row": ["1"], "position": ["1"], "design_power_kw": [5.0],
