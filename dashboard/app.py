@@ -19,8 +19,8 @@ import secrets
 from html import escape
 from pathlib import Path
 
-import flask
 import dash
+import flask
 from dash import ClientsideFunction, Dash, Input, Output, dcc, html
 from dcmon.dashboard import alerts, common, security, static_files
 from dcmon.dashboard.auth import LOCAL_USER, UsersFile
