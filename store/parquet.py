@@ -6,6 +6,7 @@ Layout (hive-style, one folder per facility, kind and UTC day)::
     <data>/readings/facility=<id>/kind=meter/month=<YYYY-MM>/part-<ns>-<uuid>.parquet
     <data>/readings/facility=<id>/kind=rack-inventory/month=<YYYY-MM>/part-<ns>-<uuid>.parquet
     <data>/status/<name>.json
+    <data>/quarantine/<UTC day>-<writer>.jsonl     (rejected telemetry: :mod:`dcmon.store.quarantine`)
 
 Rack readings (millions a day at a large site) are partitioned by UTC day; meters and the
 rack-inventory index (thousands a day) by UTC month, so small sites do not scatter into
@@ -48,7 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dcmon.readings import SCHEMA, TS_TYPE, VALUE_COLUMNS, conform
-from dcmon.store import quarantine as qr
+import dcmon.store.quarantine as qr
 from dcmon.store.base import INVENTORY_KIND, AppendResult, DamagedFile, Store
 from dcmon.store.durable import fsync_dir
 from dcmon.store.inventory import MONTHLY_KINDS, inventory_rows
