@@ -7,7 +7,10 @@ import orjson
 import pyarrow as pa
 from hypothesis import given, settings, strategies as st
 
-from dcmon.collector.parse import Context, JumpGuard, Rows, _Block, latest_by_source, parse, parse_message
+from dcmon.collector.buffers import Rows, _Block, latest_by_source
+from dcmon.collector.jumpguard import JumpGuard
+from dcmon.collector.parsers import parse, parse_message
+from dcmon.collector.parsers.common import Context
 from dcmon.readings import SCHEMA
 
 RECEIVED = 1782864600000  # 2026-07-01T00:10:00Z
@@ -92,7 +95,7 @@ def test_batch_table_equals_from_pylist_for_mixed_rows():
     python, arrow = defaultdict(dict), defaultdict(dict)
     rows.update_last_seen(python)
     assert latest_by_source(t) == python
-    import dcmon.collector.parse as P
+    import dcmon.collector.buffers as P
     old = P.LAST_SEEN_ARROW_ROWS
     P.LAST_SEEN_ARROW_ROWS = 1
     try:
