@@ -83,7 +83,7 @@ class Rows:
                 for r in seg:
                     last_seen[r["facility_id"]][r["source_id"]] = (r["ts"], r["received_at"])
             else:
-                last_seen[seg.facility_id].update(dict.fromkeys(seg.source_ids, (seg.ts, seg.received_at)))
+                last_seen[seg.facility_id].update(dict.fromkeys(seg.ids(), (seg.ts, seg.received_at)))
 
 
 LAST_SEEN_ARROW_ROWS = 16_384   # from this many rows a batch (rack scans), last_seen is computed with Arrow
@@ -112,7 +112,8 @@ def latest_by_source(table) -> dict:
 class _Block:
     """Rack power readings of one scan that passed the fast checks: same facility, kind, ts.
 
-    ``power_kw`` is a list of floats (per-reading path) or a float64 array (whole-scan path)."""
+    ``source_ids`` is a list of str or an Arrow string array (a scan decoded with its batch);
+    ``power_kw`` a list of floats (per-reading path) or a float64 array (whole-scan paths)."""
 
     facility_id: str
     kind: str
@@ -122,12 +123,16 @@ class _Block:
     source_ids: list = field(default_factory=list)
     power_kw: list = field(default_factory=list)
 
+    def ids(self) -> list:
+        """The rack ids as a list of str."""
+        return self.source_ids if isinstance(self.source_ids, list) else self.source_ids.to_pylist()
+
     def as_dicts(self) -> list[dict]:
         power = self.power_kw.tolist() if isinstance(self.power_kw, np.ndarray) else self.power_kw
         return [{"facility_id": self.facility_id, "kind": self.kind, "source_id": sid, "ts": self.ts,
                  "received_at": self.received_at, "origin": self.origin, "energy_kwh": None, "power_kw": p,
                  "status": None, "function": None, "design_power_kw": None}
-                for sid, p in zip(self.source_ids, power)]
+                for sid, p in zip(self.ids(), power)]
 
     def to_table(self):
         return _blocks_table([self])
@@ -158,10 +163,27 @@ def _blocks_table(blocks: list):
 
     power = np.concatenate([np.asarray(b.power_kw, dtype=np.float64) for b in blocks])
     cols = {"facility_id": per_block_str("facility_id"), "kind": per_block_str("kind"),
-            "source_id": pa.array(list(chain.from_iterable(b.source_ids for b in blocks)), pa.string()),
+            "source_id": _source_ids(blocks),
             "ts": per_block_int("ts"), "energy_kwh": pa.nulls(n, pa.float64()), "power_kw": pa.array(power),
             "status": pa.nulls(n, pa.string()), "function": pa.nulls(n, pa.string()),
             "design_power_kw": pa.nulls(n, pa.float64()), "received_at": per_block_int("received_at"),
             "origin": per_block_str("origin")}
     return pa.Table.from_arrays([cols[f.name] for f in SCHEMA], schema=SCHEMA)
 
+
+def _source_ids(blocks: list):
+    """The rack ids of consecutive blocks as one Arrow string array: runs of blocks holding lists become
+    one array each, blocks holding Arrow arrays (slices of their batch) are concatenated as they are."""
+    import pyarrow as pa
+    parts, run = [], []
+    for b in blocks:
+        if isinstance(b.source_ids, list):
+            run.append(b.source_ids)
+            continue
+        if run:
+            parts.append(pa.array(list(chain.from_iterable(run)), pa.string()))
+            run = []
+        parts.append(b.source_ids)
+    if run or not parts:
+        parts.append(pa.array(list(chain.from_iterable(run)), pa.string()))
+    return parts[0] if len(parts) == 1 else pa.concat_arrays(parts)

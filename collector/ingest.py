@@ -20,7 +20,7 @@ from dcmon.readings import DEFAULT_MAX_FUTURE, Rejection
 
 from dcmon.collector.buffers import Rows
 from dcmon.collector.jumpguard import JumpGuard
-from dcmon.collector.parsers import PARSERS, parse_message
+from dcmon.collector.parsers import PARSERS, parse_batch
 from dcmon.collector.parsers.common import DEFAULT_PREFIX, Context
 from dcmon.collector.quarantine import message_records
 
@@ -241,15 +241,12 @@ class Ingestor:
                       parsers=self.parsers)
         records = []
         bad_messages = 0
-        for topic, payload, received_ms in items:
-            ctx.received_at_ms = received_ms
-            before = len(rows)
-            _, rej = parse_message(topic, payload, ctx, rows)
+        for (topic, payload, received_ms), (rej, accepted) in zip(items, parse_batch(items, ctx, rows)):
             n_bytes += len(payload)
             if rej:
                 fac = self.facility_of(topic)
                 bad_messages += 1
-                records += message_records(topic, received_ms, payload, rej, len(rows) - before, fac)
+                records += message_records(topic, received_ms, payload, rej, accepted, fac)
                 rejected += [Rejected(topic, received_ms, x, fac) for x in rej]
         return Parsed(rows=rows, table=rows.to_table() if len(rows) else None, rejected=rejected,
                       messages=len(items), bytes=n_bytes, records=records, rejected_messages=bad_messages)

@@ -26,6 +26,7 @@ A rejected reading never costs the accepted readings of the same message.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from dcmon.readings import DEFAULT_MAX_FUTURE, Rejection
 
@@ -34,6 +35,8 @@ from dcmon.collector.jumpguard import JumpGuard
 from dcmon.collector.parsers import contract, line_protocol, mapped
 from dcmon.collector.parsers.common import (DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, MAX_REASON_CHARS, ORIGIN, Context,
                                             _cut, _raw)
+
+log = logging.getLogger("dcmon.collector")
 
 # Payload formats, tried in this order (contract topics before the mappings' templates).
 PARSERS = {
@@ -65,8 +68,55 @@ def parse(topic: str, payload: bytes, registry, *, received_at_ms: int, prefix: 
     """
     ctx = Context(registry=registry, received_at_ms=received_at_ms, prefix=prefix.rstrip("/"),
                   mappings=list(mappings), guard=guard, max_future=max_future, origin=origin, fast=fast, parsers=parsers)
-    rows, rejections = parse_message(topic, payload, ctx)
+    rows = Rows()
+    [(rejections, _)] = parse_batch([(topic, payload, received_at_ms)], ctx, rows)
     return rows.as_dicts(), rejections
+
+
+def parse_batch(items, ctx: Context, rows: Rows) -> list[tuple[list[Rejection], int]]:
+    """Parse ``(topic, payload, received_at_ms)`` items in order into ``rows``; for each item, its
+    rejections and the number of readings accepted from it.
+
+    Formats with a ``prepare`` step first decode the messages they can all at once (rack scans as
+    columns); every other message goes through :func:`parse_message`. Rows stay in arrival order.
+    """
+    formats = PARSERS if ctx.parsers is None else ctx.parsers
+    prepared: dict = {}
+    for fmt in formats.values():
+        if fmt.prepare is None:
+            continue
+        mine = []
+        for i, (topic, payload, received_ms) in enumerate(items):
+            route = fmt.route(topic, ctx)
+            if route is not None and _first_route(formats, fmt, topic, ctx):
+                mine.append((i, topic, route, payload, received_ms))
+        if mine:
+            try:
+                prepared.update(fmt.prepare(mine, ctx))
+            except Exception:   # a bug in the batch step must cost nothing: the per-message path decides
+                log.exception("batch parsing failed; parsing these %d messages one by one", len(mine))
+    out = []
+    for i, (topic, payload, received_ms) in enumerate(items):
+        block = prepared.get(i)
+        if block is not None:
+            rows.add_block(block)
+            out.append(([], len(block.source_ids)))
+            continue
+        ctx.received_at_ms = received_ms
+        before = len(rows)
+        rejections = parse_message(topic, payload, ctx, rows)[1]
+        out.append((rejections, len(rows) - before))
+    return out
+
+
+def _first_route(formats: dict, fmt, topic: str, ctx) -> bool:
+    """Whether ``fmt`` is the first format that takes ``topic`` (the one :func:`parse_message` uses)."""
+    for f in formats.values():
+        if f is fmt:
+            return True
+        if f.route(topic, ctx) is not None:
+            return False
+    return False
 
 
 def parse_message(topic: str, payload: bytes, ctx: Context, rows: Rows | None = None) -> tuple[Rows, list[Rejection]]:
@@ -103,4 +153,4 @@ def _parse_any(topic, payload, ctx, rows, rejections) -> None:
                                 _raw(payload)))
 
 
-__all__ = ["parse", "parse_message", "PARSERS", "Context", "DEFAULT_PREFIX"]
+__all__ = ["parse", "parse_batch", "parse_message", "PARSERS", "Context", "DEFAULT_PREFIX"]

@@ -36,11 +36,16 @@ class PayloadFormat:
         to ``rejections``; never raises for bad input
     topics : the topic shapes under ``{prefix}/<facility>/`` it takes, named in the rejection of a
         topic no format takes
+    prepare : optional ``(batch, ctx) -> {index: block}``: decodes many of a batch's messages at once
+        (``batch``: ``[(index, topic, route, payload, received_at_ms)]``) into column blocks
+        (:class:`dcmon.collector.buffers._Block`) that stand for exactly what ``parse`` would accept from
+        them, with no rejection; the messages it leaves out go through ``parse``
     """
 
     route: Callable
     parse: Callable
     topics: tuple = ()
+    prepare: Callable | None = None
 
 
 def contract_parts(topic: str, ctx) -> list[str] | None:

@@ -16,8 +16,8 @@ import numpy as np
 from dcmon.readings import MAX_POWER_KW, RACK_FIELDS, Rejection, parse_ts
 
 from dcmon.collector.buffers import _Block
-from dcmon.collector.parsers.common import (_BAD_ITEM, _MISSING, PayloadFormat, _accept, _decode_json,
-                                            _field_problem, _raw, contract_parts)
+from dcmon.collector.parsers.common import (_BAD_ITEM, _MISSING, MAX_PAYLOAD_BYTES, PayloadFormat, _accept,
+                                            _decode_json, _field_problem, _raw, contract_parts)
 
 # Identity fields a payload may repeat; they must then agree with the topic.
 IDENTITY_FIELDS = ("facility_id", "kind", "meter_id", "rack_id", "source_id")
@@ -40,9 +40,6 @@ def parse(topic, route, payload, ctx, rows, rejections) -> None:
         _parse_single(topic, *route, payload, ctx, rows, rejections)
     else:
         _parse_scan(topic, route[0], payload, ctx, rows, rejections)
-
-
-FORMAT = PayloadFormat(route=route, parse=parse, topics=("meter/<id>", "rack/<id>", "racks"))
 
 
 def _contradiction(obj: dict, facility_id, kind, source_id) -> str | None:
@@ -222,3 +219,108 @@ def _scan_fast_path(facility_id, scan_ts, ctx):
         ceilings, min_ceiling = dict.fromkeys(fac.rack_ids, MAX_POWER_KW), MAX_POWER_KW
     return ms, fac.rack_ids, ceilings, min_ceiling
 
+
+
+# ------------------------------------------------------------------ plain scans, a batch at once
+# A compact plain scan, byte for byte: {"ts":<epoch ms>,"readings":[{"rack_id":"<id>","power_kw":<n>},…]}.
+# The pattern admits only text that is valid JSON of exactly that shape and that orjson decodes to the
+# same values: rack ids of printable ASCII without quote or backslash (no escapes), powers without sign or
+# exponent, at most 15 integer digits and no leading zero (so text → float64 is exact for integers and correctly rounded
+# otherwise, as orjson does), at least one reading, no white space. Anything else (a space, another key,
+# a string ts) is not "wrong", only not this shape: it takes the per-message path, which decides it.
+_RID = r'[\x20\x21\x23-\x5b\x5d-\x7e]*'
+_NUM = r'(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,40})?'
+_OBJ = r'\{"rack_id":"' + _RID + r'","power_kw":' + _NUM + r'\}'
+_COMPACT_SCAN = r'^\{"ts":(?:0|[1-9][0-9]{0,18}),"readings":\[' + _OBJ + r'(?:,' + _OBJ + r')*\]\}$'
+# Split on '"', such a scan is 5 tokens ('{', 'ts', ':<ts>,', 'readings', ':[{') and then 6 a reading
+# ('rack_id', ':', '<id>', ',', 'power_kw', ':<n>},{' or, for the last, ':<n>}]}').
+_HEAD_TOKENS, _TOKENS_PER_READING, _RID_TOKEN, _NUM_TOKEN = 5, 6, 2, 5
+
+_rack_arrays: dict = {}    # facility id -> (its rack-id set, those ids as an Arrow array, {ceilings id: array})
+
+
+def _rack_array(fac):
+    """The facility's rack ids as an Arrow string array (cached while its rack-id set is the same object)."""
+    entry = _rack_arrays.get(fac.id)
+    if entry is None or entry[0] is not fac.rack_ids:
+        import pyarrow as pa
+        entry = _rack_arrays[fac.id] = (fac.rack_ids, pa.array(sorted(fac.rack_ids), pa.string()), {})
+    return entry
+
+
+def _ceiling_array(fac, ceilings: dict) -> np.ndarray:
+    """``ceilings`` [kW] in the order of :func:`_rack_array` (cached per ceilings dict)."""
+    _, ids, by_dict = _rack_array(fac)
+    hit = by_dict.get(id(ceilings))
+    if hit is None or hit[0] is not ceilings:
+        if len(by_dict) > 8:
+            by_dict.clear()
+        hit = by_dict[id(ceilings)] = (ceilings, np.array([ceilings[r] for r in ids.to_pylist()], dtype=np.float64))
+    return hit[1]
+
+
+def prepare(batch, ctx) -> dict:
+    """Plain rack scans of a batch decoded at once, without a Python object per reading.
+
+    ``batch``: ``[(index, topic, route, payload, received_at_ms)]`` of the messages routed here.
+    Returns ``{index: block}`` for every message that is a compact plain scan (see ``_COMPACT_SCAN``)
+    whose readings all pass what :func:`_plain_scan` checks (known facility, valid and not future ts,
+    known racks, ``0 <= power_kw <= ceiling``): the same rows :func:`_parse_scan` would accept, with no
+    rejection. Messages not returned take the per-message path. Splitting, pattern matching and
+    number conversion run in Arrow's C++ kernels, which release the interpreter lock.
+    """
+    if not ctx.fast:
+        return {}
+    cand = [(i, route[0], bytes(payload), rec) for i, _, route, payload, rec in batch
+            if len(route) == 1 and len(payload) <= MAX_PAYLOAD_BYTES]
+    cand = [c for c in cand if c[2].startswith(b'{"ts":') and c[2].isascii()]
+    if not cand:
+        return {}
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    text = pa.array([c[2] for c in cand], pa.binary()).cast(pa.string())   # ASCII: valid UTF-8
+    ok = pc.match_substring_regex(text, _COMPACT_SCAN).to_numpy(zero_copy_only=False)
+    if not ok.any():
+        return {}
+    keep = np.flatnonzero(ok)
+    cand = [cand[k] for k in keep.tolist()]
+    tokens = pc.split_pattern(text.take(pa.array(keep)), '"')
+    flat = tokens.flatten()
+    offsets = np.asarray(tokens.offsets)
+    starts = offsets[:-1] - offsets[0]
+    counts = (np.diff(offsets) - _HEAD_TOKENS) // _TOKENS_PER_READING
+    total = int(counts.sum())
+    first = np.cumsum(counts) - counts                       # first reading of each message
+    k = np.arange(total) - np.repeat(first, counts)          # reading number within its message
+    base = np.repeat(starts + _HEAD_TOKENS, counts) + _TOKENS_PER_READING * k
+    rids = flat.take(pa.array(base + _RID_TOKEN))
+    power = pc.cast(pc.utf8_slice_codeunits(flat.take(pa.array(base + _NUM_TOKEN)), 1, -3),
+                    pa.float64()).to_numpy(zero_copy_only=False)
+    ts_tokens = flat.take(pa.array(starts + 2)).to_pylist()   # ':<ts>,'
+    out: dict = {}
+    by_fac: dict = {}
+    for j, (i, facility_id, _, rec) in enumerate(cand):
+        ctx.received_at_ms = rec
+        fast = _scan_fast_path(facility_id, int(ts_tokens[j][1:-1]), ctx)
+        if fast is not None:
+            by_fac.setdefault(facility_id, []).append((j, i, fast))
+    for facility_id, msgs in by_fac.items():
+        fac = ctx.registry.facilities[facility_id]
+        _, ids, _ = _rack_array(fac)
+        sel = np.concatenate([np.arange(first[j], first[j] + counts[j]) for j, _, _ in msgs])
+        codes = pc.index_in(rids.take(pa.array(sel)), value_set=ids)
+        known = codes.is_valid().to_numpy(zero_copy_only=False)
+        code = codes.fill_null(0).to_numpy(zero_copy_only=False)
+        at = 0
+        for j, i, (scan_ms, _, ceilings, min_ceiling) in msgs:
+            n = int(counts[j])
+            lo = int(first[j])
+            p = power[lo:lo + n]
+            if known[at:at + n].all() and (p.max() <= min_ceiling
+                                           or (p <= _ceiling_array(fac, ceilings)[code[at:at + n]]).all()):
+                out[i] = _Block(facility_id, "rack", scan_ms, cand[j][3], ctx.origin, rids.slice(lo, n), p)
+            at += n
+    return out
+
+
+FORMAT = PayloadFormat(route=route, parse=parse, topics=("meter/<id>", "rack/<id>", "racks"), prepare=prepare)
