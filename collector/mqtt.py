@@ -286,6 +286,21 @@ class ByteBudgetQueue:
     def get_nowait(self):
         return self.get(None)
 
+    def drain_into(self, batch: list, size: int, max_items: int, max_bytes: int) -> int:
+        """Move queued messages to ``batch`` while it holds fewer than ``max_items`` and ``size`` (their
+        payload bytes) is under ``max_bytes``, under one lock; returns the new ``size``. Never waits."""
+        with self._cond:
+            moved = False
+            while self._items and len(batch) < max_items and size < max_bytes:
+                item, queued = self._items.popleft()
+                self._bytes -= queued
+                batch.append(item)
+                size += len(item.payload)
+                moved = True
+            if moved:
+                self._cond.notify_all()
+        return size
+
 
 class Collector:
     """Runs the MQTT subscription and the writer thread until :meth:`stop`.
@@ -430,13 +445,10 @@ class Collector:
         size = len(first.payload)
         deadline = first.arrived_monotonic + self.batch_max_delay_s
         while len(batch) < self.batch_max_messages and size < self.batch_max_bytes:
-            try:
-                item = self.queue.get_nowait()
-                batch.append(item)
-                size += len(item.payload)
-                continue
-            except queue.Empty:
-                pass
+            # everything already queued in one go (one lock), then wait for more until the deadline
+            size = self.queue.drain_into(batch, size, self.batch_max_messages, self.batch_max_bytes)
+            if len(batch) >= self.batch_max_messages or size >= self.batch_max_bytes:
+                break
             left = deadline - time.monotonic()
             if left <= 0:
                 break
