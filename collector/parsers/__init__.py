@@ -67,7 +67,8 @@ def parse(topic: str, payload: bytes, registry, *, received_at_ms: int, prefix: 
     and one :class:`dcmon.readings.Rejection` per rejected reading or message.
     """
     ctx = Context(registry=registry, received_at_ms=received_at_ms, prefix=prefix.rstrip("/"),
-                  mappings=list(mappings), guard=guard, max_future=max_future, origin=origin, fast=fast, parsers=parsers)
+                  mappings=list(mappings), guard=guard, max_future=max_future, origin=origin, fast=fast,
+                  parsers=parsers)
     rows = Rows()
     [(rejections, _)] = parse_batch([(topic, payload, received_at_ms)], ctx, rows)
     return rows.as_dicts(), rejections
@@ -77,19 +78,18 @@ def parse_batch(items, ctx: Context, rows: Rows) -> list[tuple[list[Rejection], 
     """Parse ``(topic, payload, received_at_ms)`` items in order into ``rows``; for each item, its
     rejections and the number of readings accepted from it.
 
-    Formats with a ``prepare`` step first decode the messages they can all at once (rack scans as
-    columns); every other message goes through :func:`parse_message`. Rows stay in arrival order.
+    Each topic is routed once. Formats with a ``prepare`` step first decode the messages they can all
+    at once (rack scans as columns); every other message goes through the per-message path of
+    :func:`parse_message`. Rows stay in arrival order.
     """
     formats = PARSERS if ctx.parsers is None else ctx.parsers
+    routes = [_route(formats, topic, ctx) for topic, _, _ in items]
     prepared: dict = {}
     for fmt in formats.values():
         if fmt.prepare is None:
             continue
-        mine = []
-        for i, (topic, payload, received_ms) in enumerate(items):
-            route = fmt.route(topic, ctx)
-            if route is not None and _first_route(formats, fmt, topic, ctx):
-                mine.append((i, topic, route, payload, received_ms))
+        mine = [(i, topic, r[1], payload, received_ms)
+                for i, ((topic, payload, received_ms), r) in enumerate(zip(items, routes)) if r is not None and r[0] is fmt]
         if mine:
             try:
                 prepared.update(fmt.prepare(mine, ctx))
@@ -104,27 +104,32 @@ def parse_batch(items, ctx: Context, rows: Rows) -> list[tuple[list[Rejection], 
             continue
         ctx.received_at_ms = received_ms
         before = len(rows)
-        rejections = parse_message(topic, payload, ctx, rows)[1]
+        rejections = _parse_routed(topic, payload, ctx, rows, routes[i])
         out.append((rejections, len(rows) - before))
     return out
 
 
-def _first_route(formats: dict, fmt, topic: str, ctx) -> bool:
-    """Whether ``fmt`` is the first format that takes ``topic`` (the one :func:`parse_message` uses)."""
-    for f in formats.values():
-        if f is fmt:
-            return True
-        if f.route(topic, ctx) is not None:
-            return False
-    return False
+def _route(formats: dict, topic: str, ctx):
+    """``(format, route)`` of the first format that takes ``topic``, or None."""
+    for fmt in formats.values():
+        route = fmt.route(topic, ctx)
+        if route is not None:
+            return fmt, route
+    return None
 
 
 def parse_message(topic: str, payload: bytes, ctx: Context, rows: Rows | None = None) -> tuple[Rows, list[Rejection]]:
     """Like :func:`parse`, appending accepted readings to ``rows`` (a :class:`Rows`, new if None)."""
     rows = Rows() if rows is None else rows
+    formats = PARSERS if ctx.parsers is None else ctx.parsers
+    return rows, _parse_routed(topic, payload, ctx, rows, _route(formats, topic, ctx))
+
+
+def _parse_routed(topic, payload, ctx, rows, routed) -> list[Rejection]:
+    """One message whose topic was routed (``routed``: ``(format, route)`` or None); its rejections."""
     rejections: list[Rejection] = []
     try:
-        _parse_any(topic, payload, ctx, rows, rejections)
+        _parse_any(topic, payload, ctx, rows, rejections, routed)
     except Exception as e:  # a parser bug must not stop the collector: quarantine the message
         rejections.append(Rejection(topic, f"internal error while parsing ({type(e).__name__}: {_cut(str(e), 120)}); "
                                            "please report it with this payload", _raw(payload)))
@@ -133,20 +138,19 @@ def parse_message(topic: str, payload: bytes, ctx: Context, rows: Rows | None = 
             r.reason = _cut(r.reason)
         if len(r.where) > MAX_REASON_CHARS:
             r.where = _cut(r.where)
-    return rows, rejections
+    return rejections
 
 
-def _parse_any(topic, payload, ctx, rows, rejections) -> None:
+def _parse_any(topic, payload, ctx, rows, rejections, routed) -> None:
     if len(payload) > MAX_PAYLOAD_BYTES:
         rejections.append(Rejection(topic, f"payload is {len(payload)} bytes (limit {MAX_PAYLOAD_BYTES})",
                                     _raw(payload)))
         return
+    if routed is not None:
+        fmt, route = routed
+        fmt.parse(topic, route, payload, ctx, rows, rejections)
+        return
     formats = PARSERS if ctx.parsers is None else ctx.parsers
-    for fmt in formats.values():
-        route = fmt.route(topic, ctx)
-        if route is not None:
-            fmt.parse(topic, route, payload, ctx, rows, rejections)
-            return
     shapes = [t for fmt in formats.values() for t in fmt.topics] or ["…"]
     rejections.append(Rejection(topic, f"topic does not follow the contract ({ctx.prefix}/<facility>/{shapes[0]}"
                                        + "".join(f", …/{t}" for t in shapes[1:]) + ") nor any payload mapping",

@@ -224,10 +224,11 @@ def _scan_fast_path(facility_id, scan_ts, ctx):
 # ------------------------------------------------------------------ plain scans, a batch at once
 # A compact plain scan, byte for byte: {"ts":<epoch ms>,"readings":[{"rack_id":"<id>","power_kw":<n>},…]}.
 # The pattern admits only text that is valid JSON of exactly that shape and that orjson decodes to the
-# same values: rack ids of printable ASCII without quote or backslash (no escapes), powers without sign or
-# exponent, at most 15 integer digits and no leading zero (so text → float64 is exact for integers and correctly rounded
-# otherwise, as orjson does), at least one reading, no white space. Anything else (a space, another key,
-# a string ts) is not "wrong", only not this shape: it takes the per-message path, which decides it.
+# same values: rack ids of printable ASCII without quote or backslash (no escapes); powers without sign
+# or exponent, with at most 15 integer digits and no leading zero (so text → float64 is exact for
+# integers and correctly rounded otherwise, as orjson does); at least one reading; no white space.
+# Anything else (a space, another key, a string ts) is not wrong, only not this shape: it takes the
+# per-message path, which decides it.
 _RID = r'[\x20\x21\x23-\x5b\x5d-\x7e]*'
 _NUM = r'(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,40})?'
 _OBJ = r'\{"rack_id":"' + _RID + r'","power_kw":' + _NUM + r'\}'

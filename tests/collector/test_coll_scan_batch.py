@@ -121,7 +121,8 @@ MESSAGE = st.one_of(
                      b'{"ts":1782864000000,"readings":[{"rack_id":"A1-01-0\\u0031","power_kw":2}]}',
                      b'{"ts":9999999999999,"readings":[{"rack_id":"A1-01-01","power_kw":2}]}',
                      b'{"ts":1782864000000,"readings":[]}',
-                     b'{"ts":1782864000000,"readings":[{"rack_id":"A1-01-01","power_kw":2}]}x']).map(lambda p: (TOPIC, p)),
+                     b'{"ts":1782864000000,"readings":[{"rack_id":"A1-01-01","power_kw":2}]}x']).map(
+        lambda p: (TOPIC, p)),
     st.just((f"dcmon/v1/{FAC}/meter/grid-a", b'{"ts":1782864000000,"power_kw":2.5}')),
 )
 
