@@ -22,7 +22,7 @@ from dcmon.collector.buffers import Rows
 from dcmon.collector.jumpguard import JumpGuard
 from dcmon.collector.parsers import PARSERS, parse_batch
 from dcmon.collector.parsers.common import DEFAULT_PREFIX, Context
-from dcmon.collector.quarantine import message_records
+from dcmon.store.quarantine import message_records
 
 log = logging.getLogger("dcmon.collector")
 
@@ -195,7 +195,7 @@ class Ingestor:
 
     registry : :class:`dcmon.registry.Registry`
     store : :class:`dcmon.store.Store`
-    quarantine : :class:`dcmon.collector.quarantine.Quarantine`
+    quarantine : :class:`dcmon.store.quarantine.Quarantine` (``store.quarantine_writer(...)``)
     outbox : optional :class:`dcmon.collector.influx.Outbox` (readings also go to InfluxDB)
     parsers : payload formats by name, tried in order (default: every registered format,
         :data:`dcmon.collector.parsers.PARSERS`)

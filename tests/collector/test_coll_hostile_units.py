@@ -12,7 +12,7 @@ from dcmon.collector.ingest import Ingestor, store_neighbours
 from dcmon.collector.jumpguard import JumpGuard
 from dcmon.collector.parsers import parse
 from dcmon.collector.parsers.common import MAX_REASON_CHARS
-from dcmon.collector.quarantine import (MAX_PAYLOAD_KEPT, Quarantine, facility_summary, iter_records,
+from dcmon.store.quarantine import (MAX_PAYLOAD_KEPT, Quarantine, facility_summary, iter_records,
                                         quarantine_dir)
 from dcmon.readings import now_ms, to_table
 from dcmon.store import open_store
