@@ -129,3 +129,23 @@ def month_periods(period: Period) -> list[Period]:
         out.append(Period(max(m.first_day, period.first_day), min(m.last_day, period.last_day), m.label))
         d = m.last_day + dt.timedelta(days=1)
     return out
+
+
+def local_midnights_ms(timezone: str, lo_ms: int, hi_ms: int) -> list[int]:
+    """UTC times [ms] of the local midnights of ``timezone`` strictly inside ``(lo_ms, hi_ms)``."""
+    tz = zone(timezone)
+    d = dt.datetime.fromtimestamp(lo_ms / 1000, tz).date()
+    out = []
+    while True:
+        d += dt.timedelta(days=1)
+        m = int(dt.datetime.combine(d, dt.time(), tz).timestamp() * 1000)
+        if m >= hi_ms:
+            return out
+        if m > lo_ms:
+            out.append(m)
+
+
+def is_local_midnight(timezone: str, ms: int) -> bool:
+    """True when UTC time ``ms`` [ms] is a midnight of ``timezone`` (a boundary of its local days)."""
+    t = dt.datetime.fromtimestamp(ms / 1000, zone(timezone))
+    return ms % 1000 == 0 and (t.hour, t.minute, t.second) == (0, 0, 0)

@@ -31,6 +31,7 @@ import orjson
 import pyarrow as pa
 
 from dcmon.metrics.energy import EnergyResult, canonical_events, to_mwh
+from dcmon.periods import is_local_midnight
 
 # a step is decided from its rollup only when its power is below the ceiling by this margin
 # (far more than float rounding); closer steps are decided by the raw scan
@@ -59,7 +60,6 @@ def rollup_counter_result(store, facility_id: str, kind: str, sources: list[str]
     Returns None when the store keeps no rollups or the period is not whole local days of
     ``timezone``. Sources in the mask have zeros in the result: the caller scans them.
     """
-    from dcmon.store.rollups import is_local_midnight
     if len(edges) != 2:
         return None
     S, E = int(edges[0]), int(edges[-1])

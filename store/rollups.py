@@ -63,8 +63,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from dcmon.periods import zone
+from dcmon.periods import local_midnights_ms
 from dcmon.readings import to_mwh
+from dcmon.store.durable import fsync_dir
+from dcmon.store.inventory import MONTHLY_KINDS
 
 log = logging.getLogger("dcmon.store")
 
@@ -88,25 +90,6 @@ PIECE_SCHEMA = pa.schema(
 
 
 # ------------------------------------------------------------------ pure computation
-def local_midnights_ms(timezone: str, lo_ms: int, hi_ms: int) -> list[int]:
-    """UTC times [ms] of the local midnights of ``timezone`` strictly inside ``(lo_ms, hi_ms)``."""
-    tz = zone(timezone)
-    d = dt.datetime.fromtimestamp(lo_ms / 1000, tz).date()
-    out = []
-    while True:
-        d += dt.timedelta(days=1)
-        m = int(dt.datetime.combine(d, dt.time(), tz).timestamp() * 1000)
-        if m >= hi_ms:
-            return out
-        if m > lo_ms:
-            out.append(m)
-
-
-def is_local_midnight(timezone: str, ms: int) -> bool:
-    t = dt.datetime.fromtimestamp(ms / 1000, zone(timezone))
-    return ms % 1000 == 0 and (t.hour, t.minute, t.second) == (0, 0, 0)
-
-
 def compute_pieces(table: pa.Table, timezone: str, lo_ms: int, hi_ms: int, partition: str) -> pa.Table:
     """Pieces of one partition's readings (``[lo_ms, hi_ms)``), sorted by (source_id, lo).
 
@@ -279,7 +262,6 @@ class Rollups:
         return fps, pieces
 
     def _write(self, path: Path, table: pa.Table, fingerprints: dict[str, str]) -> None:
-        from dcmon.store.parquet import _fsync_dir
         data = _encode(table, fingerprints)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,7 +271,7 @@ class Rollups:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as e:   # a read-only copy of a store: the figures are still right, only not kept
             log.info("rollup file %s not written (%s): computed again next time", path, e)
 
@@ -313,7 +295,6 @@ class Rollups:
         partitions' bounds, at least the range asked for): a search for readings further away
         continues outside it.
         """
-        from dcmon.store.parquet import MONTHLY_KINDS
         daily = kind not in MONTHLY_KINDS
         blocks: dict[str, list[Path]] = {}
         span = [start_ms, end_ms]
