@@ -33,6 +33,7 @@ import pyarrow as pa
 from dcmon.metrics.energy import EnergyResult, canonical_events, to_mwh
 from dcmon.periods import is_local_midnight
 
+CHUNK_PIECES = 250_000   # pieces handled at once (numpy copies of ~20 columns)
 # a step is decided from its rollup only when its power is below the ceiling by this margin
 # (far more than float rounding); closer steps are decided by the raw scan
 PLAUSIBLE_MARGIN = 1e-9
@@ -95,125 +96,153 @@ def rollup_counter_result(store, facility_id: str, kind: str, sources: list[str]
             tables.append(store.rollup_pieces(facility_id, kind, timezone, last_hi, hi_bound))
     P = pa.concat_tables([t.replace_schema_metadata(None) for t in tables]) if len(tables) > 1 else P
     code = _codes(P, code_of)
-    keep = code >= 0
-    col = {name: P.column(name).to_numpy(zero_copy_only=False)[keep] for name in P.column_names
-           if name not in ("source_id", "partition")}
-    code = code[keep]
-    order = np.lexsort((col["lo"], code))
+    # columns as numpy, one at a time, in (source, time) order: a quarter of a 10 000-rack site is
+    # 1.8 M pieces, so only what the arithmetic needs is copied (the longest steps only where there are)
+    order = np.flatnonzero(code >= 0)
+    lo_all = P.column("lo").to_numpy()
+    order = order[np.lexsort((lo_all[order], code[order]))]
     code = code[order]
-    col = {k: v[order] for k, v in col.items()}
-    # the same piece may come twice when the searches overlap the first read
-    if len(code) > 1:
+    if len(code) > 1:   # the same piece twice, when a search overlapped the first read
         dup = np.zeros(len(code), bool)
-        dup[1:] = (code[1:] == code[:-1]) & (col["lo"][1:] == col["lo"][:-1])
+        dup[1:] = (code[1:] == code[:-1]) & (lo_all[order][1:] == lo_all[order][:-1])
         if dup.any():
-            code = code[~dup]
-            col = {k: v[~dup] for k, v in col.items()}
-    lo, hi = col["lo"], col["hi"]
-    before, period, after = hi <= S, (lo >= S) & (hi <= E), lo >= E
-    if not (before | period | after).all():
-        return None   # a piece across the period's edge: rollups cut at another time zone's days
-    fts, lts = col["first_ts"], col["last_ts"]
-    complete, mono, recv_ok = col["complete"], col["monotone"], col["recv_ok"]
-    fq = to_mwh(np.where(complete, col["first_v"], 0.0))
-    lq = to_mwh(np.where(complete, col["last_v"], 0.0))
-    src_start = np.searchsorted(code, np.arange(nsrc), side="left")
-    n_before = np.bincount(code[before], minlength=nsrc)
-    n_period = np.bincount(code[period], minlength=nsrc)
-    n_after = np.bincount(code[after], minlength=nsrc)
-    first_p = src_start + n_before
-    pred_idx = np.where(n_before > 0, first_p - 1, -1)
-    succ_idx = np.where(n_after > 0, first_p + n_period, -1)
-    # the reading before the period: within the margin, or found by the edge search (none when a
-    # reading falls exactly on the start and nothing is in the margin: the search is not made then)
-    has_b = pred_idx >= 0
-    b_ts = _at(lts, pred_idx, -1)
-    at_start = (n_period > 0) & (_at(fts, np.where(n_period > 0, first_p, -1), -1) == S)
-    in_margin = has_b & (b_ts >= S - M)
-    pred_ok = in_margin | (has_b & search_edges & ~at_start & (b_ts >= lo_bound))
-    has_a = succ_idx >= 0
-    a_ts = _at(fts, succ_idx, -1)
-    fed = pred_ok | (n_period > 0)
-    succ_ok = has_a & ((a_ts < E + M) | (search_edges & fed & (a_ts < hi_bound)))
-    # pieces the chain goes through, in order per source
-    is_pred = np.zeros(len(code), bool)
-    is_pred[pred_idx[pred_ok]] = True
-    is_succ = np.zeros(len(code), bool)
-    is_succ[succ_idx[succ_ok]] = True
-    chain = period | is_pred | is_succ
-    window = (hi > S - M) & (lo < E + M)
-    # ---- which sources the rollups answer
-    piece_ok = complete & mono & _certainly_plausible(col["max_rate"] * 1.0, 1.0, max_mw[code])
-    if detect_late:
-        piece_ok &= recv_ok
-    if detect_late and not recv_ok[chain | window].all():
-        return None   # the raw scan leaves late detection out for a whole batch then: scan everything
-    bad = np.zeros(nsrc, bool)
-    np.logical_or.at(bad, code, (window & ~piece_ok) | (chain & ~complete) | (period & (col["rest_max_dt"] > G[code])))
-    # steps between consecutive pieces of a source, where both are in the window or on the chain
-    linked = window | chain
-    li = np.flatnonzero(linked)
-    ci = np.flatnonzero(chain)
-    for idx in (li, ci):
-        if len(idx) > 1:
-            a, b = idx[:-1], idx[1:]
-            same = code[a] == code[b]
-            a, b = a[same], b[same]
-            inc, dt_ = fq[b] - lq[a], fts[b] - lts[a]
-            step_bad = (inc < 0) | ~_certainly_plausible(inc, dt_, max_mw[code[a]])
-            np.logical_or.at(bad, code[a], step_bad)
-    # ---- figures of the sources answered
+            order, code = order[~dup], code[~dup]
+    del lo_all
     energy = np.zeros(nsrc, dtype=np.int64)
     covered = np.zeros(nsrc, dtype=np.int64)
     readings = np.zeros(nsrc, dtype=np.int64)
-    late = 0
-    events: list[dict] = []
-    frac: dict[int, Fraction] = {}
-    good_piece = period & ~bad[code]
-    gc = code[good_piece]
-    np.add.at(energy, gc, (lq - fq)[good_piece])
-    np.add.at(readings, gc, col["n"][good_piece])
-    span = (lts - fts)[good_piece]
-    for k in range(3):
-        gdt = col[f"gap{k}_dt"][good_piece]
-        long = gdt > G[gc]
-        span = span - np.where(long, gdt, 0)
-        for c, t0, d in zip(gc[long], col[f"gap{k}_t0"][good_piece][long], gdt[long]):
-            events.append(_gap(sources[c], int(t0), int(t0 + d)))
-    np.add.at(covered, gc, span)
-    if detect_late:
-        late += int(col["late"][good_piece].sum())
-    if len(ci) > 1:
-        a, b = ci[:-1], ci[1:]
-        same = (code[a] == code[b]) & ~bad[code[a]]
-        a, b = a[same], b[same]
-        c = code[a]
-        ta, tb = lts[a], fts[b]
-        inc, dt_ = fq[b] - lq[a], tb - ta
-        inside = (tb > S) & (ta < E)
-        whole = inside & (ta >= S) & (tb <= E)
-        np.add.at(energy, c[whole], inc[whole])
-        lo_c, hi_c = np.maximum(ta, S), np.minimum(tb, E)
-        cov_ok = inside & (dt_ <= G[c])
-        np.add.at(covered, c[cov_ok], (hi_c - lo_c)[cov_ok])
-        for i in np.flatnonzero(inside & ~whole & (inc != 0)):
-            k = int(c[i])
-            frac[k] = frac.get(k, 0) + Fraction(int(inc[i]) * int(hi_c[i] - lo_c[i]), int(dt_[i]))
-        for i in np.flatnonzero(inside & (dt_ > G[c])):
-            events.append(_gap(sources[c[i]], int(ta[i]), int(tb[i])))
-        if detect_late:
-            ra, rb = col["last_recv"][a], col["first_recv"][b]
-            late += int(((tb >= S) & (tb < E) & (ra > rb) & (ra >= 0)).sum())
-    # the reading the period ends on: the first at or after its end, else the last before it
     last_ts = np.full(nsrc, -1, dtype=np.int64)
     last_v = np.full(nsrc, np.nan)
-    last_period = first_p + n_period - 1
-    for mask, idx, ts_col, v_col in ((pred_ok & (n_period == 0), pred_idx, lts, col["last_v"]),
-                                     (n_period > 0, last_period, lts, col["last_v"]),
-                                     (succ_ok, succ_idx, fts, col["first_v"])):
-        mask = mask & ~bad
-        if mask.any():
-            last_ts[mask], last_v[mask] = ts_col[idx[mask]], v_col[idx[mask]]
+    bad_all = np.zeros(nsrc, bool)
+    late = [0]
+    events: list[dict] = []
+    frac: dict[int, Fraction] = {}
+
+    def chunk(order, code) -> bool:
+        """Add the figures of the sources of rows ``order`` of ``P`` (whole sources, sorted by
+        source and time; ``code`` their source codes); False when rollups cannot be used at all."""
+        names = ["lo", "hi", "n", "first_ts", "first_v", "last_ts", "last_v", "complete", "monotone", "max_rate",
+                 "rest_max_dt", "recv_ok"] + (["first_recv", "last_recv", "late"] if detect_late else [])
+        col = {name: _column(P, name, order) for name in names}
+        if not detect_late:
+            col["first_recv"] = col["last_recv"] = col["late"] = np.zeros(len(order), dtype=np.int64)
+        has_gap = _column(P, "gap0_dt", order) > 0
+        gap_rows = np.flatnonzero(has_gap)
+        gap_cols = {f"gap{k}_{c}": _column(P, f"gap{k}_{c}", order[gap_rows]) for k in range(3) for c in ("t0", "dt")}
+        lo, hi = col["lo"], col["hi"]
+        before, period, after = hi <= S, (lo >= S) & (hi <= E), lo >= E
+        if not (before | period | after).all():
+            return None   # a piece across the period's edge: rollups cut at another time zone's days
+        fts, lts = col["first_ts"], col["last_ts"]
+        complete, mono, recv_ok = col["complete"], col["monotone"], col["recv_ok"]
+        fq = to_mwh(np.where(complete, col["first_v"], 0.0))
+        lq = to_mwh(np.where(complete, col["last_v"], 0.0))
+        src_start = np.searchsorted(code, np.arange(nsrc), side="left")
+        n_before = np.bincount(code[before], minlength=nsrc)
+        n_period = np.bincount(code[period], minlength=nsrc)
+        n_after = np.bincount(code[after], minlength=nsrc)
+        first_p = src_start + n_before
+        pred_idx = np.where(n_before > 0, first_p - 1, -1)
+        succ_idx = np.where(n_after > 0, first_p + n_period, -1)
+        # the reading before the period: within the margin, or found by the edge search (none when a
+        # reading falls exactly on the start and nothing is in the margin: the search is not made then)
+        has_b = pred_idx >= 0
+        b_ts = _at(lts, pred_idx, -1)
+        at_start = (n_period > 0) & (_at(fts, np.where(n_period > 0, first_p, -1), -1) == S)
+        in_margin = has_b & (b_ts >= S - M)
+        pred_ok = in_margin | (has_b & search_edges & ~at_start & (b_ts >= lo_bound))
+        has_a = succ_idx >= 0
+        a_ts = _at(fts, succ_idx, -1)
+        fed = pred_ok | (n_period > 0)
+        succ_ok = has_a & ((a_ts < E + M) | (search_edges & fed & (a_ts < hi_bound)))
+        # pieces the chain goes through, in order per source
+        is_pred = np.zeros(len(code), bool)
+        is_pred[pred_idx[pred_ok]] = True
+        is_succ = np.zeros(len(code), bool)
+        is_succ[succ_idx[succ_ok]] = True
+        chain = period | is_pred | is_succ
+        window = (hi > S - M) & (lo < E + M)
+        # ---- which sources the rollups answer
+        piece_ok = complete & mono & _certainly_plausible(col["max_rate"] * 1.0, 1.0, max_mw[code])
+        if detect_late:
+            piece_ok &= recv_ok
+        if detect_late and not recv_ok[chain | window].all():
+            return None   # the raw scan leaves late detection out for a whole batch then: scan everything
+        bad = np.zeros(nsrc, bool)   # (this chunk's sources)
+        np.logical_or.at(bad, code, (window & ~piece_ok) | (chain & ~complete) | (period & (col["rest_max_dt"] > G[code])))
+        # steps between consecutive pieces of a source, where both are in the window or on the chain
+        linked = window | chain
+        li = np.flatnonzero(linked)
+        ci = np.flatnonzero(chain)
+        for idx in (li, ci):
+            if len(idx) > 1:
+                a, b = idx[:-1], idx[1:]
+                same = code[a] == code[b]
+                a, b = a[same], b[same]
+                inc, dt_ = fq[b] - lq[a], fts[b] - lts[a]
+                step_bad = (inc < 0) | ~_certainly_plausible(inc, dt_, max_mw[code[a]])
+                np.logical_or.at(bad, code[a], step_bad)
+        # ---- figures of the sources answered
+        np.logical_or(bad_all, bad, out=bad_all)
+        good_piece = period & ~bad[code]
+        gc = code[good_piece]
+        np.add.at(energy, gc, (lq - fq)[good_piece])
+        np.add.at(readings, gc, col["n"][good_piece])
+        np.add.at(covered, gc, (lts - fts)[good_piece])
+        gp = good_piece[gap_rows]          # pieces with long steps: less the steps longer than max_gap
+        gcode = code[gap_rows][gp]
+        for k in range(3):
+            gdt, gt0 = gap_cols[f"gap{k}_dt"][gp], gap_cols[f"gap{k}_t0"][gp]
+            long = gdt > G[gcode]
+            np.add.at(covered, gcode[long], -gdt[long])
+            for c, t0, d in zip(gcode[long], gt0[long], gdt[long]):
+                events.append(_gap(sources[c], int(t0), int(t0 + d)))
+        if detect_late:
+            late[0] += int(col["late"][good_piece].sum())
+        if len(ci) > 1:
+            a, b = ci[:-1], ci[1:]
+            same = (code[a] == code[b]) & ~bad[code[a]]
+            a, b = a[same], b[same]
+            c = code[a]
+            ta, tb = lts[a], fts[b]
+            inc, dt_ = fq[b] - lq[a], tb - ta
+            inside = (tb > S) & (ta < E)
+            whole = inside & (ta >= S) & (tb <= E)
+            np.add.at(energy, c[whole], inc[whole])
+            lo_c, hi_c = np.maximum(ta, S), np.minimum(tb, E)
+            cov_ok = inside & (dt_ <= G[c])
+            np.add.at(covered, c[cov_ok], (hi_c - lo_c)[cov_ok])
+            for i in np.flatnonzero(inside & ~whole & (inc != 0)):
+                k = int(c[i])
+                frac[k] = frac.get(k, 0) + Fraction(int(inc[i]) * int(hi_c[i] - lo_c[i]), int(dt_[i]))
+            for i in np.flatnonzero(inside & (dt_ > G[c])):
+                events.append(_gap(sources[c[i]], int(ta[i]), int(tb[i])))
+            if detect_late:
+                ra, rb = col["last_recv"][a], col["first_recv"][b]
+                late[0] += int(((tb >= S) & (tb < E) & (ra > rb) & (ra >= 0)).sum())
+        # the reading the period ends on: the first at or after its end, else the last before it
+        last_period = first_p + n_period - 1
+        for mask, idx, ts_col, v_col in ((pred_ok & (n_period == 0), pred_idx, lts, col["last_v"]),
+                                         (n_period > 0, last_period, lts, col["last_v"]),
+                                         (succ_ok, succ_idx, fts, col["first_v"])):
+            mask = mask & ~bad
+            if mask.any():
+                last_ts[mask], last_v[mask] = ts_col[idx[mask]], v_col[idx[mask]]
+        return True
+
+    # in chunks of whole sources, so the copies stay small whatever the number of sources
+    cuts = [0]
+    while cuts[-1] < len(order):
+        k = min(cuts[-1] + CHUNK_PIECES, len(order))
+        if k < len(order):
+            k = int(np.searchsorted(code, code[k - 1], side="right"))
+        cuts.append(k)
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        if not chunk(order[a:b], code[a:b]):
+            return None
+    del P, tables
+    bad = bad_all
+    late = late[0]
     energy_kwh = energy / 1_000_000
     for k, f in frac.items():
         energy_kwh[k] = float((Fraction(int(energy[k])) + f) / 1_000_000)
@@ -225,6 +254,11 @@ def rollup_counter_result(store, facility_id: str, kind: str, sources: list[str]
         event_counts={"gap": n_gaps} if n_gaps else {}, events=canonical_events(events), late_readings=late,
         source_energy_mwh=energy, source_energy_frac_mwh=frac)
     return res, bad
+
+
+def _column(P: pa.Table, name: str, rows: np.ndarray) -> np.ndarray:
+    """Column ``name`` of ``P`` at ``rows``, as numpy."""
+    return P.column(name).take(pa.array(rows)).to_numpy(zero_copy_only=False)
 
 
 def _at(a: np.ndarray, idx: np.ndarray, fill) -> np.ndarray:

@@ -268,10 +268,12 @@ def test_pieces_by_hand():
                                          (dt.date(2026, 7, 1), dt.date(2026, 7, 31))])   # around it
 def test_evaluate_with_rollups_equals_evaluate_by_raw_scan(registry, week_store, monkeypatch, first, last):
     """Every fixture facility (hostile one included): the whole JSON of ``evaluate`` is the same."""
+    from dcmon.metrics import period_energy
     from dcmon.metrics.evaluate import evaluate
     from dcmon.periods import Period
     _, store, _ = week_store
     period = Period(first, last)
+    monkeypatch.setattr(period_energy, "CHUNK_PIECES", 7)   # many chunks of whole sources
     rolled = evaluate(registry, store, period)
     monkeypatch.setenv("DCMON_ROLLUPS", "off")
     raw = evaluate(registry, store, period)
