@@ -28,6 +28,10 @@ import pyarrow as pa
 from dcmon.errors import DcmonError
 
 
+# kind of the rack-inventory index: status, function and design-power changes of racks (rows also stored under kind=rack)
+INVENTORY_KIND = "rack-inventory"
+
+
 class DamagedFile(DcmonError):
     """A store file that cannot be read (disk fault, a copy gone wrong, not a dcmon file).
 
@@ -67,7 +71,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def iter_sorted(self, facility_id: str, kind: str, start: pd.Timestamp, end: pd.Timestamp,
-                    columns: list[str]) -> Iterator[pa.RecordBatch]: ...
+                    columns: list[str], *, only_if_null: dict | None = None,
+                    source_range: tuple[str | None, str | None] = (None, None)) -> Iterator[pa.RecordBatch]:
+        """Rows sorted by (source_id, ts) within each day; ``only_if_null`` {col: other} reads col only
+        where other has nulls; ``source_range`` (lo, hi) keeps lo <= source_id < hi."""
 
     @abc.abstractmethod
     def files(self, facility_id: str | None = None, kind: str | None = None,

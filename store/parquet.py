@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dcmon.readings import SCHEMA, TS_TYPE, VALUE_COLUMNS, conform
-from dcmon.store.base import AppendResult, DamagedFile, Store
+from dcmon.store.base import INVENTORY_KIND, AppendResult, DamagedFile, Store
 
 log = logging.getLogger("dcmon.store")
 DAMAGED_DIR = "damaged"
@@ -597,8 +597,6 @@ class ParquetStore(Store):
                 out[p.stem] = orjson.loads(p.read_bytes())
         return out
 
-
-INVENTORY_KIND = "rack-inventory"
 
 
 def _source_slice(t, source_range):
