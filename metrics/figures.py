@@ -19,15 +19,14 @@ from dcmon.metrics import racks as racks_mod
 from dcmon.metrics.exact import to_fraction
 from dcmon.metrics.options import Options
 from dcmon.metrics.streaming import bin_edges, meter_params, rack_params, source_energy
-from dcmon.store.base import INVENTORY_KIND
 
 from dcmon.periods import Period, zone
 
 
 def inventory_at(store, facility, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rack inventory as of ``end`` (CSV baseline + telemetry changes before it), and the changes."""
-    t = store.read(facility.id, INVENTORY_KIND, None, end,
-                   columns=["source_id", "ts", "status", "function", "design_power_kw"])
+    t = store.inventory_changes(facility.id, end,
+                                columns=["source_id", "ts", "status", "function", "design_power_kw"])
     if t.num_rows:
         t = t.set_column(t.schema.get_field_index("ts"), "ts", pc.cast(t.column("ts"), pa.int64()))
         changes = t.to_pandas()
