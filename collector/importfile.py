@@ -125,7 +125,7 @@ def import_records(registry, store, records, reject, *, received_at_ms: int, ori
     reason, raw fields)``. Returns the counts: rows, written, duplicates (already stored),
     conflicts (already stored with other values: the stored ones are kept) and rejected."""
     from dcmon.collector.ingest import store_neighbours
-    from dcmon.collector.parse import JumpGuard
+    from dcmon.collector.jumpguard import JumpGuard
     totals = {"rows": 0, "written": 0, "duplicates": 0, "conflicts": 0, "rejected": 0}
 
     def rejected(where, reason, rec):
