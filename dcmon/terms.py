@@ -317,7 +317,7 @@ _UNIT_DIGITS = {"kWh": 0, "kW": 1, "racks": 1}
 
 
 def margin_text(detail: dict | None, lang: str) -> str:
-    """A structured margin (``metrics.evaluate``: kind, value, unit, direction) as a sentence."""
+    """A structured margin (``metrics.checks``: kind, value, unit, direction) as a sentence."""
     if not detail or detail.get("kind") not in MARGIN_TEXT:
         return ""
     short, surplus = MARGIN_TEXT[detail["kind"]].get(lang, MARGIN_TEXT[detail["kind"]]["zh"])

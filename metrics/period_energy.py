@@ -350,18 +350,14 @@ def rollup_source_energy(store, facility_id, kind, sources, params, groups, n_gr
     return combine(rc, rp, sources, groups, n_groups, edges, coverage_weights)
 
 
-def compare_with_raw_scan(store, facility, edges: np.ndarray, source_energy) -> list[str]:
-    """Each meter's (and rack-metered IT's) figures for ``[edges[0], edges[-1])`` from the daily
-    rollups and from the raw scan; one line per difference (none: they agree exactly).
+def compare_with_raw_scan(store, facility, edges: np.ndarray, source_energy, kinds) -> list[str]:
+    """Each source's figures for ``[edges[0], edges[-1])`` from the daily rollups and from the raw
+    scan; one line per difference (none: they agree exactly).
 
-    ``source_energy`` is the figures' energy function (passed in: this module sits below it).
+    ``kinds``: ``[(kind, source ids, their SourceParams)]``; ``source_energy`` is the figures' energy
+    function (passed in: this module sits below it).
     """
-    from dcmon.metrics.energy import SourceParams
     out = []
-    kinds = [("meter", [m.id for m in facility.meters],
-              [SourceParams(rollover_kwh=None if m.rollover_kwh is None else m.rollover_kwh * m.multiplier,
-                            noise_kwh=m.noise_kwh, max_gap_ms=m.max_gap_s * 1000,
-                            max_power_kw=facility.meter_max_power_kw(m.id)) for m in facility.meters])]
     for kind, ids, params in kinds:
         args = (store, facility.id, kind, ids, params, np.arange(len(ids)), max(len(ids), 1), edges)
         raw = source_energy(*args)

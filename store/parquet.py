@@ -521,7 +521,7 @@ class ParquetStore(Store):
     def rollups(self):
         if self._rollups is None:
             from dcmon.store.rollups import Rollups
-            self._rollups = Rollups(self)
+            self._rollups = Rollups(self, partition_bounds=_partition_bounds, sort_dedupe=sort_dedupe)
         return self._rollups
 
     def rollup_pieces(self, facility_id, kind, timezone, start_ms, end_ms):

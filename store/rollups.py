@@ -212,11 +212,6 @@ def _decode(data: bytes) -> tuple[pa.Table, dict[str, str]]:
     return t.replace_schema_metadata(None), orjson.loads(meta[b"fingerprints"])
 
 
-def _bounds(partition: str) -> tuple[int, int]:
-    from dcmon.store.parquet import _partition_bounds
-    return _partition_bounds(partition)
-
-
 def _block_of(kind_daily: bool, partition: str) -> str:
     """Rollup block of a raw partition: the day folder itself (a large site's racks: ~20 000 pieces
     a day, so a live day is summarized again without rewriting others), or a UTC year of month folders."""
@@ -228,8 +223,12 @@ def _block_of(kind_daily: bool, partition: str) -> str:
 class Rollups:
     """The rollup files of one store (used by :class:`dcmon.store.parquet.ParquetStore`)."""
 
-    def __init__(self, store):
+    def __init__(self, store, *, partition_bounds, sort_dedupe):
+        """``store``: the Parquet store whose partitions are summarized; ``partition_bounds(name)``:
+        a partition folder's UTC range [ms]; ``sort_dedupe(table)``: its readers' merge of files."""
         self.store = store
+        self._bounds = partition_bounds
+        self._sort_dedupe = sort_dedupe
         self.root = Path(store.root) / ROLLUP_DIR
         self._cache: dict[Path, tuple[dict[str, str], pa.Table]] = {}
         self._listings: dict[tuple[str, str], tuple[int, list[Path]]] = {}
@@ -277,14 +276,13 @@ class Rollups:
 
     def _partition_rows(self, facility_id: str, kind: str, part: Path, files: list[Path], timezone: str,
                         bounds: tuple[int, int]) -> pa.Table:
-        from dcmon.store.parquet import sort_dedupe
         cols = ["source_id", "ts", "energy_kwh"] + (["received_at"] if kind == "meter" else [])
         tables = [t for t in (self.store._read_file(f, cols) for f in files) if t is not None]
         if not tables:
             return PIECE_SCHEMA.empty_table()
         t = tables[0].select(cols) if len(tables) == 1 else pa.concat_tables([x.select(cols) for x in tables])
         if len(tables) > 1:
-            t, _ = sort_dedupe(t)
+            t, _ = self._sort_dedupe(t)
         self.computed_partitions += 1
         return compute_pieces(t, timezone, bounds[0], bounds[1], part.name)
 
@@ -299,7 +297,7 @@ class Rollups:
         blocks: dict[str, list[Path]] = {}
         span = [start_ms, end_ms]
         for part in self._listing(facility_id, kind):
-            b = _bounds(part.name)
+            b = self._bounds(part.name)
             if (start_ms is None or b[1] > start_ms) and (end_ms is None or b[0] < end_ms):
                 blocks.setdefault(_block_of(daily, part.name), []).append(part)
                 span = [b[0] if span[0] is None else min(span[0], b[0]), b[1] if span[1] is None else max(span[1], b[1])]
@@ -357,7 +355,7 @@ class Rollups:
                         continue
                     try:
                         parts.append(self._partition_rows(facility_id, kind, by_name[name], files[name], timezone,
-                                                          _bounds(name)))
+                                                          self._bounds(name)))
                     except FileNotFoundError:   # replaced under us: list again
                         return self._fresh_block(facility_id, kind, timezone, path, members)
                     fps[name] = now[name]

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dcmon.metrics.energy import SourceParams
-from dcmon.metrics.evaluate import source_energy
+from dcmon.metrics.streaming import source_energy
 from dcmon.metrics.period_energy import rollup_counter_result
 from dcmon.readings import SCHEMA
 from dcmon.store import open_store
@@ -282,13 +282,16 @@ def test_evaluate_with_rollups_equals_evaluate_by_raw_scan(registry, week_store,
 
 
 def test_compare_with_raw_scan_finds_no_difference(registry, week_store):
-    from dcmon.metrics.evaluate import bin_edges, source_energy
     from dcmon.metrics.period_energy import compare_with_raw_scan
+    from dcmon.metrics.streaming import bin_edges, meter_params, rack_params, source_energy
     from dcmon.periods import Period
     _, store, _ = week_store
     for fac in registry.select(None):
         edges, _ = bin_edges(Period(dt.date(2026, 7, 6), dt.date(2026, 7, 12)), fac.timezone, None)
-        assert compare_with_raw_scan(store, fac, edges, source_energy) == [], fac.id
+        kinds = [("meter", [m.id for m in fac.meters], [meter_params(m, fac) for m in fac.meters])]
+        if fac.it_energy_from == "racks":
+            kinds.append(("rack", list(fac.racks["rack_id"]), rack_params(fac)))
+        assert compare_with_raw_scan(store, fac, edges, source_energy, kinds) == [], fac.id
 
 
 def test_compaction_and_repair_keep_rollups_current(tmp_path):

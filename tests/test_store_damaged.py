@@ -174,3 +174,28 @@ def test_commands_name_the_damaged_file_in_one_line(damaged_fixture_store, tmp_p
     assert "Traceback" not in r.stderr and len(lines) == 1, r.stderr[-2000:]
     assert f"dcmon {command[0]}: error: damaged store file {bad}" in lines[0] and "dcmon check --repair" in lines[0]
     assert bad.exists()
+
+
+def test_dcmon_check_checks_rollups_and_compares_them_with_the_raw_scan(tmp_path):
+    """A damaged daily rollup file is named, then moved aside and made again; with a period the
+    rollups' figures are compared with a scan of every reading."""
+    from dcmon.fixtures.generate import generate
+    from dcmon.registry import load_registry
+    reg = load_registry(REPO / "fixtures")
+    fac = reg.get("cd-east-01")
+    st = open_store(tmp_path)
+    import datetime as dt
+    st.append(generate(fac, dt.date(2026, 7, 6), dt.date(2026, 7, 8), seed=3).table, check_existing=False)
+    r = _dcmon("check", "--data", str(tmp_path), "--config", str(REPO / "fixtures"), "--facility", fac.id,
+               "--from", "2026-07-06", "--to", "2026-07-08")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 facilities: identical" in r.stdout
+    r = _dcmon("check", "--data", str(tmp_path), "--facility", fac.id)   # the comparison made them
+    assert r.returncode == 0 and "checked 1 daily rollup file(s): 0 damaged" in r.stdout
+    (rollup,) = st.rollup_files(fac.id)
+    rollup.write_bytes(rollup.read_bytes()[:-40] + b"x" * 40)
+    r = _dcmon("check", "--data", str(tmp_path), "--facility", fac.id)
+    assert r.returncode == 3 and f"{rollup}: " in r.stdout and "1 damaged" in r.stdout
+    r = _dcmon("check", "--data", str(tmp_path), "--facility", fac.id, "--repair")
+    assert r.returncode == 0 and "made again from the readings" in r.stdout
+    assert st.check_rollup_file(rollup) is None
