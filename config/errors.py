@@ -26,7 +26,8 @@ class Problems:
         self.items: list[str] = []
 
     def add(self, where, msg):
-        self.items.append(f"{where}: {msg}")
+        """``where`` None: the problem is about the file as a whole, named in the header."""
+        self.items.append(msg if where is None else f"{where}: {msg}")
 
     def raise_if_any(self, header: str):
         if self.items:
