@@ -192,7 +192,7 @@ def build_collector(args, registry):
     from dcmon.collector.influx import InfluxSender, Outbox
     from dcmon.collector.ingest import Ingestor
     from dcmon.collector.mqtt import Collector, default_client_id
-    from dcmon.collector.parse import load_mappings
+    from dcmon.config.mappings import load_mappings
     from dcmon.collector.quarantine import Quarantine
     from dcmon.store import open_store
 

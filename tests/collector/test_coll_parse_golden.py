@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from dcmon.collector.parse import JumpGuard, load_mappings, parse
+from dcmon.collector.parse import JumpGuard, parse
+from dcmon.config.mappings import load_mappings
 
 CASES = Path(__file__).resolve().parents[2] / "fixtures" / "payloads"
 RECEIVED_MS = int(pd.Timestamp("2026-07-01T00:10:00Z").value // 10**6)

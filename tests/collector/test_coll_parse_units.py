@@ -3,7 +3,8 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dcmon.collector.parse import JumpGuard, get_path, load_mappings, parse, parse_line
+from dcmon.collector.parse import JumpGuard, get_path, parse, parse_line
+from dcmon.config.mappings import load_mappings
 
 RECEIVED = 1782864600000  # 2026-07-01T00:10:00Z
 T0 = 1782864000000        # 2026-07-01T00:00:00Z
