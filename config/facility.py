@@ -459,6 +459,8 @@ def facility_unknown(loc: tuple, keys: list[str]) -> str:
         return f"unknown key(s) {keys_text} (known: {', '.join(sorted(ApplicantDoc.model_fields))})"
     if len(loc) == 3 and loc[:2] == ("applicant", "actual_investment"):
         return f"applicant.actual_investment[{loc[2]}]: unknown key(s) {keys_text}"
+    if loc[0] == "meters":     # the location prefix names the meter already
+        return f"unknown key(s) {keys_text}"
     return f"{dotted(loc)}: unknown key(s) {keys_text}"
 
 
