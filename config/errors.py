@@ -71,12 +71,15 @@ def _generic(err: dict, name: str) -> str:
 def add_validation_errors(exc: ValidationError, problems: Problems, *,
                           where: Callable[[tuple], object],
                           name: Callable[[tuple], str] = dotted,
-                          unknown: Callable[[tuple, list[str]], str] | None = None) -> None:
+                          unknown: Callable[[tuple, list[str]], str] | None = None,
+                          message: Callable[[dict, tuple], str | None] | None = None) -> None:
     """Add each error of ``exc`` to ``problems`` as ``<where(loc)>: <sentence>``.
 
     where : the location prefix for an error at ``loc`` (the file, or ``file meters[2]``)
     name : the field name a sentence starting with :data:`FIELD` gets
     unknown : the sentence for unknown keys of the mapping at ``loc`` (all of one mapping in one line)
+    message : the sentence for an error of a plain type or bound (pydantic's own check), or None for
+        the generic one; lets a hot schema use native checks and still speak the user's words
     """
     extra: dict[tuple, list[str]] = {}
     for err in exc.errors(include_url=False):
@@ -91,7 +94,7 @@ def add_validation_errors(exc: ValidationError, problems: Problems, *,
                     line = name(here) + line[len(FIELD):]
                 problems.add(where(here), line)
         else:
-            problems.add(where(loc), _generic(err, name(loc)))
+            problems.add(where(loc), (message and message(err, loc)) or _generic(err, name(loc)))
     for loc, keys in extra.items():
         keys = sorted(keys)
         problems.add(where(loc), unknown(loc, keys) if unknown else f"unknown key(s) {', '.join(keys)}")

@@ -100,49 +100,46 @@ def _mapping_or(message: str):
 
 
 # ------------------------------------------------------------------------------ meters
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 class MeterDoc(_Doc):
-    """One entry of ``meters:``; errors name the meter by its id."""
+    """One entry of ``meters:``. Plain types and bounds (checked natively: 5 meters × 301 sites);
+    :func:`meter_message` words their errors, naming the meter by its id."""
 
-    id: str = Field(default="", validate_default=True)
-    role: str | None = Field(default=None, validate_default=True)
-    rollover_kwh: float | None = None
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    id: Annotated[str, StringConstraints(pattern=SOURCE_ID.pattern)] = Field(default="", validate_default=True)
+    role: Literal[METER_ROLES] = Field(default=None, validate_default=True)
+    rollover_kwh: Positive | None = None   # the register's modulus [kWh]
     name: str = ""
-    interval_s: float | None = None   # accepted for older files; not used (gaps are judged by max_gap_s)
-    max_gap_s: float = 900            # readings further apart than this leave a coverage hole [s]
-    noise_kwh: float = 0.5            # a counter dip up to this is meter noise, not a reset [kWh]
-    multiplier: float = 1.0           # CT/PT ratio [-]
-    max_power_kw: float | None = None  # most power the meter can carry (primary side) [kW]
+    interval_s: Positive | None = None     # accepted for older files; not used (gaps are judged by max_gap_s)
+    max_gap_s: Positive = 900              # readings further apart than this leave a coverage hole [s]
+    noise_kwh: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.5   # a dip up to this is noise, not a reset [kWh]
+    multiplier: Positive = 1.0             # CT/PT ratio [-]
+    max_power_kw: Positive | None = None   # most power the meter can carry (primary side) [kW]
 
-    mapping_check = _mapping_or("must be a mapping {id, role}")
 
-    @field_validator("id", mode="before")
-    @classmethod
-    def _id(cls, v):
-        mid = str(v)
-        if not SOURCE_ID.match(mid):
-            raise fail(f"id {mid!r} must be 1-64 letters, digits, '_', '.', '-'")
-        return mid
-
-    @field_validator("role", mode="before")
-    @classmethod
-    def _role(cls, v, info):
-        if v not in METER_ROLES:
-            raise fail(f"meter {info.data.get('id', '?')} role {v!r} is not one of {', '.join(METER_ROLES)}")
-        return v
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name(cls, v):
-        return str(v)
-
-    @field_validator("rollover_kwh", "interval_s", "max_gap_s", "noise_kwh", "multiplier", "max_power_kw",
-                     mode="before")
-    @classmethod
-    def _positive(cls, v, info):
-        if v is None and info.field_name in ("rollover_kwh", "max_power_kw", "interval_s"):
+def meter_message(doc: dict):
+    """The sentence for a native error inside ``meters[i]`` of the facility ``doc`` (None: not a meter's)."""
+    def message(err: dict, loc: tuple) -> str | None:
+        if len(loc) < 2 or loc[0] != "meters" or not isinstance(loc[1], int):
             return None
-        return positive_number(v, f"meter {info.data.get('id', '?')} {info.field_name}",
-                               allow_zero=info.field_name == "noise_kwh")
+        value = err.get("input")
+        if len(loc) == 2:
+            return f"must be a mapping {{id, role}}: {value!r}"
+        field = loc[2]
+        if field == "id":
+            return f"id {str(value)!r} must be 1-64 letters, digits, '_', '.', '-'"
+        mid = doc["meters"][loc[1]].get("id", "?")
+        if field == "role":
+            return f"meter {mid} role {value!r} is not one of {', '.join(METER_ROLES)}"
+        if err["type"] in ("greater_than", "greater_than_equal", "finite_number"):
+            return f"meter {mid} {field} must be {'≥' if field == 'noise_kwh' else '>'} 0: {value!r}"
+        if field in MeterDoc.model_fields and field != "name":
+            return f"meter {mid} {field} is not a number: {value!r}"
+        return None
+    return message
 
 
 def _meter_list(value):

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from dcmon.config.errors import Problems, add_validation_errors
 from dcmon.config.facility import (  # noqa: F401  (FACILITY_ID, NARRATIVE_SECTIONS, credit codes: read from here too)
     FACILITY_ID, NARRATIVE_SECTIONS, FacilityDoc, NarrativeDoc, credit_code_check_char, credit_code_problem,
-    facility_unknown, facility_where, load_racks, narrative_name, narrative_unknown,
+    facility_unknown, facility_where, load_racks, meter_message, narrative_name, narrative_unknown,
 )
 from dcmon.config.yamlfile import load_yaml, yaml_error_where
 from dcmon.errors import ConfigError
@@ -172,7 +172,8 @@ def _load_facility(path: Path, errors: Problems, *, racks_on_demand: bool = Fals
     try:
         fd = FacilityDoc.model_validate(doc, context={"stem": path.stem})
     except ValidationError as e:
-        add_validation_errors(e, errors, where=facility_where(path), unknown=facility_unknown)
+        add_validation_errors(e, errors, where=facility_where(path), unknown=facility_unknown,
+                              message=meter_message(doc))
         fd = None
     racks_rel = doc.get("racks")
     racks_path = (path.parent / str(racks_rel)).resolve() if racks_rel else path.with_suffix(".csv")
