@@ -139,7 +139,7 @@ def run_flood(work: Path, broker, qos: int, n: int, queue_mib: float) -> dict:
 def many_items_ratio(work: Path) -> float:
     """Quarantine bytes per rejected byte for one 1 MiB message of ~18 000 bad readings (in-process)."""
     from dcmon.collector.ingest import Ingestor
-    from dcmon.collector.quarantine import Quarantine
+    from dcmon.store.quarantine import Quarantine
     from dcmon.registry import load_registry
     data = work / "data-items"
     ing = Ingestor(load_registry(REPO / "fixtures"), open_store(data), Quarantine(data, writer="bench"))

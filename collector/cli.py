@@ -193,7 +193,6 @@ def build_collector(args, registry):
     from dcmon.collector.ingest import Ingestor
     from dcmon.collector.mqtt import Collector, default_client_id
     from dcmon.config.mappings import load_mappings
-    from dcmon.collector.quarantine import Quarantine
     from dcmon.store import open_store
 
     protocol = args.protocol or ("5" if args.share_group else "3.1.1")
@@ -215,7 +214,7 @@ def build_collector(args, registry):
                         ("--quarantine-max-mib", getattr(args, "quarantine_max_mib", 256.0), 1)):
         if not v >= lo:
             raise InputError(f"{name} must be ≥ {lo}: {v!r}")
-    from dcmon.collector.quarantine import DEFAULT_RETENTION_DAYS
+    from dcmon.store.quarantine import DEFAULT_RETENTION_DAYS
     retention = getattr(args, "quarantine_retention_days", DEFAULT_RETENTION_DAYS)
     if retention < 0:
         raise InputError(f"--quarantine-retention-days must be ≥ 0 (0 keeps quarantine files forever): {retention!r}")
@@ -230,8 +229,8 @@ def build_collector(args, registry):
     writer = client_id
     if args.share_group:
         writer = f"{client_id}"
-    quarantine = Quarantine(args.data, writer=writer,
-                            max_bytes=int(getattr(args, "quarantine_max_mib", 256.0) * 2**20))
+    quarantine = store.quarantine_writer(writer,
+                                         max_bytes=int(getattr(args, "quarantine_max_mib", 256.0) * 2**20))
     ingestor = Ingestor(registry, store, quarantine, outbox=outbox, prefix=args.prefix,
                         mappings=mappings, max_future=dt.timedelta(seconds=args.max_future),
                         jump_guard=not args.no_jump_check)
@@ -358,7 +357,7 @@ def _require_data(args):
 
 
 def cmd_quarantine_list(args) -> int:
-    from dcmon.collector.quarantine import iter_records
+    from dcmon.store.quarantine import iter_records
     data = _require_data(args)
     if args.since:
         try:
@@ -385,7 +384,7 @@ def cmd_quarantine_list(args) -> int:
 
 
 def cmd_quarantine_show(args) -> int:
-    from dcmon.collector.quarantine import get_record
+    from dcmon.store.quarantine import get_record
     data = _require_data(args)
     try:
         rec = get_record(data, args.id)
@@ -401,7 +400,7 @@ def cmd_quarantine_show(args) -> int:
 
 
 def cmd_quarantine_prune(args) -> int:
-    from dcmon.collector.quarantine import prune
+    from dcmon.store.quarantine import prune
     data = _require_data(args)
     if args.older_than < 1:
         raise InputError(f"--older-than must be ≥ 1 day: {args.older_than!r}")

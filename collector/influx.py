@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from dcmon.store.durable import fsync_dir
+
 log = logging.getLogger("dcmon.collector.influx")
 
 BATCH_LINES = 5000
@@ -65,14 +67,6 @@ def to_line_protocol(table: pa.Table) -> list[str]:
     return out
 
 
-def _fsync_dir(path: Path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Outbox:
     """Durable queue of line-protocol files waiting for InfluxDB."""
 
@@ -92,7 +86,7 @@ class Outbox:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.dir / name)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self.wakeup.set()
         return self.dir / name
 
@@ -112,7 +106,7 @@ class Outbox:
     def done(self, paths: list[Path]):
         for p in paths:
             p.unlink(missing_ok=True)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
 
     def close(self):
         self.wakeup.set()

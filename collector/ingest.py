@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from dcmon.readings import DEFAULT_MAX_FUTURE
 
 from dcmon.collector.parse import DEFAULT_PREFIX, Context, JumpGuard, Rows, parse_message
-from dcmon.collector.quarantine import message_records
+from dcmon.store.quarantine import message_records
 
 log = logging.getLogger("dcmon.collector")
 
@@ -181,7 +181,7 @@ class Ingestor:
 
     registry : :class:`dcmon.registry.Registry`
     store : :class:`dcmon.store.Store`
-    quarantine : :class:`dcmon.collector.quarantine.Quarantine`
+    quarantine : :class:`dcmon.store.quarantine.Quarantine` (``store.quarantine_writer(...)``)
     outbox : optional :class:`dcmon.collector.influx.Outbox` (readings also go to InfluxDB)
     """
 

@@ -513,10 +513,9 @@ class Collector:
     def prune_quarantine(self) -> list:
         """Quarantine retention: remove files older than ``quarantine_retention_days`` (never the one
         being written). Runs on the commit thread, which is also the quarantine's only writer."""
-        from dcmon.collector.quarantine import prune
         q = self.ingestor.quarantine
         try:
-            return prune(q.data_dir, self.quarantine_retention_days, keep=[q.current_path])
+            return self.ingestor.store.quarantine_prune(self.quarantine_retention_days, keep=[q.current_path])
         except Exception:
             log.exception("quarantine retention failed (nothing is lost; will retry)")
             return []

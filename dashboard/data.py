@@ -193,5 +193,4 @@ class Loader:
 
     def rejected_summary(self, facility_id: str, limit: int = 20, days: int = 7) -> dict:
         """``{"records", "rejected", "latest"}`` of this facility over the last ``days`` (quarantine index)."""
-        from dcmon.collector.quarantine import facility_summary
-        return facility_summary(self.data_dir, facility_id, days=days, limit=limit)
+        return self.store.quarantine_summary(facility_id, days=days, limit=limit)

@@ -33,7 +33,6 @@ from dcmon.metrics.policy import (
 )
 from dcmon.metrics.subsidy import subsidy_estimate
 from dcmon.readings import SCHEMA as READING_SCHEMA
-from dcmon.store.parquet import INVENTORY_KIND
 
 from dcmon.periods import Period, zone
 
@@ -295,8 +294,8 @@ def _rack_params(facility) -> list[SourceParams]:
 
 def inventory_at(store, facility, end: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rack inventory as of ``end`` (CSV baseline + telemetry changes before it), and the changes."""
-    t = store.read(facility.id, INVENTORY_KIND, None, end,
-                   columns=["source_id", "ts", "status", "function", "design_power_kw"])
+    t = store.inventory_changes(facility.id, end,
+                                columns=["source_id", "ts", "status", "function", "design_power_kw"])
     if t.num_rows:
         t = t.set_column(t.schema.get_field_index("ts"), "ts", pc.cast(t.column("ts"), pa.int64()))
         changes = t.to_pandas()

@@ -38,7 +38,7 @@ def reading_digests(store, registry, facility_ids, period, options=None) -> list
     readings when the figures use them (IT measured at the racks, or compute share by IT energy).
     Digests are of readings, not files (:mod:`dcmon.store.digest`), so compaction keeps them.
     """
-    from dcmon.store.parquet import INVENTORY_KIND
+    from dcmon.store.base import INVENTORY_KIND
     out = []
     margin = dt.timedelta(days=1)
     for fid in facility_ids:

@@ -29,7 +29,7 @@ from dcmon import terms
 from dcmon.reports.applicant import PACK_CSS, pack_html, verdict_note, window_row
 from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, canonical, check_lang, fmt_num, provenance,
                                   reading_digests)
-from dcmon.store.digest import METHOD as DIGEST_METHOD
+from dcmon.store.base import DIGEST_METHOD
 
 SUMMARY_ID = "dcmon-summary"
 SUMMARY_NAME = "dcmon-summary.json"
@@ -138,11 +138,6 @@ def summary_digest(doc: dict) -> str:
     return hashlib.sha256(canonical({k: v for k, v in doc.items() if k not in ("sha256", "generated_at")})).hexdigest()
 
 
-def _fix_digest(doc: dict) -> dict:
-    doc["sha256"] = summary_digest(doc)
-    return doc
-
-
 def bin_pue_exact(b: dict):
     """A bin's PUE as the exact ratio of its energies (rounded to the milliwatt-hour by metrics)."""
     return ratio(b["facility_energy_kwh"], b["it_energy_kwh"])
@@ -189,23 +184,6 @@ def _table(head: list[str], rows: list[list], cls="", raw: bool = False) -> str:
     return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>'
 
 
-def rejected_counts(data_dir, facility_id: str, start_ms: int, end_ms: int) -> dict[str, int]:
-    """Rejected readings or messages for the facility in the period, by reason (from the collector's quarantine)."""
-    try:
-        from dcmon.collector.quarantine import iter_records
-    except ImportError:
-        return {}
-    out: dict[str, int] = {}
-    for rec in iter_records(data_dir):
-        if f"/{facility_id}/" not in rec.get("topic", "") + "/":
-            continue
-        if not start_ms <= rec.get("received_at_ms", 0) < end_ms:
-            continue
-        reason = rec.get("reason", "").split(":")[0]
-        out[reason] = out.get(reason, 0) + 1
-    return out
-
-
 def render_html(registry, store, facility_id: str, period, *, profile: str = DEFAULT_PROFILE, lang: str = "zh",
                 options: Options | None = None, fmt: str = "html", signer: dict | None = None,
                 issued: dict | None = None) -> tuple[str, dict, dict]:
@@ -223,7 +201,7 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
     fig = result["facilities"][0]
     start_ms = int(dt.datetime.fromisoformat(fig["utc_from"]).timestamp() * 1000)
     end_ms = int(dt.datetime.fromisoformat(fig["utc_to"]).timestamp() * 1000)
-    rej = None if issued is not None else rejected_counts(store.root, facility_id, start_ms, end_ms)
+    rej = None if issued is not None else store.rejected_counts(facility_id, start_ms, end_ms)
     summary = build_summary(registry, store, facility_id, period, profile, options, result, lang=lang, fmt=fmt,
                             signer=signer, rejected=rej, issued=issued, applicant=pack)
     rej = summary["rejected"]

@@ -26,7 +26,7 @@ from dcmon.metrics.exact import decide
 from dcmon import terms
 from dcmon.reports.common import (KIND_TEXT, LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang,
                                   compare_digests, provenance, reading_digests, sha256_file)
-from dcmon.store.digest import METHOD as DIGEST_METHOD
+from dcmon.store.base import DIGEST_METHOD
 
 FORMATS = ("xlsx", "csv", "parquet", "json")
 MANIFEST_SCHEMA = "dcmon-manifest/2"

@@ -13,7 +13,18 @@ Contract
 * ``iter_sorted(...)`` streams the same rows in bounded memory: batches in day order, and within
   a day sorted by ``(source_id, ts)``. Metrics that difference counters use it.
 * ``reading_digests(...)`` gives a content digest of the readings per source and UTC month
-  (:mod:`dcmon.store.digest`), the same however the rows are split into files.
+  (:mod:`dcmon.store.digest`), the same however the rows are split into files. Reports cite and
+  verify readings only through it: no other layer hashes or walks the store's files.
+* The rack-inventory index (:mod:`dcmon.store.inventory`) is kept by ``append`` under kind
+  :data:`INVENTORY_KIND`; ``inventory_changes(...)`` reads it.
+* Status documents (``put_status``/``get_status``/``list_status``) are small JSON documents
+  replaced atomically.
+* The quarantine (:mod:`dcmon.store.quarantine`): rejected telemetry, written by the collector
+  through ``quarantine_writer(...)``, read through ``quarantine_records``, ``quarantine_record``,
+  ``quarantine_summary`` and ``rejected_counts``, pruned by ``quarantine_prune``.
+
+Every method another layer calls is declared here (``tests/test_store_interface.py`` checks it);
+other layers hold a ``Store``, never a concrete backend (only entry points and tests open one).
 """
 from __future__ import annotations
 
@@ -26,6 +37,10 @@ import pandas as pd
 import pyarrow as pa
 
 from dcmon.errors import DcmonError
+from dcmon.store.digest import METHOD as DIGEST_METHOD  # noqa: F401 - the digests' method, cited by reports
+
+# Kind of the rack-inventory index rows (rack rows stating status, function or design power).
+INVENTORY_KIND = "rack-inventory"
 
 
 class DamagedFile(DcmonError):
@@ -57,6 +72,13 @@ class AppendResult:
 
 
 class Store(abc.ABC):
+    # Where ``dcmon check`` looked and where damaged files were set aside (for its messages), and the
+    # files this process set aside (collector health); backends without files leave them empty.
+    readings_dir: Path | None = None
+    damaged_dir: Path | None = None
+    damaged: tuple | list = ()
+    damaged_total: int = 0
+
     @abc.abstractmethod
     def append(self, table: pa.Table, *, check_existing: bool = True) -> AppendResult: ...
 
@@ -66,12 +88,36 @@ class Store(abc.ABC):
              columns: list[str] | None = None) -> pa.Table: ...
 
     @abc.abstractmethod
-    def iter_sorted(self, facility_id: str, kind: str, start: pd.Timestamp, end: pd.Timestamp,
-                    columns: list[str]) -> Iterator[pa.RecordBatch]: ...
+    def iter_sorted(self, facility_id: str, kind: str, start: pd.Timestamp | None, end: pd.Timestamp | None,
+                    columns: list[str], *, only_if_null: dict[str, str] | None = None,
+                    source_range: tuple[str | None, str | None] = (None, None),
+                    prefetch: int = 3) -> Iterator[pa.RecordBatch]:
+        """Rows sorted by ``(source_id, ts)`` within each day, days in order. ``only_if_null``
+        ``{a: b}``: column ``a`` may be left null where ``b`` has no nulls (a backend may skip
+        reading it there); ``source_range`` ``(lo, hi)`` keeps ``lo <= source_id < hi``;
+        ``prefetch``: batches a backend may read ahead (0: none)."""
 
     @abc.abstractmethod
     def files(self, facility_id: str | None = None, kind: str | None = None,
               start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> list[Path]: ...
+
+    def check_file(self, path: Path) -> str | None:
+        """Why a file of :meth:`files` cannot be read in full, or None when it can."""
+        return None
+
+    def move_aside(self, path: Path, reason: str) -> Path | None:
+        """Set a damaged file aside (under :attr:`damaged_dir`) with its reason; its new path."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no files to move aside")
+
+    def damaged_files(self) -> list[Path]:
+        """Files set aside earlier (any process), sorted."""
+        return []
+
+    def inventory_changes(self, facility_id: str, end: pd.Timestamp | None = None,
+                          columns: list[str] | None = None) -> pa.Table:
+        """The rack-inventory index before ``end``: rack rows stating status, function or design power,
+        sorted by ``(source_id, ts)``."""
+        return self.read(facility_id, INVENTORY_KIND, None, end, columns=columns)
 
     # Small JSON documents: collector health, last-seen times, data-quality notes.
     @abc.abstractmethod
@@ -84,7 +130,46 @@ class Store(abc.ABC):
     def list_status(self, prefix: str = "") -> dict[str, dict]: ...
 
     def compact(self, facility_id: str | None = None) -> int:
+        """Merge small files; the number of partitions merged (0 for backends that need no compaction)."""
         return 0
+
+    # Quarantine: rejected telemetry with its reasons (:mod:`dcmon.store.quarantine`).
+    @abc.abstractmethod
+    def quarantine_writer(self, writer: str = "collector", max_bytes: int | None = None):
+        """A writer of quarantine records (:class:`dcmon.store.quarantine.Quarantine` interface:
+        ``write_records``, ``write``, ``flush_index``, ``current_path``, ``close``)."""
+
+    @abc.abstractmethod
+    def quarantine_records(self, *, since: str | None = None, topic: str | None = None,
+                           reason: str | None = None, facility: str | None = None) -> Iterator[dict]:
+        """Quarantined records, oldest first, each with its ``id``; filters as
+        :func:`dcmon.store.quarantine.iter_records`."""
+
+    @abc.abstractmethod
+    def quarantine_record(self, record_id: str) -> dict | None:
+        """One record by its ``id`` (None when there is none); ValueError for a malformed id."""
+
+    @abc.abstractmethod
+    def quarantine_summary(self, facility_id: str, *, days: int = 7, limit: int = 20) -> dict:
+        """``{"records", "rejected", "latest"}`` of one facility over the last ``days`` UTC days."""
+
+    @abc.abstractmethod
+    def quarantine_prune(self, older_than_days: int, *, keep=(), dry_run: bool = False,
+                         now: float | None = None) -> list[Path]:
+        """Remove (or with ``dry_run`` only list) quarantine files older than ``older_than_days``."""
+
+    def rejected_counts(self, facility_id: str, start_ms: int, end_ms: int) -> dict[str, int]:
+        """Rejected readings or messages whose topic names the facility, received in
+        ``[start_ms, end_ms)``, counted by reason (the text before its first colon)."""
+        out: dict[str, int] = {}
+        for rec in self.quarantine_records():
+            if f"/{facility_id}/" not in rec.get("topic", "") + "/":
+                continue
+            if not start_ms <= rec.get("received_at_ms", 0) < end_ms:
+                continue
+            reason = rec.get("reason", "").split(":")[0]
+            out[reason] = out.get(reason, 0) + 1
+        return out
 
     def reading_digests(self, facility_id: str, kind: str, start: pd.Timestamp | None = None,
                         end: pd.Timestamp | None = None) -> dict[tuple[str, str], tuple[str, int]]:

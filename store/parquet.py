@@ -6,6 +6,7 @@ Layout (hive-style, one folder per facility, kind and UTC day)::
     <data>/readings/facility=<id>/kind=meter/month=<YYYY-MM>/part-<ns>-<uuid>.parquet
     <data>/readings/facility=<id>/kind=rack-inventory/month=<YYYY-MM>/part-<ns>-<uuid>.parquet
     <data>/status/<name>.json
+    <data>/quarantine/<UTC day>-<writer>.jsonl     (rejected telemetry: :mod:`dcmon.store.quarantine`)
 
 Rack readings (millions a day at a large site) are partitioned by UTC day; meters and the
 rack-inventory index (thousands a day) by UTC month, so small sites do not scatter into
@@ -48,7 +49,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dcmon.readings import SCHEMA, TS_TYPE, VALUE_COLUMNS, conform
-from dcmon.store.base import AppendResult, DamagedFile, Store
+import dcmon.store.quarantine as qr
+from dcmon.store.base import INVENTORY_KIND, AppendResult, DamagedFile, Store
+from dcmon.store.durable import fsync_dir
+from dcmon.store.inventory import MONTHLY_KINDS, inventory_rows
 
 log = logging.getLogger("dcmon.store")
 DAMAGED_DIR = "damaged"
@@ -61,14 +65,6 @@ _STALE_TMP_S = 3600
 SMALL_READ_BYTES = 32 << 20  # below this, a period is read in one threaded scan (see _small_read)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _to_ms(t) -> int | None:
     if t is None:
         return None
@@ -78,9 +74,6 @@ def _to_ms(t) -> int | None:
 
 def _day(ms: int) -> dt.date:
     return dt.date(1970, 1, 1) + dt.timedelta(days=ms // _DAY_MS)
-
-
-MONTHLY_KINDS = {"meter", "rack-inventory"}
 
 
 def _partition_keys(kind: str, ts_ms: np.ndarray) -> np.ndarray:
@@ -243,8 +236,8 @@ class ParquetStore(Store):
             fh.write(note)
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_dir(dest.parent)
-        _fsync_dir(path.parent)
+        fsync_dir(dest.parent)
+        fsync_dir(path.parent)
         return dest
 
     def _damaged_file(self, path: Path, reason: str) -> None:
@@ -310,7 +303,7 @@ class ParquetStore(Store):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
-        _fsync_dir(part)
+        fsync_dir(part)
         return final
 
     def append(self, table: pa.Table, *, check_existing: bool = True) -> AppendResult:
@@ -325,7 +318,7 @@ class ParquetStore(Store):
         if table.num_rows == 0:
             return result
         table = conform(table)
-        inv = _inventory_rows(table)
+        inv = inventory_rows(table)
         if inv is not None:
             # A small index of rack inventory changes, so "inventory as of" never scans rack power.
             table = pa.concat_tables([table, inv])
@@ -552,7 +545,7 @@ class ParquetStore(Store):
                         self._write_file(part, merged.select([fld.name for fld in SCHEMA]), prefix="part")
                         for p, _ in read:
                             p.unlink(missing_ok=True)
-                        _fsync_dir(part)
+                        fsync_dir(part)
                         n += 1
         return n
 
@@ -563,6 +556,25 @@ class ParquetStore(Store):
             with contextlib.suppress(FileNotFoundError):
                 if now - p.stat().st_mtime > _STALE_TMP_S:
                     p.unlink()
+
+    # ------------------------------------------------------------- quarantine
+    # JSON-lines files under <data>/quarantine/ (:mod:`dcmon.store.quarantine`).
+    def quarantine_writer(self, writer: str = "collector", max_bytes: int | None = None) -> qr.Quarantine:
+        return qr.Quarantine(self.root, writer=writer,
+                             max_bytes=qr.DEFAULT_MAX_BYTES if max_bytes is None else max_bytes)
+
+    def quarantine_records(self, *, since=None, topic=None, reason=None, facility=None) -> Iterator[dict]:
+        return qr.iter_records(self.root, since=since, topic=topic, reason=reason, facility=facility)
+
+    def quarantine_record(self, record_id: str) -> dict | None:
+        return qr.get_record(self.root, record_id)
+
+    def quarantine_summary(self, facility_id: str, *, days: int = 7, limit: int = 20) -> dict:
+        return qr.facility_summary(self.root, facility_id, days=days, limit=limit)
+
+    def quarantine_prune(self, older_than_days: int, *, keep=(), dry_run: bool = False,
+                         now: float | None = None) -> list[Path]:
+        return qr.prune(self.root, older_than_days, now=now, keep=keep, dry_run=dry_run)
 
     # ----------------------------------------------------------------- status
     def put_status(self, name: str, doc: dict) -> None:
@@ -581,7 +593,7 @@ class ParquetStore(Store):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(self.status_dir)
+        fsync_dir(self.status_dir)
 
     def get_status(self, name: str) -> dict | None:
         _check_name(name)
@@ -596,9 +608,6 @@ class ParquetStore(Store):
             with contextlib.suppress(FileNotFoundError, orjson.JSONDecodeError):
                 out[p.stem] = orjson.loads(p.read_bytes())
         return out
-
-
-INVENTORY_KIND = "rack-inventory"
 
 
 def _source_slice(t, source_range):
@@ -704,22 +713,6 @@ def _read_ahead(gen, depth: int):
         th.join(timeout=5)
 
 
-
-
-def _inventory_rows(table: pa.Table) -> pa.Table | None:
-    """Rack rows that change status, function or design power, relabelled for the inventory index."""
-    kind = table.column("kind")
-    if not pc.any(pc.equal(kind, "rack")).as_py():
-        return None
-    has = pc.or_(pc.or_(pc.is_valid(table.column("status")), pc.is_valid(table.column("function"))),
-                 pc.is_valid(table.column("design_power_kw")))
-    mask = pc.and_(pc.equal(kind, "rack"), has)
-    if not pc.any(mask).as_py():
-        return None
-    inv = table.filter(mask)
-    arrays = [pa.array([INVENTORY_KIND] * inv.num_rows, pa.string()) if f.name == "kind" else inv.column(f.name)
-              for f in SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
 def _check_name(name: str):

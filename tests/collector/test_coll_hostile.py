@@ -7,7 +7,7 @@ import time
 import orjson
 import pytest
 
-from dcmon.collector.quarantine import facility_summary, iter_records
+from dcmon.store.quarantine import facility_summary, iter_records
 from dcmon.readings import now_ms
 from dcmon.store import open_store
 

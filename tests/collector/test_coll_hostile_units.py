@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dcmon.collector.ingest import Ingestor, store_neighbours
 from dcmon.collector.parse import (MAX_REASON_CHARS, JumpGuard, parse)
-from dcmon.collector.quarantine import (MAX_PAYLOAD_KEPT, Quarantine, facility_summary, iter_records,
+from dcmon.store.quarantine import (MAX_PAYLOAD_KEPT, Quarantine, facility_summary, iter_records,
                                         quarantine_dir)
 from dcmon.readings import now_ms, to_table
 from dcmon.store import open_store

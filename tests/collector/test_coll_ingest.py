@@ -5,7 +5,7 @@ import pytest
 
 from dcmon.collector.ingest import Ingestor
 from dcmon.collector.mqtt import BrokerURL, Collector, MqttOptions, parse_broker_url
-from dcmon.collector.quarantine import Quarantine, get_record, iter_records
+from dcmon.store.quarantine import Quarantine, get_record, iter_records
 from dcmon.readings import now_ms
 from dcmon.store import open_store
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from dcmon.cli import main
-from dcmon.collector.quarantine import Quarantine, iter_records, prune, prune_candidates, quarantine_dir
+from dcmon.store.quarantine import Quarantine, iter_records, prune, prune_candidates, quarantine_dir
 from dcmon.readings import Rejection, now_ms
 
 from conftest import FIXTURES, CollectorProc, needs_mosquitto, paho_publisher, publish_all, stop_client, wait_for

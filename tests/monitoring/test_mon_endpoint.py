@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mon_helpers import REPO, coll
 from dcmon.collector.ingest import Ingestor
-from dcmon.collector.quarantine import Quarantine
+from dcmon.store.quarantine import Quarantine
 from dcmon.metrics.policy import load_profiles
 from dcmon.metrics.watch import min_coverage, pue_limit
 from dcmon.monitoring import ENV_METRICS_TOKEN, MetricsServer, load_token

@@ -37,6 +37,7 @@ from typing import Iterator
 import orjson
 
 from dcmon.readings import Rejection
+from dcmon.store.durable import fsync_dir
 
 log = logging.getLogger("dcmon.collector")
 
@@ -151,11 +152,7 @@ class Quarantine:
                 self._fh.write(b"\n")   # after a torn last line (crash mid-write): start a fresh line
                 self._fh.flush()
             self._lines = _count_lines(path)
-            fd = os.open(self.dir, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_dir(self.dir)
         return self._fh
 
     def write(self, items: list[tuple[str, int, Rejection]]) -> None:
@@ -399,11 +396,7 @@ def prune(data_dir, older_than_days: int, *, now: float | None = None, keep=(), 
         removed.append(path)
         log.info("quarantine retention: removed %s (older than %d days)", path.name, older_than_days)
     if removed:
-        fd = os.open(quarantine_dir(data_dir), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(quarantine_dir(data_dir))
         log.info("quarantine retention: removed %d file(s) older than %d days", len(removed), older_than_days)
     return removed
 
