@@ -14,10 +14,14 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from dcmon.readings import DEFAULT_MAX_FUTURE
+from dcmon.readings import DEFAULT_MAX_FUTURE, Rejection
 
-from dcmon.collector.parse import DEFAULT_PREFIX, Context, JumpGuard, Rows, parse_message
+from dcmon.collector.buffers import Rows
+from dcmon.collector.jumpguard import JumpGuard
+from dcmon.collector.parsers import PARSERS, parse_batch
+from dcmon.collector.parsers.common import DEFAULT_PREFIX, Context
 from dcmon.store.quarantine import message_records
 
 log = logging.getLogger("dcmon.collector")
@@ -86,13 +90,22 @@ def _reason_class(reason: str) -> str:
     return "other"
 
 
+class Rejected(NamedTuple):
+    """One rejection of a batch, with the message it came from."""
+
+    topic: str
+    received_at_ms: int
+    rejection: Rejection
+    facility_id: str | None    # the configured facility the topic names, else None
+
+
 @dataclass
 class Parsed:
     """One parsed batch on its way to durability."""
 
     rows: Rows
     table: object            # pyarrow.Table of the accepted rows, or None
-    rejected: list           # (topic, received_at_ms, Rejection, facility_id) of every rejection
+    rejected: list           # [Rejected] of every rejection
     messages: int
     bytes: int
     records: list = field(default_factory=list)   # quarantine records (a few per bad message)
@@ -115,7 +128,7 @@ def store_neighbours(store, window_ms: int = NEIGHBOUR_WINDOW_MS):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from dcmon.readings import ts_to_pandas
+    import pandas as pd   # the Store interface takes pd.Timestamp bounds
 
     latest: dict = {}   # (facility_id, kind) -> {source_id: (ts_ms, energy_kwh)}: last stored, read once
 
@@ -126,7 +139,7 @@ def store_neighbours(store, window_ms: int = NEIGHBOUR_WINDOW_MS):
         if key not in latest:
             now = time.time() * 1000
             try:
-                t = store.read(facility_id, kind, ts_to_pandas(int(now - window_ms)), None,
+                t = store.read(facility_id, kind, pd.Timestamp(int(now - window_ms), unit="ms", tz="UTC"), None,
                                columns=["source_id", "ts", "energy_kwh"])
             except Exception as e:  # noqa: BLE001
                 log.warning("jump guard: cannot read the stored readings of %s (%s)", facility_id, e)
@@ -155,8 +168,9 @@ def store_neighbours(store, window_ms: int = NEIGHBOUR_WINDOW_MS):
             if last is None and loaded_at - window_ms <= ts_ms:
                 return None, None        # nothing stored in the window before it (and nothing after 'now')
         try:
-            t = store.read(facility_id, kind, ts_to_pandas(ts_ms - window_ms), ts_to_pandas(ts_ms + window_ms + 1),
-                           sources=[source_id], columns=["ts", "energy_kwh"])
+            t = store.read(facility_id, kind, pd.Timestamp(ts_ms - window_ms, unit="ms", tz="UTC"),
+                           pd.Timestamp(ts_ms + window_ms + 1, unit="ms", tz="UTC"), sources=[source_id],
+                           columns=["ts", "energy_kwh"])
         except Exception as e:  # noqa: BLE001 - a look-up must not stop ingestion
             log.warning("jump guard: cannot read the stored readings of %s %s/%s (%s); checking against "
                         "this collector's readings only", kind, facility_id, source_id, e)
@@ -183,16 +197,20 @@ class Ingestor:
     store : :class:`dcmon.store.Store`
     quarantine : :class:`dcmon.store.quarantine.Quarantine` (``store.quarantine_writer(...)``)
     outbox : optional :class:`dcmon.collector.influx.Outbox` (readings also go to InfluxDB)
+    parsers : payload formats by name, tried in order (default: every registered format,
+        :data:`dcmon.collector.parsers.PARSERS`)
     """
 
     def __init__(self, registry, store, quarantine, *, outbox=None, prefix: str = DEFAULT_PREFIX, mappings=(),
-                 max_future: dt.timedelta = DEFAULT_MAX_FUTURE, jump_guard: bool = True, origin: str = "mqtt"):
+                 max_future: dt.timedelta = DEFAULT_MAX_FUTURE, jump_guard: bool = True, origin: str = "mqtt",
+                 parsers: dict | None = None):
         self.registry = registry
         self.store = store
         self.quarantine = quarantine
         self.outbox = outbox
         self.prefix = prefix.rstrip("/")
         self.mappings = list(mappings)
+        self.parsers = dict(PARSERS if parsers is None else parsers)
         self.max_future = max_future
         self.guard = JumpGuard(history=store_neighbours(store)) if jump_guard else None
         self.origin = origin
@@ -219,20 +237,17 @@ class Ingestor:
         rejected = []
         n_bytes = 0
         ctx = Context(registry=self.registry, received_at_ms=0, prefix=self.prefix, mappings=self.mappings,
-                      guard=self.guard, max_future=self.max_future, origin=self.origin)
+                      guard=self.guard, max_future=self.max_future, origin=self.origin,
+                      parsers=self.parsers)
         records = []
         bad_messages = 0
-        for topic, payload, received_ms in items:
-            ctx.received_at_ms = received_ms
-            before = len(rows)
-            _, rej = parse_message(topic, payload, ctx, rows)
+        for (topic, payload, received_ms), (rej, accepted) in zip(items, parse_batch(items, ctx, rows)):
             n_bytes += len(payload)
             if rej:
                 fac = self.facility_of(topic)
                 bad_messages += 1
-                records += message_records(topic, received_ms, payload, rej, len(rows) - before, fac)
-                for x in rej:
-                    rejected.append((topic, received_ms, x, fac))
+                records += message_records(topic, received_ms, payload, rej, accepted, fac)
+                rejected += [Rejected(topic, received_ms, x, fac) for x in rej]
         return Parsed(rows=rows, table=rows.to_table() if len(rows) else None, rejected=rejected,
                       messages=len(items), bytes=n_bytes, records=records, rejected_messages=bad_messages)
 
@@ -282,8 +297,8 @@ class Ingestor:
             s.quarantine_records += len(parsed.records)
             rows.update_last_seen(self.last_seen, parsed.table)
             by_text: dict = {}
-            for _, _, x, fac in rejected:
-                key = (x.reason, fac)
+            for r in rejected:
+                key = (r.rejection.reason, r.facility_id)
                 by_text[key] = by_text.get(key, 0) + 1
             for (text, fac), n in by_text.items():   # (a flood repeats a few reasons: classify each text once)
                 reason = _reason_class(text)
@@ -296,12 +311,12 @@ class Ingestor:
             s.commit_seconds += time.monotonic() - now
             s.commits += 1
         logged = set()
-        for topic, ms, x, _ in rejected:
-            if (topic, ms) in logged:
+        for r in rejected:
+            if (r.topic, r.received_at_ms) in logged:
                 continue     # one line per message: the quarantine holds the rest
-            logged.add((topic, ms))
-            if self._limiter.allow(topic, now):
-                log.warning("rejected %s: %s", x.where, x.reason)
+            logged.add((r.topic, r.received_at_ms))
+            if self._limiter.allow(r.topic, now):
+                log.warning("rejected %s: %s", r.rejection.where, r.rejection.reason)
 
     def log_suppressed(self) -> None:
         """Summarise rejections the log rate limit held back (called with each health report)."""

@@ -1,8 +1,8 @@
 """The MQTT transport: subscribe, hand messages to the :class:`~dcmon.collector.ingest.Ingestor`,
 acknowledge only what is durable.
 
-Flow (reliability.md #3, #5): paho's network thread runs ``on_message``, which only puts
-``(topic, payload, mid, qos, generation, received_at_ms)`` on a bounded queue. One writer thread
+Flow (reliability.md #3, #5): paho's network thread runs ``on_message``, which only puts a
+:class:`Received` on a bounded queue. One writer thread
 takes batches from the queue, has the ingestor make them durable, and *then* sends the PUBACKs
 (paho ``manual_ack=True``). A message that is not acknowledged is redelivered by the broker
 after a crash or reconnect; the store keeps the first copy of each reading (reliability.md #4).
@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -201,6 +202,26 @@ def connect_properties(opts: MqttOptions):
     return p
 
 
+class Received(NamedTuple):
+    """One message on the receive queue: what the ingestor parses, and what acknowledging it needs."""
+
+    topic: str
+    payload: bytes
+    mid: int                    # MQTT packet id (acknowledged after the batch is durable)
+    qos: int
+    generation: int             # connection it arrived on: a packet id is only valid there
+    received_at_ms: int         # arrival [ms since epoch, UTC]
+    arrived_monotonic: float    # arrival on the monotonic clock [s] (batch delay, ack lag)
+    dup: bool                   # the broker's DUP flag: a redelivery
+
+
+class Pending(NamedTuple):
+    """A parsed batch on its way from the parser thread to the commit thread."""
+
+    messages: list              # [Received]
+    parsed: object              # dcmon.collector.ingest.Parsed
+
+
 MESSAGE_OVERHEAD_BYTES = 256   # what a queued message costs besides its payload (topic, tuple) [bytes]
 
 
@@ -264,6 +285,21 @@ class ByteBudgetQueue:
 
     def get_nowait(self):
         return self.get(None)
+
+    def drain_into(self, batch: list, size: int, max_items: int, max_bytes: int) -> int:
+        """Move queued messages to ``batch`` while it holds fewer than ``max_items`` and ``size`` (their
+        payload bytes) is under ``max_bytes``, under one lock; returns the new ``size``. Never waits."""
+        with self._cond:
+            moved = False
+            while self._items and len(batch) < max_items and size < max_bytes:
+                item, queued = self._items.popleft()
+                self._bytes -= queued
+                batch.append(item)
+                size += len(item.payload)
+                moved = True
+            if moved:
+                self._cond.notify_all()
+        return size
 
 
 class Collector:
@@ -385,8 +421,8 @@ class Collector:
         # Tiny on purpose (reliability.md #5): the writer thread does the work.
         if self._stopping.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
-        item = (msg.topic, msg.payload, msg.mid, msg.qos, self._generation, time.time_ns() // 1_000_000,
-                time.monotonic(), bool(msg.dup))
+        item = Received(msg.topic, msg.payload, msg.mid, msg.qos, self._generation, time.time_ns() // 1_000_000,
+                        time.monotonic(), bool(msg.dup))
         size = len(msg.payload) + len(msg.topic) + MESSAGE_OVERHEAD_BYTES
         if msg.qos == 0:
             if not self.queue.try_put(item, size):
@@ -406,16 +442,13 @@ class Collector:
         except queue.Empty:
             return []
         batch = [first]
-        size = len(first[1])
-        deadline = first[6] + self.batch_max_delay_s
+        size = len(first.payload)
+        deadline = first.arrived_monotonic + self.batch_max_delay_s
         while len(batch) < self.batch_max_messages and size < self.batch_max_bytes:
-            try:
-                item = self.queue.get_nowait()
-                batch.append(item)
-                size += len(item[1])
-                continue
-            except queue.Empty:
-                pass
+            # everything already queued in one go (one lock), then wait for more until the deadline
+            size = self.queue.drain_into(batch, size, self.batch_max_messages, self.batch_max_bytes)
+            if len(batch) >= self.batch_max_messages or size >= self.batch_max_bytes:
+                break
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -424,7 +457,7 @@ class Collector:
             except queue.Empty:
                 break
             batch.append(item)
-            size += len(item[1])
+            size += len(item.payload)
         return batch
 
     def _write_loop(self):
@@ -434,8 +467,7 @@ class Collector:
             while True:
                 batch = self._take_batch()
                 if batch:
-                    parsed = self.ingestor.parse_batch([(b[0], b[1], b[5]) for b in batch])
-                    self._parsed.put((batch, parsed))
+                    self._parsed.put(Pending(batch, self.ingestor.parse_batch(_incoming(batch))))
                 elif self._stopping.is_set():
                     break
                 else:
@@ -457,7 +489,7 @@ class Collector:
                 if item is _DONE:
                     break
                 if item is not None:
-                    self._store_and_ack(*item)
+                    self._store_and_ack(item.messages, item.parsed)
                 now = time.monotonic()
                 if now >= self._next_health:
                     self._health_tick()
@@ -474,10 +506,10 @@ class Collector:
         finally:
             self._writer_done.set()
 
-    def _store_and_ack(self, batch, parsed=None):
+    def _store_and_ack(self, batch: list[Received], parsed=None):
         if parsed is None:
-            parsed = self.ingestor.parse_batch([(b[0], b[1], b[5]) for b in batch])
-        redelivered = any(b[7] for b in batch)
+            parsed = self.ingestor.parse_batch(_incoming(batch))
+        redelivered = any(m.dup for m in batch)
         delay = 0.5
         while True:
             try:
@@ -501,14 +533,14 @@ class Collector:
                         self._health_tick()   # health keeps saying what is wrong while storing fails
                     self._stopping.wait(min(retry_at, self._next_health) - time.monotonic())
                 delay = min(delay * 2, 30)
-        lag_ms = (time.monotonic() - batch[0][6]) * 1000
+        lag_ms = (time.monotonic() - batch[0].arrived_monotonic) * 1000
         s = self.ingestor.stats
         s.last_ack_lag_ms = lag_ms
         s.max_ack_lag_ms = max(s.max_ack_lag_ms, lag_ms)
         gen = self._generation
         # A message from an earlier connection is redelivered by the broker; acking its
         # packet id on the new connection could acknowledge a different message.
-        ack_many(self.client, [b[2] for b in batch if b[3] == 1 and b[4] == gen])
+        ack_many(self.client, [m.mid for m in batch if m.qos == 1 and m.generation == gen])
 
     def prune_quarantine(self) -> list:
         """Quarantine retention: remove files older than ``quarantine_retention_days`` (never the one
@@ -604,3 +636,8 @@ class Collector:
         self.ingestor.quarantine.close()
         log.info("collector stopped: %d messages, %d readings stored, %d rejected",
                  self.ingestor.stats.messages, self.ingestor.stats.written, self.ingestor.stats.rejected)
+
+
+def _incoming(batch: list[Received]) -> list[tuple]:
+    """What :meth:`dcmon.collector.ingest.Ingestor.parse_batch` takes: ``(topic, payload, received_at_ms)``."""
+    return [(m.topic, m.payload, m.received_at_ms) for m in batch]

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dcmon.config.errors import Problems, add_validation_errors, fail
-from dcmon.readings import VALUE_COLUMNS
+from dcmon.readings import METER_FIELDS, RACK_FIELDS
 
 ENERGY_UNITS = {"wh": 0.001, "kwh": 1.0, "mwh": 1000.0}
 POWER_UNITS = {"w": 0.001, "kw": 1.0, "mw": 1000.0}
 TS_FORMATS = ("auto", "iso", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns")
 # The canonical fields a mapping may fill, per kind (the reading's value columns).
-MAPPED_FIELDS = {"meter": VALUE_COLUMNS[:2], "rack": VALUE_COLUMNS}
-assert MAPPED_FIELDS["meter"] == ("energy_kwh", "power_kw")
+MAPPED_FIELDS = {"meter": METER_FIELDS[1:], "rack": RACK_FIELDS[1:]}
 
 
 @dataclass

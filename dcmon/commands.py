@@ -341,7 +341,7 @@ def cmd_import(args) -> int:
     from tqdm import tqdm
 
     from dcmon.collector.ingest import store_neighbours
-    from dcmon.collector.parse import JumpGuard
+    from dcmon.collector.jumpguard import JumpGuard
     from dcmon.store import open_store
     path = Path(args.file)
     if not path.is_file():

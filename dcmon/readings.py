@@ -25,17 +25,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 KINDS = ("meter", "rack")
 RACK_STATUSES = ("in_service", "vacant", "reserved", "decommissioned")
 RACK_FUNCTIONS = ("compute", "storage", "network", "other")
 VALUE_COLUMNS = ("energy_kwh", "power_kw", "status", "function", "design_power_kw")
-KEY_COLUMNS = ("facility_id", "kind", "source_id", "ts")
+# Fields a reading payload may carry, per kind (``ts`` and the value columns that apply).
+METER_FIELDS = ("ts", "energy_kwh", "power_kw")
+RACK_FIELDS = ("ts", "energy_kwh", "power_kw", "status", "function", "design_power_kw")
 
 TS_TYPE = pa.timestamp("ms", tz="UTC")
 SCHEMA = pa.schema(
@@ -73,17 +74,6 @@ class Rejection:
 
     def to_json(self) -> dict:
         return {"where": self.where, "reason": self.reason, "raw": self.raw}
-
-
-@dataclass
-class Batch:
-    """Readings accepted from one input, plus what was rejected from it."""
-
-    rows: list[dict] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-
-    def table(self) -> pa.Table:
-        return to_table(self.rows)
 
 
 def empty_table() -> pa.Table:
@@ -223,7 +213,3 @@ def make_reading(registry, facility_id, kind, source_id, raw: dict, *, received_
         raise ValueError("no value: give at least one of energy_kwh, power_kw"
                          + (", status, function, design_power_kw" if kind == "rack" else ""))
     return row
-
-
-def ts_to_pandas(ms: int | None) -> pd.Timestamp | None:
-    return None if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC")

@@ -9,7 +9,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from dcmon.collector.ingest import Ingestor, store_neighbours
-from dcmon.collector.parse import (MAX_REASON_CHARS, JumpGuard, parse)
+from dcmon.collector.jumpguard import JumpGuard
+from dcmon.collector.parsers import parse
+from dcmon.collector.parsers.common import MAX_REASON_CHARS
 from dcmon.store.quarantine import (MAX_PAYLOAD_KEPT, Quarantine, facility_summary, iter_records,
                                         quarantine_dir)
 from dcmon.readings import now_ms, to_table

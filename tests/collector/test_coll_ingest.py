@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from dcmon.collector.ingest import Ingestor
-from dcmon.collector.mqtt import BrokerURL, Collector, MqttOptions, parse_broker_url
+from dcmon.collector.mqtt import BrokerURL, Collector, MqttOptions, Received, parse_broker_url
 from dcmon.store.quarantine import Quarantine, get_record, iter_records
 from dcmon.readings import now_ms
 from dcmon.store import open_store
@@ -90,9 +90,10 @@ def test_writer_acks_only_after_the_store_succeeded(tmp_path, registry, monkeypa
     monkeypatch.setattr("time.sleep", lambda s: None)
     col._generation = 3
     t0 = now_ms()
-    batch = [("dcmon/v1/cd-east-01/meter/grid-a", orjson.dumps({"ts": T + i, "power_kw": 1.0}), i + 1, 1, 3, t0, 0.0, False)
-             for i in range(3)]
-    batch.append(("dcmon/v1/cd-east-01/meter/grid-a", orjson.dumps({"ts": T + 9, "power_kw": 1.0}), 9, 1, 2, t0, 0.0, False))
+    batch = [Received("dcmon/v1/cd-east-01/meter/grid-a", orjson.dumps({"ts": T + i, "power_kw": 1.0}), i + 1, 1, 3, t0,
+                      0.0, False) for i in range(3)]
+    batch.append(Received("dcmon/v1/cd-east-01/meter/grid-a", orjson.dumps({"ts": T + 9, "power_kw": 1.0}), 9, 1, 2, t0,
+                          0.0, False))
     col._store_and_ack(batch)
     assert store.calls == 3 and ing.stats.store_errors == 2
     # Stored first, then acked; the message from an older connection (generation 2) is not acked here:

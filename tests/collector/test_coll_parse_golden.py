@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from dcmon.collector.parse import JumpGuard, parse
+from dcmon.collector.jumpguard import JumpGuard
+from dcmon.collector.parsers import parse
 from dcmon.config.mappings import load_mappings
 
 CASES = Path(__file__).resolve().parents[2] / "fixtures" / "payloads"

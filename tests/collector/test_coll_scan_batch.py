@@ -1,5 +1,6 @@
 """The whole-scan check of rack scans and the batch table: the same readings, rejections and order as
 make_reading one reading at a time (``fast=False``), and the same Arrow table as from_pylist."""
+import json
 from collections import defaultdict
 
 import numpy as np
@@ -7,7 +8,10 @@ import orjson
 import pyarrow as pa
 from hypothesis import given, settings, strategies as st
 
-from dcmon.collector.parse import Context, JumpGuard, Rows, _Block, latest_by_source, parse, parse_message
+from dcmon.collector.buffers import Rows, _Block, latest_by_source
+from dcmon.collector.jumpguard import JumpGuard
+from dcmon.collector.parsers import parse, parse_batch, parse_message
+from dcmon.collector.parsers.common import Context
 from dcmon.readings import SCHEMA
 
 RECEIVED = 1782864600000  # 2026-07-01T00:10:00Z
@@ -92,7 +96,7 @@ def test_batch_table_equals_from_pylist_for_mixed_rows():
     python, arrow = defaultdict(dict), defaultdict(dict)
     rows.update_last_seen(python)
     assert latest_by_source(t) == python
-    import dcmon.collector.parse as P
+    import dcmon.collector.buffers as P
     old = P.LAST_SEEN_ARROW_ROWS
     P.LAST_SEEN_ARROW_ROWS = 1
     try:
@@ -102,3 +106,41 @@ def test_batch_table_equals_from_pylist_for_mixed_rows():
     assert arrow == python
     assert python[FAC] == {"A": (T0 + 2000, RECEIVED), "B": (T0 + 2000, RECEIVED), "grid-a": (T0, RECEIVED)}
     assert python["cd-west-02"] == {"C": (T0, RECEIVED)}
+
+
+MESSAGE = st.one_of(
+    st.lists(PLAIN, min_size=1, max_size=12).map(lambda r: (TOPIC, orjson.dumps({"ts": T0, "readings": r}))),
+    st.tuples(st.lists(PLAIN, max_size=6), st.lists(ODD, max_size=2)).map(
+        lambda p: (TOPIC, orjson.dumps({"ts": T0 + 1000, "readings": p[0] + p[1]}))),
+    st.lists(PLAIN, min_size=1, max_size=4).map(      # valid JSON, but not compact: the per-message path
+        lambda r: (TOPIC, json.dumps({"ts": T0 + 2000, "readings": r}).encode())),
+    st.sampled_from([b'{"ts":01,"readings":[{"rack_id":"A1-01-01","power_kw":1}]}',
+                     b'{"ts":1782864000000,"readings":[{"rack_id":"A1-01-01","power_kw":01.5}]}',
+                     b'{"ts":1782864000000,"readings":[{"rack_id":"A1-01-01","power_kw":1e2}]}',
+                     b'{"ts":1782864000000,"readings":[{"rack_id":"A1-01-01","power_kw":-0.0}]}',
+                     b'{"ts":1782864000000,"readings":[{"rack_id":"A1-01-0\\u0031","power_kw":2}]}',
+                     b'{"ts":9999999999999,"readings":[{"rack_id":"A1-01-01","power_kw":2}]}',
+                     b'{"ts":1782864000000,"readings":[]}',
+                     b'{"ts":1782864000000,"readings":[{"rack_id":"A1-01-01","power_kw":2}]}x']).map(
+        lambda p: (TOPIC, p)),
+    st.just((f"dcmon/v1/{FAC}/meter/grid-a", b'{"ts":1782864000000,"power_kw":2.5}')),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages=st.lists(MESSAGE, min_size=1, max_size=8), guard=st.booleans())
+def test_a_batch_decoded_at_once_equals_each_message_through_make_reading(registry, messages, guard):
+    """Batches (the ingest loop's path, where compact plain scans are decoded together as columns) give the
+    same rows, in the same order, and the same rejections as every message parsed alone with fast=False."""
+    ctx = Context(registry=registry, received_at_ms=RECEIVED, guard=JumpGuard() if guard else None)
+    rows = Rows()
+    got = parse_batch([(t, p, RECEIVED) for t, p in messages], ctx, rows)
+    want_rows, want_rej = [], []
+    slow_guard = JumpGuard() if guard else None
+    for t, p in messages:
+        r, rej = parse(t, p, registry, received_at_ms=RECEIVED, guard=slow_guard, fast=False)
+        want_rows += r
+        want_rej.append(([(x.where, x.reason) for x in rej], len(r)))
+    assert rows.as_dicts() == want_rows
+    assert [([(x.where, x.reason) for x in rej], n) for rej, n in got] == want_rej
+    assert rows.to_table().equals(pa.Table.from_pylist(want_rows, schema=SCHEMA))
