@@ -1,13 +1,14 @@
-"""The Dash app: login, the top bar, the router, per-request access control, downloads.
+"""The Dash app: login, the top bar, the pages, per-request access control, downloads.
 
-``create_app(config_dir, data_dir)`` builds it; ``dcmon dashboard`` serves it. The router lays
-out the page for the URL; each page module (``pages/overview.py``, ``pages/facility.py``,
-``pages/subsidy.py``) fills it with its own callbacks, which ask the one loader
-(``data.Loader``) for figures computed by ``metrics``. Access is checked server-side on every
-request: a login is required before any Dash endpoint (when users are configured), every page
-callback filters by the session's user, and ``/download/...`` checks again before building a file.
-Sessions, login limits, CSRF, response headers and query checks are in ``security.py``;
-``server.py`` serves the app with waitress.
+``create_app(config_dir, data_dir)`` builds it; ``dcmon dashboard`` serves it. The pages are Dash
+pages: each page module (``pages/overview.py``, ``pages/facility.py``, ``pages/subsidy.py``,
+``pages/not_found_404.py``) registers its path (``/facility/<facility_id>``), its layout and its
+callbacks with ``register(app)``; Dash's router lays out the page for the URL inside
+``dash.page_container``. Callbacks ask the one loader (``data.Loader``) for figures computed by
+``metrics``. Access is checked server-side on every request: a login is required before any Dash
+endpoint (when users are configured), every page layout and page callback checks the session's
+user, and ``/download/...`` checks again before building a file. Sessions, login limits, CSRF,
+response headers and query checks are in ``security.py``; ``server.py`` serves the app with waitress.
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ import secrets
 from html import escape
 from pathlib import Path
 
+import dash
 import flask
 from dash import ClientsideFunction, Dash, Input, Output, dcc, html
 from dcmon.dashboard import alerts, common, security, static_files
 from dcmon.dashboard.auth import LOCAL_USER, UsersFile
 from dcmon.dashboard.data import Loader
 from dcmon.dashboard.i18n import LANGS, quarter_label, t
-from dcmon.dashboard.pages import facility, overview, subsidy
+from dcmon.dashboard.pages import facility, not_found_404, overview, subsidy
 
 from dcmon.errors import InputError
 from dcmon.metrics.policy import load_profiles
@@ -73,24 +75,28 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=secure_cookies,
         WTF_CSRF_TIME_LIMIT=None)   # the token lives as long as the session (which has its own idle end)
     static_files.configure_compression(server)
+    server.before_request(static_files.plotly_bundle)   # first, before Dash serves its own plotly.js
+    # Dash pages without a pages folder: the page modules are imported here and each registers
+    # itself (``dash.register_page`` needs the app to exist first). No social-media meta tags.
     app = Dash("dcmon.dashboard", server=server, title="dcmon", suppress_callback_exceptions=True,
-               update_title=None, assets_folder=str(ASSETS), compress=compress)
+               update_title=None, assets_folder=str(ASSETS), compress=compress,
+               use_pages=True, pages_folder="", include_pages_meta=False)
     app.index_string = app.index_string.replace("</head>", f"<style>{CSS}</style></head>")
     app.layout = layout
     # Callbacks are registered on this app, not globally: Dash hands global callbacks to the
     # first app only, and a process may serve several apps (tests, demo). Each page module
-    # keeps its callbacks as module-level functions and wires them here.
-    app.callback(*ROUTER)(display_page)
+    # keeps its callbacks as module-level functions and wires them here; the page registry is
+    # Dash's (one per process), and every app registers the same pages.
+    app.callback(*TOPBAR)(topbar)
     app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="urlState"), *URL_STATE)
-    for page in (overview, facility, subsidy, alerts):
+    for page in (overview, facility, subsidy, not_found_404, alerts):
         page.register(app)
-    _routes(server, security.content_security_policy(app.csp_hashes()), secure_cookies)
+    _routes(server, app, secure_cookies)
     return app
 
 
 def layout():
     return html.Div([
-        dcc.Location(id="url", refresh="callback-nav"),
         dcc.Store(id="period-choice"),
         html.Div([
             dcc.Link(html.B("dcmon"), href="/", id="home"),
@@ -102,56 +108,37 @@ def layout():
                        html.Button(id="logout", type="submit", className="logout")],
                       id="logout-form", method="post", action="/logout"),
         ], className="topbar"),
-        html.Div(id="page"),
+        html.Div(dash.page_container, id="page"),
     ])
 
 
-ROUTER = (Output("page", "children"), Output("logout", "children"), Output("period", "options"),
+# Dash pages' URL: the pages follow its path, the top bar and the period controls its query
+URL = "_pages_location"
+TOPBAR = (Output("logout", "children"), Output("period", "options"),
           Output("period", "placeholder"), Output("range", "start_date_placeholder_text"),
           Output("range", "end_date_placeholder_text"), Output("range", "display_format"), Output("logout-form", "style"),
-          Input("url", "pathname"), Input("url", "search"))
+          Input(URL, "search"))
 # the controls and the URL are one state (assets/period.js): one callback both ways
-URL_STATE = (Output("url", "search"), Output("period", "value"), Output("range", "start_date"),
+URL_STATE = (Output(URL, "search"), Output("period", "value"), Output("range", "start_date"),
              Output("range", "end_date"), Output("lang", "value"),
-             Input("url", "search"), Input("period", "value"), Input("range", "start_date"), Input("range", "end_date"),
+             Input(URL, "search"), Input("period", "value"), Input("range", "start_date"), Input("range", "end_date"),
              Input("lang", "value"))
 
 
 HIDDEN = {"display": "none"}
 
 
-def display_page(pathname, search, lang_value=None):
-    """The router: the empty page for the URL in the chosen language; the page's callbacks fill it.
-
-    The user is checked here too, so a page the user may not see is not even laid out.
-    """
-    lang = common.lang_of(lang_value, search)
-    user = common.current_user()
+def topbar(search):
+    """The top bar in the URL's language: the periods (the URL's among them), date texts, logout."""
+    lang = common.lang_of(None, search)
     url_period = common.url_period(search)
     options = common.period_options(lang, url_period.get("period"))
     placeholder = (quarter_label(url_period["period"], lang) if url_period.get("period") else
                    t(lang, "custom") if url_period.get("from") else quarter_label(common.default_quarter(), lang))
     dates = (t(lang, "start_date"), t(lang, "end_date"), "YYYY年M月D日" if lang == "zh" else "D MMM YYYY")
-    if user is None:
-        return html.Div(html.A(t(lang, "login"), href="/login")), "", options, placeholder, *dates, HIDDEN
-    ld = common.loader()
-    path = (pathname or "/").rstrip("/") or "/"
-    parts = path.strip("/").split("/")
-    if path == "/":
-        page = overview.layout(lang, url_period, common.query(search).get("profile"))
-    elif len(parts) == 2 and parts[0] in ("facility", "subsidy"):
-        if parts[1] not in ld.registry.facilities:
-            page = common.not_found(lang, parts[1])
-        elif not common.may_see(ld.registry, user, parts[1]):
-            page = common.forbidden(lang)
-        elif parts[0] == "facility":
-            page = facility.layout(parts[1], lang, url_period)
-        else:
-            page = subsidy.layout(parts[1], lang, url_period, common.query(search).get("profile"))
-    else:
-        page = common.not_found(lang)
-    local = user.name == LOCAL_USER
-    return page, ("" if local else t(lang, "logout")), options, placeholder, *dates, (HIDDEN if local else {})
+    user = common.current_user()
+    local = user is None or user.name == LOCAL_USER
+    return ("" if local else t(lang, "logout")), options, placeholder, *dates, (HIDDEN if local else {})
 
 
 LOGIN_FORM = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>dcmon</title></head>
@@ -187,7 +174,7 @@ def login_page(error: str = "", status: int = 200, **kw):
     return LOGIN_FORM.format(error=msg, csrf=security.csrf_token()), status
 
 
-def _routes(server: flask.Flask, csp: str, secure_cookies: bool):
+def _routes(server: flask.Flask, app: Dash, secure_cookies: bool):
     limiter = security.make_limiter(server)
     sessions: security.Sessions = server.config["DCMON_SESSIONS"]
 
@@ -219,7 +206,10 @@ def _routes(server: flask.Flask, csp: str, secure_cookies: bool):
 
     @server.after_request
     def headers(resp):
-        return static_files.cache_headers(security.add_headers(resp, csp, secure_cookies))
+        # the policy names the hashes of the inline scripts as they are now: Dash pages adds its
+        # own (the page title) at the first request
+        csp = security.content_security_policy(app.csp_hashes())
+        return static_files.preload_headers(static_files.cache_headers(security.add_headers(resp, csp, secure_cookies)))
 
     @server.errorhandler(429)
     def too_many(_e):

@@ -93,8 +93,38 @@ def lang_of(lang_value: str | None, search: str | None) -> str:
 
 def url_period(search: str | None) -> dict:
     """The period named in the URL, unparsed (parsed, with errors, by ``period_from``)."""
-    q = query(search)
+    return period_of(query(search))
+
+
+def period_of(q: dict[str, str]) -> dict:
     return {k: q[k] for k in ("period", "from", "to") if q.get(k)}
+
+
+def page_query(query_values: dict) -> tuple[str, dict, dict[str, str]]:
+    """(language, the URL's period, the query) of a page layout, from the query values Dash pages
+    hands it as keyword arguments. A repeated key counts once, by its first value, as the query
+    check of ``security.py`` reads it; blank values count as absent."""
+    q = {k: str(v[0] if isinstance(v, list) else v) for k, v in query_values.items()
+         if v not in (None, "", [])}
+    lang = q.get("lang") if q.get("lang") in LANGS else "zh"
+    return lang, period_of(q), q
+
+
+def refused_page(lang: str, facility_id: str | None = None):
+    """What a page shows instead of itself when this request may not have it, or None when it may:
+    a login link without a user; for a facility page, not found (an unknown id) or forbidden (a
+    facility the user may not see). Each page's layout asks this before laying anything out, so a
+    typed URL never reaches a facility's figures; its callbacks check again on every call."""
+    user = current_user()
+    if user is None:
+        return html.Div(html.A(t(lang, "login"), href="/login"))
+    if facility_id is None:
+        return None
+    if facility_id not in loader().registry.facilities:
+        return not_found(lang, facility_id)
+    if not user.may_see(facility_id):
+        return forbidden(lang)
+    return None
 
 
 def period_from(choice: dict | None, url: dict | None) -> Period:

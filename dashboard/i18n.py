@@ -12,7 +12,7 @@ import re
 from babel.dates import format_datetime
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
-from dcmon.terms import EVENT_TEXT, LANGS, LOCALES, METRIC_TEXT, _locale, date_text, num, pct, term  # noqa: F401 (re-exported)
+from dcmon.terms import EVENT_TEXT, LANGS, LOCALES, METRIC_TEXT, _locale, date_text, num, nums, pct, term  # noqa: F401 (re-exported)
 
 BROWSER_LOCALES = {"zh": "zh-CN", "en": "en-GB"}  # Intl / BCP 47
 
@@ -38,6 +38,7 @@ TEXT = {
         "msg_s": "消息/秒", "readings": "条读数", "readings_s": "读数/秒", "rejected": "拒收", "queue": "队列", "ack_lag": "确认延迟",
         "meters": "电表", "last_reading": "最新读数", "silent": "静默", "ok": "正常", "role": "角色", "name": "名称",
         "local_time": "当地时间", "pue_label": "PUE 口径", "refreshing": "数据每10秒自动刷新",
+        "computing": "正在计算统计期的数据，完成后自动显示…",
         "hours": "小时", "kwh": "kWh", "not_found": "页面不存在", "bad_period": "统计期无效", "n_facilities": "{n} 个数据中心", "it_from": "IT能耗来源",
         "it_from_meters": "IT电表", "it_from_racks": "机架计量汇总", "start_date": "开始日期", "end_date": "结束日期",
         "facility_not_found": "未找到该数据中心", "not_found_hint": "请检查网址中的数据中心编号，或从总览中选择。",
@@ -75,6 +76,7 @@ TEXT = {
         "readings": "readings", "readings_s": "readings/s", "rejected": "rejected", "queue": "queue", "ack_lag": "ack lag", "meters": "Meters",
         "last_reading": "Last reading", "silent": "silent", "ok": "ok", "role": "Role", "name": "Name",
         "local_time": "local time", "pue_label": "PUE basis", "refreshing": "updates every 10 s",
+        "computing": "Computing the figures of the period; they appear here when done…",
         "hours": "h", "kwh": "kWh", "not_found": "no such page",
         "bad_period": "invalid period", "n_facilities": "{n} facilities", "it_from": "IT energy from",
         "it_from_meters": "IT meters", "it_from_racks": "sum of rack meters", "start_date": "Start date",
@@ -106,10 +108,6 @@ def plotly_separators(lang: str) -> str:
 def date(d, lang: str) -> str:
     """A calendar date: 2026年7月6日 / 6 Jul 2026."""
     return date_text(d, lang)
-
-
-def date_range(first, last, lang: str) -> str:
-    return f"{date(first, lang)} — {date(last, lang)}"
 
 
 def timestamp(ms: int | None, tz: str, lang: str) -> str:

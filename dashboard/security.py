@@ -138,6 +138,8 @@ def query_problem(path: str, args, profiles) -> str | None:
             fid = path[len(prefix):].rstrip("/")
             if not FACILITY_ID.match(fid):
                 return f"bad facility id {_short(fid)}: lowercase letters, digits and '-'"
+    if "facility_id" in args:   # Dash pages would hand it to the page in place of the path's
+        return "bad query: the facility goes in the path (/facility/<id>), not in facility_id="
     lang = args.get("lang")
     if lang is not None and lang not in LANGS:
         return f"bad lang {_short(lang)}: must be {' or '.join(LANGS)}"

@@ -35,8 +35,8 @@ from pathlib import Path
 from wsgiref.simple_server import make_server
 
 import pandas as pd
-from dcmon.metrics import evaluate as ev
-from dcmon.metrics import watch
+from dcmon.metrics import checks
+from dcmon.metrics import live as live_mod
 from dcmon.metrics.policy import load_profiles
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
@@ -103,15 +103,15 @@ class FacilityWatch:
 
     def refresh_live(self, now: pd.Timestamp | None = None) -> None:
         def figures(fac, t):
-            return {"computed_at": t.value / 1e9, "live": ev.live_pue(self.store, fac, t, LIVE_WINDOW.to_pytimedelta()),
-                    "meters": ev.meter_status(self.store, fac, t)}
+            return {"computed_at": t.value / 1e9, "live": live_mod.live_pue(self.store, fac, t, LIVE_WINDOW.to_pytimedelta()),
+                    "meters": live_mod.meter_status(self.store, fac, t)}
         self._each("live", figures, self._live, now)
 
     def refresh_quarter(self, now: pd.Timestamp | None = None) -> None:
         def figures(fac, t):
-            return {"quarter": watch.quarter_to_date(self.store, fac, t),
-                    "pue_limit": watch.pue_limit(self.store, fac, self.profiles, t),
-                    "min_coverage": watch.min_coverage(fac, self.profiles)}
+            return {"quarter": live_mod.quarter_to_date(self.store, fac, t),
+                    "pue_limit": checks.pue_limit(self.store, fac, self.profiles, t),
+                    "min_coverage": checks.min_coverage(fac, self.profiles)}
         self._each("quarter", figures, self._quarter, now)
 
     def _each(self, what: str, figures, into: dict, now) -> None:
@@ -278,7 +278,7 @@ class DcmonMetrics:
             live_last = last_seen.get(fid) or {}
             for m in fac.meters:
                 ts = [t for t in (store_last.get(m.id), (live_last.get(m.id) or [None])[0]) if t is not None]
-                fams["age"].add_metric([fid, m.id, m.role], watch.seconds_since(max(ts) if ts else None, now))
+                fams["age"].add_metric([fid, m.id, m.role], live_mod.seconds_since(max(ts) if ts else None, now))
                 fams["gap"].add_metric([fid, m.id], float(m.max_gap_s))
             if f is None:
                 continue

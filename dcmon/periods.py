@@ -87,6 +87,11 @@ def quarter(text: str) -> Period:
     return Period(first, last, f"{year}Q{q}")
 
 
+def quarter_of(day: dt.date) -> Period:
+    """The calendar quarter holding ``day`` (label ``2026Q3``)."""
+    return quarter(f"{day.year}Q{(day.month - 1) // 3 + 1}")
+
+
 def year(text: str | int) -> Period:
     try:
         y = int(str(text).strip())

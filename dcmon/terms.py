@@ -203,14 +203,23 @@ def _number_signs(lang: str) -> dict | None:
 
 def num(x, lang: str, nd: int = 1) -> str:
     """A number with the language's grouping and decimal signs, ``nd`` decimals, never in
-    scientific notation; — when missing. Quick enough for a 10 000-rack floor map."""
-    if _missing(x):
-        return "—"
-    text = f"{float(x):,.{nd}f}"
-    if text in ("-0", "-0.0") or re.fullmatch(r"-0\.0+", text):
-        text = text[1:]
+    scientific notation; — when missing."""
+    return nums((x,), lang, nd)[0]
+
+
+def nums(values, lang: str, nd: int = 1) -> list[str]:
+    """``num`` of each value, quick enough for every rack of a 10 000-rack floor map every 10 s."""
     signs = _number_signs(lang)
-    return text.translate(signs) if signs else text
+    out = []
+    for x in values:
+        if _missing(x):
+            out.append("—")
+            continue
+        text = f"{float(x):,.{nd}f}"
+        if text.startswith("-0") and not text.strip("-0."):   # -0, -0.00: a negative that rounds to zero
+            text = text[1:]
+        out.append(text.translate(signs) if signs else text)
+    return out
 
 
 def pct(x, lang: str, nd: int = 1) -> str:
@@ -308,7 +317,7 @@ _UNIT_DIGITS = {"kWh": 0, "kW": 1, "racks": 1}
 
 
 def margin_text(detail: dict | None, lang: str) -> str:
-    """A structured margin (``metrics.evaluate``: kind, value, unit, direction) as a sentence."""
+    """A structured margin (``metrics.checks``: kind, value, unit, direction) as a sentence."""
     if not detail or detail.get("kind") not in MARGIN_TEXT:
         return ""
     short, surplus = MARGIN_TEXT[detail["kind"]].get(lang, MARGIN_TEXT[detail["kind"]]["zh"])

@@ -20,7 +20,9 @@ import datetime as dt
 import pandas as pd
 from dcmon.metrics import racks as racks_mod
 from dcmon.metrics import retrofit
-from dcmon.metrics.evaluate import Options, edge_readings, facility_figures, inventory_at
+from dcmon.metrics.figures import facility_figures, inventory_at
+from dcmon.metrics.options import Options
+from dcmon.metrics.streaming import edge_readings
 from dcmon.metrics.exact import fraction_text
 from dcmon.periods import Period, month_periods, zone
 from dcmon.registry import NARRATIVE_SECTIONS

@@ -21,8 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dcmon.metrics.checks import facility_flags, flag_checks, status_of
 from dcmon.metrics.evaluate import Options, evaluate
 from dcmon.metrics.exact import decide
+from dcmon.metrics.policy import load_profiles
 from dcmon import terms
 from dcmon.reports.common import (KIND_TEXT, LABEL_TEXT, SIZE_TEXT, STATUS_TEXT, canonical, check_lang,
                                   compare_digests, provenance, reading_digests, sha256_file)
@@ -66,27 +68,55 @@ COLUMNS = [
     ("pue_category", "PUE计量类别", "PUE category", ""),
     ("pue_label", "PUE性质", "PUE label", ""),
     ("coverage", "数据覆盖率", "Data coverage", "0-1"),
-    ("flag_retrofit_required", "需节能改造（PUE>1.5）", "Retrofit required (PUE > 1.5)", ""),
-    ("flag_below_50_racks", "机架数少于50架", "Fewer than 50 racks", ""),
 ]
+# Flag columns: each is the report-only check of the policy profiles that raises the flag
+# (chengdu-hub-2025: seed 003 三(一)3); its condition, threshold and ``when`` come from the
+# profile file, and its value from the evaluation (True raised, False not, None inconclusive or
+# not applicable to the site). Headers name the condition that raises the flag.
+FLAG_COLUMNS = {"flag_retrofit_required": "retrofit_required", "flag_below_50_racks": "consolidate_or_edge"}
+RAISED_WHEN = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}   # a flag is raised when its check fails
+FLAG_HEADERS = {"flag_retrofit_required": {"zh": "需节能改造（PUE{op}{th}）", "en": "Retrofit required (PUE {op} {th})"},
+                "flag_below_50_racks": {"zh": "机架数{op_words}{th}架", "en": "{op_words} {th} racks"}}
+FLAG_METHOD = {"flag_retrofit_required": ("改造标记", "Retrofit flag", "PUE {op} {th}（成都枢纽方案 三(一)3）",
+                                          "PUE {op} {th} (Chengdu hub-node plan, part 3(1)3)"),
+               "flag_below_50_racks": ("小型标记", "Small-site flag", "物理机架 {op} {th}（成都枢纽方案 三(一)3）",
+                                       "physical racks {op} {th} (Chengdu hub-node plan, part 3(1)3)")}
+OP_WORDS = {"zh": {"<": "少于", "<=": "不多于", ">": "多于", ">=": "不少于"},
+            "en": {"<": "Fewer than", "<=": "At most", ">": "More than", ">=": "At least"}}
+WIDE_OPS = {"<": "＜", "<=": "≤", ">": "＞", ">=": "≥"}
 
 
-def rows_from_result(result: dict, lang: str = "zh") -> tuple[list[dict], list[str]]:
-    """Export rows (raw values, same numbers as the evaluation) and the profile ids, in column order."""
+def flag_conditions(config_dir=None) -> dict[str, tuple[str, str]]:
+    """Each flag column's raising condition from the profile files: ``{column: (op, threshold text)}``;
+    a flag no profile defines has no column."""
+    checks = flag_checks(load_profiles(config_dir))
+    return {col: (RAISED_WHEN[checks[flag][1].op], f"{checks[flag][1].threshold:g}")
+            for col, flag in FLAG_COLUMNS.items() if flag in checks}
+
+
+def flag_header(col: str, cond: tuple[str, str], lang: str) -> str:
+    op, th = cond
+    return FLAG_HEADERS[col][lang].format(op=op, th=th, op_words=OP_WORDS[lang][op])
+
+
+def rows_from_result(result: dict, lang: str = "zh", flags=FLAG_COLUMNS) -> tuple[list[dict], list[str]]:
+    """Export rows (raw values, same numbers as the evaluation) and the profile ids, in column order.
+
+    ``flags``: the flag columns to fill (:func:`flag_conditions`), each from the facility's
+    report-only check that raises it."""
     profiles = sorted({pid for f in result["facilities"] for pid in f["profiles"]})
     rows = []
     for f in result["facilities"]:
-        r = {k: f.get(k) for k, *_ in COLUMNS if not k.startswith("flag_")}
-        pue = f.get("pue")
-        cov_ok = f["coverage"] >= result["basis"]["min_coverage"]
-        r["flag_retrofit_required"] = None if pue is None or not cov_ok else decide(pue, ">", "1.5")
-        r["flag_below_50_racks"] = decide(f["physical_racks"], "<", 50)
+        r = {k: f.get(k) for k, *_ in COLUMNS}
+        raised = facility_flags(f)
+        for col in flags:
+            r[col] = raised.get(FLAG_COLUMNS[col])
         for pid in profiles:
             pr = f["profiles"].get(pid)
             if pr is None or not pr["applicable"] or pr.get("verdict") == "not_applicable":
                 r[f"profile:{pid}"] = "not_applicable"  # no required check applies: not a pass
             else:
-                r[f"profile:{pid}"] = {True: "pass", False: "fail", None: "inconclusive"}[pr["eligible"]]
+                r[f"profile:{pid}"] = status_of(pr["eligible"])
         rows.append(r)
     return rows, profiles
 
@@ -95,10 +125,12 @@ NOT_IN_FORCE = {"zh": "（该政策在此期间不在有效期内）", "en": " (
 
 
 def headers(profiles: list[str], lang: str, not_in_force: set[str] = frozenset(),
-            titles: dict | None = None) -> list[tuple[str, str]]:
-    """Column keys and headers; a profile's column is headed by its title in the language."""
+            titles: dict | None = None, flags: dict | None = None) -> list[tuple[str, str]]:
+    """Column keys and headers; a profile's column is headed by its title in the language, a flag's
+    by the condition that raises it (``flags``: :func:`flag_conditions`, built-in profiles by default)."""
     i = 1 if lang == "zh" else 2
     out = [(c[0], c[i]) for c in COLUMNS]
+    out += [(col, flag_header(col, cond, lang)) for col, cond in (flag_conditions() if flags is None else flags).items()]
     out += [(f"profile:{p}", ("政策：" if lang == "zh" else "Profile: ")
              + terms.profile_title(p, (titles or {}).get(p), lang) + (NOT_IN_FORCE[lang] if p in not_in_force else ""))
             for p in profiles]
@@ -182,8 +214,9 @@ def build_export(registry, store, period, *, fmt: str, lang: str = "zh", distric
     if result is None:
         result = {"period": period.to_json(), "basis": (options or Options()).to_json(), "facilities": [],
                   "portfolio": {}}
-    rows, profiles = rows_from_result(result, lang)
-    hdr = headers(profiles, lang, not_in_force(result), profile_titles(result))
+    flags = flag_conditions(registry.config_dir)
+    rows, profiles = rows_from_result(result, lang, flags)
+    hdr = headers(profiles, lang, not_in_force(result), profile_titles(result), flags)
     stem = f"dcmon-inventory-{period.label or period.first_day}" + (f"-{district}" if district else "")
     if fmt == "csv":
         buf = io.StringIO()
@@ -206,7 +239,7 @@ def build_export(registry, store, period, *, fmt: str, lang: str = "zh", distric
         sink = io.BytesIO()
         pq.write_table(table, sink)
         return sink.getvalue(), stem + ".parquet", result
-    return _xlsx(result, rows, hdr, lang, registry), stem + ".xlsx", result
+    return _xlsx(result, rows, hdr, lang, registry, flags), stem + ".xlsx", result
 
 
 def _text_width(text) -> int:
@@ -215,7 +248,7 @@ def _text_width(text) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in str(text))
 
 
-def _xlsx(result, rows, hdr, lang, registry) -> bytes:
+def _xlsx(result, rows, hdr, lang, registry, flags: dict) -> bytes:
     import xlsxwriter
     zh = lang == "zh"
     buf = io.BytesIO()
@@ -324,11 +357,10 @@ def _xlsx(result, rows, hdr, lang, registry) -> bytes:
         ("数据覆盖率" if zh else "Coverage", mt["coverage"]),
         ("判定阈值" if zh else "Minimum coverage", mt["min_coverage"].format(p=terms.pct(b["min_coverage"], lang, 0))),
         ("判定方法" if zh else "Decisions", mt["decisions"]),
-        ("改造标记" if zh else "Retrofit flag", "PUE ＞ 1.5（成都枢纽方案 三(一)3）" if zh else
-         "PUE > 1.5 (Chengdu hub-node plan, part 3(1)3)"),
-        ("小型标记" if zh else "Small-site flag", "物理机架 ＜ 50（成都枢纽方案 三(一)3）" if zh else
-         "physical racks < 50 (Chengdu hub-node plan, part 3(1)3)"),
     ]
+    for col, (op, th) in flags.items():
+        name_zh, name_en, text_zh, text_en = FLAG_METHOD[col]
+        lines.append((name_zh, text_zh.format(op=WIDE_OPS[op], th=th)) if zh else (name_en, text_en.format(op=op, th=th)))
     prov = provenance(registry)
     lines += [("软件" if zh else "Software", prov["software"]), ("配置指纹" if zh else "Config SHA-256", prov["config_fingerprint"]),
               ("生成时间" if zh else "Generated at", prov["generated_at"])]
@@ -501,8 +533,9 @@ def verify_export(path, registry, store) -> tuple[bool, list[str]]:
     else:
         lines.append(f"✔ readings unchanged: {len(m['inputs']['digests'])} source-months ({m['inputs']['method']})")
     lang = m.get("lang", "zh")
-    rows, profiles = rows_from_result(result or {"facilities": [], "basis": options.to_json()}, lang)
-    hdr = headers(profiles, lang, not_in_force(result) if result else set(), profile_titles(result))
+    flags = flag_conditions(registry.config_dir)
+    rows, profiles = rows_from_result(result or {"facilities": [], "basis": options.to_json()}, lang, flags)
+    hdr = headers(profiles, lang, not_in_force(result) if result else set(), profile_titles(result), flags)
     heads, cells, mode = _read_cells(path, fmt, hdr)
     want_heads = [h for _, h in hdr]
     bad = []

@@ -1,6 +1,6 @@
 // The top bar's controls and the URL are one state: the URL (?period=2026Q3 or
 // ?from=2026-07-01&to=2026-07-31, &lang=en, &profile=...) fills the controls, and a choice in a
-// control rewrites the URL (the router then lays the page out again), so any view can be shared.
+// control rewrites the URL (Dash pages then lays the page out again), so any view can be shared.
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
   dcmon: {
     urlState: function (search, value, start, end, lang) {
@@ -8,7 +8,7 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       const ctx = window.dash_clientside.callback_context;
       const fired = (ctx && ctx.triggered || []).map(function (t) { return t.prop_id; });
       const q = new URLSearchParams(search || "");
-      const byUser = fired.some(function (p) { return p !== "url.search" && p !== "."; });
+      const byUser = fired.some(function (p) { return p !== "_pages_location.search" && p !== "."; });
       if (!byUser) {
         // the URL changed (or the page loaded): show its state in the controls
         const from = q.get("from"), to = q.get("to");

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 
 import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import dash
 from dash import Input, Output, State, dcc, html, no_update
 from dcmon.dashboard import alerts, common
 from dcmon.dashboard.common import card, forbidden, may_see
@@ -28,6 +32,7 @@ from dcmon.dashboard.i18n import (
     GRID_LOCALE_ZH,
     event_text,
     num,
+    nums,
     pct,
     plotly_separators,
     t,
@@ -53,7 +58,15 @@ SLOW_MS = 60_000
 HEALTH_STALE_S = 60  # a collector reports health every 10 s by default; three missed reports is stale
 
 
-def layout(facility_id: str, lang: str, url_period: dict) -> html.Div:
+PATH_TEMPLATE = "/facility/<facility_id>"
+
+
+def layout(facility_id: str | None = None, **query) -> html.Div:
+    """The empty facility page, only for a facility this request's user may see."""
+    lang, url_period, _ = common.page_query(query)
+    refused = common.refused_page(lang, facility_id)
+    if refused is not None:
+        return refused
     graph = {"config": {"displayModeBar": False}, "figure": _empty_figure()}
     return html.Div([
         dcc.Store(id="facility-params", data={"facility_id": facility_id, "lang": lang, "url_period": url_period}),
@@ -67,7 +80,7 @@ def layout(facility_id: str, lang: str, url_period: dict) -> html.Div:
         alerts.panel(lang, facility_id),
         html.Div(className="cards", id="facility-live-cards"),
         html.Div(className="cards", id="facility-period-cards"),
-        html.Div(className="note", id="facility-basis"),
+        html.Div(t(lang, "computing"), className="note", id="facility-basis"),
         dcc.Graph(id="trend-day", **graph),
         dcc.Graph(id="trend-month", **graph),
         dcc.Graph(id="energy-by-role", **graph),
@@ -160,13 +173,62 @@ def _natural(values) -> list:
     return sorted(set(values), key=key)
 
 
-def floor_figure(racks: pd.DataFrame, lang: str) -> dict:
+def inventory_digest(racks: pd.DataFrame) -> bytes:
+    """A digest of the rack inventory as the floor map places and describes it (not the power)."""
+    h = hashlib.blake2b(digest_size=16)
+    for col in ("rack_id", "room", "row", "position", "status", "function"):
+        h.update("\x1f".join(map(str, racks[col].tolist())).encode())
+    h.update(racks["design_power_kw"].to_numpy(dtype="float64").tobytes())
+    return h.digest()
+
+
+@dataclass(frozen=True)
+class _FloorBase:
+    """What the floor map draws from the inventory alone: kept per (inventory, language)."""
+    xs: list
+    ys: list
+    xi: np.ndarray
+    yi: np.ndarray
+    heads: list   # each rack's hover text before its power ...
+    tails: list   # ... and after it
+
+
+_FLOOR_BASES: OrderedDict = OrderedDict()
+_FLOOR_BASES_MAX = 64
+_FLOOR_LOCK = threading.Lock()
+
+
+def _floor_base(racks: pd.DataFrame, lang: str, digest: bytes) -> _FloorBase:
+    key = (lang, digest)
+    with _FLOOR_LOCK:
+        base = _FLOOR_BASES.get(key)
+        if base is not None:
+            _FLOOR_BASES.move_to_end(key)
+            return base
+    y = [f"{room} · {row}" for room, row in zip(racks["room"].tolist(), racks["row"].tolist())]
+    x = list(map(str, racks["position"].tolist()))
+    ys, xs = _natural(y), _natural(x)
+    fn_words, st_words = RACK_FUNCTION_TEXT.get(lang, RACK_FUNCTION_TEXT["zh"]), RACK_STATUS_TEXT.get(lang, RACK_STATUS_TEXT["zh"])
+    design = nums(racks["design_power_kw"].to_numpy(dtype=float), lang, 1)
+    base = _FloorBase(xs=xs, ys=ys, xi=pd.Index(xs).get_indexer(x), yi=pd.Index(ys).get_indexer(y),
+                      heads=[f"{r}<br>" for r in racks["rack_id"].tolist()],
+                      tails=[f" / {d} kW<br>{fn_words.get(fn, fn)} · {st_words.get(st, st)}"
+                             for d, fn, st in zip(design, racks["function"].tolist(), racks["status"].tolist())])
+    with _FLOOR_LOCK:
+        _FLOOR_BASES[key] = base
+        while len(_FLOOR_BASES) > _FLOOR_BASES_MAX:
+            _FLOOR_BASES.popitem(last=False)
+    return base
+
+
+def floor_figure(racks: pd.DataFrame, lang: str, digest: bytes | None = None) -> dict:
     """Racks as cells of a heatmap: room·row down, position across, colour = share of design power.
 
     One heatmap trace (not a marker per rack) keeps a 10 000-rack floor quick to draw, and the
-    figure is a plain dict (no per-element validation) because it is rebuilt every 10 s.
-    Racks without a reading in the window are grey; a share above 1 (over design power) is
-    drawn at the top of the scale.
+    figure is a plain dict (no per-element validation) because it is rebuilt every 10 s; what
+    depends on the inventory alone (cell positions, hover texts) is built once per inventory and
+    language. Racks without a reading in the window are grey; a share above 1 (over design power)
+    is drawn at the top of the scale.
     """
     layout = {"title": {"text": t(lang, "floor")}, "margin": {"l": 90, "r": 20, "t": 60, "b": 20},
               "yaxis": {"type": "category", "autorange": "reversed"}, "xaxis": {"type": "category", "side": "top"},
@@ -177,23 +239,17 @@ def floor_figure(racks: pd.DataFrame, lang: str) -> dict:
                                     else f"{t(lang, 'no_data')}: {t(lang, 'no_racks')}", "showarrow": False,
                                     "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5, "font": {"size": 16, "color": "#777"}}])
         return {"data": [], "layout": layout}
-    y = racks["room"].astype(str) + " · " + racks["row"].astype(str)
-    x = racks["position"].astype(str)
-    ys, xs = _natural(y), _natural(x)
-    yi = pd.Index(ys).get_indexer(y)
-    xi = pd.Index(xs).get_indexer(x)
+    base = _floor_base(racks, lang, digest or inventory_digest(racks))
+    ys, xs, yi, xi = base.ys, base.xs, base.yi, base.xi
     no_reading = -0.1
     share = racks["share"].to_numpy(dtype=float)
     z = np.full((len(ys), len(xs)), np.nan)
     z[yi, xi] = np.where(np.isnan(share), no_reading, np.minimum(share, 1.2))
     text = np.full((len(ys), len(xs)), "", dtype=object)
     none = t(lang, "no_reading")
-    power = [none if p != p else f"{num(p, lang, 2)} kW ({pct(sh, lang, 0)})"
-             for p, sh in zip(racks["power_kw"].to_numpy(dtype=float), share)]
-    fn_words, st_words = RACK_FUNCTION_TEXT.get(lang, RACK_FUNCTION_TEXT["zh"]), RACK_STATUS_TEXT.get(lang, RACK_STATUS_TEXT["zh"])
-    text[yi, xi] = [f"{r}<br>{p} / {num(d, lang, 1)} kW<br>{fn_words.get(fn, fn)} · {st_words.get(st, st)}"
-                    for r, p, d, fn, st in
-                    zip(racks["rack_id"], power, racks["design_power_kw"], racks["function"], racks["status"])]
+    power = [none if p == "—" else f"{p} kW ({s if s == '—' else s + '%'})" for p, s in
+             zip(nums(racks["power_kw"].to_numpy(dtype=float), lang, 2), nums(share * 100, lang, 0))]
+    text[yi, xi] = [f"{h}{p}{tl}" for h, p, tl in zip(base.heads, power, base.tails)]
     grey = 0.1 / 1.3
     scale = [[0, "#bdbdbd"], [grey, "#bdbdbd"], [grey + 1e-9, "#1a9850"], [grey + (1 - grey) * 0.45, "#fee08b"],
              [grey + (1 - grey) * 0.77, "#f46d43"], [1, "#a50026"]]
@@ -276,13 +332,11 @@ LIVE_INPUTS = (Input("facility-params", "data"), Input("period-choice", "data"),
                State("floor-map-drawn", "data"))
 
 
-def floor_signature(racks: pd.DataFrame, lang: str) -> str:
+def floor_signature(racks: pd.DataFrame, lang: str, digest: bytes | None = None) -> str:
     """A digest of what the floor map shows, so an unchanged map is not sent again every 10 s."""
     h = hashlib.blake2b(lang.encode(), digest_size=16)
-    for col in ("rack_id", "status", "function"):
-        h.update("\x1f".join(racks[col].astype(str)).encode())
-    for col in ("power_kw", "design_power_kw"):
-        h.update(racks[col].to_numpy(dtype="float64").tobytes())
+    h.update(digest or inventory_digest(racks))
+    h.update(racks["power_kw"].to_numpy(dtype="float64").tobytes())
     return h.hexdigest()
 
 
@@ -376,13 +430,15 @@ def update_live(params: dict, choice: dict | None, _tick=None, drawn: str | None
              card(t(lang, "fac_load"), _load_text(live, "facility_load_kw", lang), id_="live-facility-load")]
     events = events_rows(fac, ld.figures(period, fac.id, "day"), ld.meters(fac.id), ld.rejected(fac.id), lang)
     racks = ld.racks(fac.id)
-    signature = floor_signature(racks, lang)
-    floor = no_update if drawn == signature else floor_figure(racks, lang)
+    digest = inventory_digest(racks)
+    signature = floor_signature(racks, lang, digest)
+    floor = no_update if drawn == signature else floor_figure(racks, lang, digest)
     user = common.current_user()
     only = user is None or user.role == "operator"   # operators: their facility's figures only
     return cards, floor, events, health_items(ld.collector_health(), lang, facility_id=fac.id, only_facility=only), signature
 
 
 def register(app) -> None:
+    dash.register_page(__name__, path_template=PATH_TEMPLATE, layout=layout)
     app.callback(*PERIOD_OUTPUTS, *PERIOD_INPUTS)(update_period)
     app.callback(*LIVE_OUTPUTS, *LIVE_INPUTS)(update_live)

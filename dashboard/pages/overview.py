@@ -1,12 +1,14 @@
 """Overview (``/``): every facility the user may see, a badge per policy profile, portfolio figures.
 
-``layout(lang, url_period)`` is the empty page; ``update`` fills it (the one callback of this
-page, wired by ``register``). ``update`` checks the user on every call and evaluates only the
-facilities that user may see; every figure comes from ``metrics.evaluate`` through the loader.
+``layout(**query)`` is the empty page for the URL's query (Dash pages calls it; ``register`` adds
+the page and its callbacks to an app); ``update`` fills it (the one callback of this page).
+``update`` checks the user on every call and evaluates only the facilities that user may see;
+every figure comes from ``metrics.evaluate`` through the loader.
 """
 from __future__ import annotations
 
 import dash_ag_grid as dag
+import dash
 from dash import ClientsideFunction, Input, Output, dcc, html
 from dcmon.dashboard import alerts, common
 from dcmon.dashboard.common import badge, card, visible_ids
@@ -42,13 +44,23 @@ STATUS_STYLE = {"pass": {"backgroundColor": "#e8f5e9", "color": "#1b5e20"},
                 "inconclusive": {"backgroundColor": "#fff8e1", "color": "#8d6e00"}}
 
 
-def layout(lang: str, url_period: dict, profile: str | None = None) -> html.Div:
+PATH = "/"
+
+
+def layout(**query) -> html.Div:
+    """The empty overview for the URL's query (``lang``, ``period`` or ``from``/``to``, ``profile``)."""
+    lang, url_period, q = common.page_query(query)
+    refused = common.refused_page(lang)
+    if refused is not None:
+        return refused
+    profile = q.get("profile")
     return html.Div([
         dcc.Store(id="overview-params", data={"lang": lang, "url_period": url_period, "profile": profile}),
         dcc.Interval(id="overview-tick", interval=REFRESH_MS),
         dcc.Store(id="overview-profile-url"),
         html.H2(t(lang, "overview"), id="overview-title"),
-        html.Div(className="note", id="overview-basis"),
+        # said until the figures arrive: a server that has just started computes them first
+        html.Div(t(lang, "computing"), className="note", id="overview-basis"),
         html.Div(className="cards", id="overview-cards"),
         html.Div([html.Span(t(lang, "profile") + " "),
                   dcc.Dropdown(id="overview-profile", value=profile, clearable=False, searchable=False,
@@ -56,7 +68,7 @@ def layout(lang: str, url_period: dict, profile: str | None = None) -> html.Div:
                  style={"display": "flex", "alignItems": "center", "gap": "8px"}),
         html.Div(className="targets", id="overview-checks"),
         alerts.panel(lang),
-        dag.AgGrid(id="overview-grid", rowData=[], columnDefs=columns([], lang),
+        dag.AgGrid(id="overview-grid", rowData=None, columnDefs=columns([], lang),   # None: "loading", not "no rows"
                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True,
                                   "minWidth": 80, "width": 110, "wrapHeaderText": True, "autoHeaderHeight": True},
                    getRowId="params.data.id",
@@ -222,6 +234,7 @@ def update(params: dict, choice: dict | None, _tick=None, profile: str | None = 
 
 
 def register(app) -> None:
+    dash.register_page(__name__, path=PATH, layout=layout)
     app.callback(*OUTPUTS, *INPUTS)(update)
     app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="profileInUrl"),
                             Output("overview-profile-url", "data"), Input("overview-profile", "value"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import dash_ag_grid as dag
+import dash
 from dash import ClientsideFunction, Input, Output, dcc, html
 from dcmon.dashboard import common
 from dcmon.dashboard.common import badge, forbidden, may_see
@@ -41,7 +42,16 @@ HEADERS = {"check": "checks", "value": "value", "threshold": "threshold", "margi
            "clause": "clause"}
 
 
-def layout(facility_id: str, lang: str, url_period: dict, profile: str | None) -> html.Div:
+PATH_TEMPLATE = "/subsidy/<facility_id>"
+
+
+def layout(facility_id: str | None = None, **query) -> html.Div:
+    """The empty subsidy page, only for a facility this request's user may see."""
+    lang, url_period, q = common.page_query(query)
+    refused = common.refused_page(lang, facility_id)
+    if refused is not None:
+        return refused
+    profile = q.get("profile")
     return html.Div([
         dcc.Store(id="subsidy-params", data={"facility_id": facility_id, "lang": lang, "url_period": url_period,
                                              "profile": profile}),
@@ -163,6 +173,7 @@ def update(params: dict, choice: dict | None, profile: str | None):
 
 
 def register(app) -> None:
+    dash.register_page(__name__, path_template=PATH_TEMPLATE, layout=layout)
     app.callback(*OUTPUTS, *INPUTS)(update)
     app.clientside_callback(ClientsideFunction(namespace="dcmon", function_name="profileInUrl"),
                             Output("subsidy-profile-url", "data"), Input("subsidy-profile", "value"))

@@ -74,3 +74,34 @@ def csp_violations(drv) -> list[str]:
     """Console messages of the page about content the Content-Security-Policy refused."""
     return [e["message"] for e in drv.get_log("browser")
             if "Content Security Policy" in e["message"] or "Refused to" in e["message"]]
+
+
+PASSWORDS = {"east-ops": "east-pw", "reviewer": "rev-pw"}   # the users of users_config
+
+
+def route_request(pathname: str, search: str = "") -> dict:
+    """The POST a browser sends to Dash pages' router when the address is ``pathname + search``."""
+    return {"output": ".._pages_content.children..._pages_store.data..",
+            "outputs": [{"id": "_pages_content", "property": "children"}, {"id": "_pages_store", "property": "data"}],
+            "inputs": [{"id": "_pages_location", "property": "pathname", "value": pathname},
+                       {"id": "_pages_location", "property": "search", "value": search}],
+            "changedPropIds": ["_pages_location.pathname"], "state": []}
+
+
+def login(client, user: str, password: str):
+    import re
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    r = client.post("/login", data={"user": user, "password": password, "csrf_token": token})
+    assert r.status_code == 302, r.data
+
+
+def route(app, pathname: str, search: str = "", user: str | None = None):
+    """The page Dash pages lays out for an address, asked over HTTP as the browser asks it (logged in
+    as ``user`` of users_config first); the layout as JSON."""
+    c = app.server.test_client()
+    if user:
+        login(c, user, PASSWORDS[user])
+    r = c.post("/_dash-update-component", json=route_request(pathname, search))
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    return r.get_json()["response"]["_pages_content"]["children"]

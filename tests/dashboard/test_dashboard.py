@@ -2,8 +2,8 @@
 import json
 import time
 
-from conftest import csp_violations, shot
-from dcmon.dashboard.app import create_app, display_page
+from conftest import csp_violations, login, route, route_request, shot
+from dcmon.dashboard.app import create_app, topbar
 from dcmon.dashboard.pages import facility, overview, subsidy
 
 WEEK = "?from=2026-07-06&to=2026-07-12"
@@ -65,8 +65,8 @@ def _walk(c):
 def test_language_switch_in_the_callbacks(week_store):
     data, _, _ = week_store
     app = create_app("fixtures", data)
-    zh = in_request(app, display_page, "/", WEEK, None)
-    en = in_request(app, display_page, "/", WEEK, "en")
+    zh = route(app, "/", WEEK), *in_request(app, topbar, WEEK)
+    en = route(app, "/", WEEK + "&lang=en"), *in_request(app, topbar, WEEK + "&lang=en")
     assert "总览" in _text(zh[0]) and "Overview" in _text(en[0])
     assert zh[2][0]["label"].endswith("季度") and "Q" in en[2][0]["label"]
     _, out_zh = grid_rows(app, "zh")
@@ -86,12 +86,19 @@ def test_number_and_date_formats_follow_the_language():
     assert quarter_label("2026Q3", "zh") == "2026年第3季度" and quarter_label("2026Q3", "en") == "2026 Q3"
 
 
+def test_a_floor_map_of_numbers_formats_each_as_one():
+    from dcmon.dashboard.i18n import nums
+    assert nums([1234.567, None, float("nan"), -0.001, -0.05, 0.0, 12], "zh", 2) == \
+        ["1,234.57", "—", "—", "0.00", "-0.05", "0.00", "12.00"]
+    assert nums([-0.4, 99.5], "en", 0) == ["0", "100"]
+
+
 def test_operator_sees_only_its_facilities(week_store, users_config):
     data, _, _ = week_store
     app = create_app(users_config, data)
     rows, _ = grid_rows(app, user="east-ops")
     assert list(rows) == ["cd-east-01"]
-    page = in_request(app, display_page, "/facility/cd-pue-fail", WEEK, None, user="east-ops")[0]
+    page = route(app, "/facility/cd-pue-fail", WEEK, user="east-ops")
     assert "forbidden" in _text(page) and "facility-params" not in _text(page)
     # the page callbacks refuse too, whatever the client claims
     other = {"facility_id": "cd-pue-fail", "lang": "en", "url_period": URL_WEEK}
@@ -203,6 +210,32 @@ def test_callback_endpoint_and_downloads_enforce_access(week_store, users_config
     _login(c2, "reviewer", "rev-pw")
     x = c2.get("/download/export?from=2026-07-06")
     assert x.status_code == 200 and x.data[:2] == b"PK"
+
+
+def test_pages_lay_out_only_what_the_user_may_see(week_store, users_config):
+    """Dash pages' router is a callback like any other: no session, no layout; a typed address of
+    another facility (its path template) lays out nothing of it."""
+    data, _, _ = week_store
+    app = create_app(users_config, data)
+    c = app.server.test_client()
+    assert c.post("/_dash-update-component", json=route_request("/facility/cd-east-01", WEEK)).status_code == 401
+    assert c.get("/_dash-layout").status_code == 401
+    assert c.get("/facility/cd-east-01" + WEEK).headers["Location"] == "/login"
+    login(c, "east-ops", "east-pw")
+
+    def page(path, search=WEEK):
+        r = c.post("/_dash-update-component", json=route_request(path, search))
+        assert r.status_code == 200
+        return r.get_data(as_text=True)
+    for path in ("/facility/cd-pue-fail", "/subsidy/cd-pue-fail", "/facility/cd-pue-fail/"):
+        body = page(path)
+        assert '"forbidden"' in body and "cd-pue-fail" not in body, path
+    # a facility id in the query is the one laid out and checked (the address check refuses it with 400)
+    body = page("/facility/cd-east-01", WEEK + "&facility_id=cd-pue-fail")
+    assert '"forbidden"' in body and "facility-params" not in body
+    assert "facility-params" in page("/facility/cd-east-01") and "subsidy-params" in page("/subsidy/cd-east-01")
+    assert '"not-found"' in page("/facility/nope") and '"not-found"' in page("/no/such/page")
+    assert "overview-params" in page("/")
 
 
 def test_cli_refuses_a_public_address_without_users(tmp_path):

@@ -261,6 +261,7 @@ BAD = [
     ("/download/evidence/..%2F..%2Fetc?from=2026-07-01&to=2026-07-31", "bad facility id"),
     ("/subsidy/CD_EAST?profile=gb40879-2021", "bad facility id"),
     ("/download/export?from=2026-13-01", "bad period"),
+    ("/facility/cd-east-01?facility_id=cd-pue-fail", "bad query"),
 ]
 
 

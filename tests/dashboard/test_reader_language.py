@@ -7,8 +7,8 @@ artifacts/screenshots/), and its visible text (HTML and chart SVG) is scanned.
 import time
 
 import pytest
-from conftest import SHOTS
-from dcmon.dashboard.app import create_app, display_page
+from conftest import SHOTS, route
+from dcmon.dashboard.app import create_app, topbar
 from dcmon.dashboard.pages import facility, overview, subsidy
 from dcmon.registry import load_registry
 from reader_text import bad_words, names_of
@@ -117,17 +117,17 @@ def _json(x) -> str:
 def test_router_reads_language_profile_and_period_from_the_url(week_store):
     data, _, _ = week_store
     app = create_app("fixtures", data)
-    page = _in_request(app, display_page, "/subsidy/cd-east-01", "?profile=chengdu-hub-2025&lang=en&" + WEEK)[0]
+    page = route(app, "/subsidy/cd-east-01", "?profile=chengdu-hub-2025&lang=en&" + WEEK)
     text = _json(page)
     assert '"value": "chengdu-hub-2025"' in text and '"lang": "en"' in text and '"from": "2026-07-06"' in text
-    page = _in_request(app, display_page, "/", "?profile=gb40879-2021")[0]
+    page = route(app, "/", "?profile=gb40879-2021")
     assert '"value": "gb40879-2021"' in _json(page)
     # an unknown facility is not found (not forbidden); a malformed period is named on the page
-    nf = _json(_in_request(app, display_page, "/facility/nope", "")[0])
+    nf = _json(route(app, "/facility/nope", ""))
     assert "未找到该数据中心" in nf and "无权访问" not in nf
     out = _in_request(app, overview.update, {"lang": "zh", "url_period": {"period": "2026Q5"}}, None)
     assert out[0] == "统计期无效" and "统计期无效：2026Q5" in _json(out[1]) and "Traceback" not in _json(out[1])
-    options = _in_request(app, display_page, "/", "?period=2024Q1")[2]
+    options = _in_request(app, topbar, "?period=2024Q1")[1]
     assert options[0] == {"label": "2024年第1季度", "value": "2024Q1"}
 
 

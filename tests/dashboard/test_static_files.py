@@ -47,3 +47,35 @@ def test_fingerprinted_bundles_cached_a_year(tmp_path):
     for s in src:
         r = c.get(s, headers=BR)
         assert r.status_code == 200 and "max-age=31536000" in r.headers["Cache-Control"], s
+
+
+def test_graphs_get_the_partial_plotly_bundle_of_the_same_version(tmp_path):
+    """plotly.js's cartesian bundle answers Dash's plotly.js URL: the version the plotly package ships,
+    and every trace type the pages draw is in it."""
+    import json
+
+    import pandas as pd
+    from plotly.offline import get_plotlyjs_version
+
+    from dcmon.dashboard.pages import facility
+    from dcmon.dashboard.static_files import PLOTLY_BUNDLE, PLOTLY_TRACES
+    app = create_app(REPO / "fixtures", tmp_path)
+    c = app.server.test_client()
+    r = c.get(PLOTLY_PATH)
+    assert r.status_code == 200 and r.data == PLOTLY_BUNDLE.read_bytes()
+    assert r.data.startswith(f"/**\n* plotly.js (cartesian - minified) v{get_plotlyjs_version()}\n".encode())
+    assert len(r.data) < 1_700_000     # the full plotly.min.js is 4.8 MB
+    assert c.get(PLOTLY_PATH, headers={"If-None-Match": r.headers["ETag"]}).status_code == 304
+    br = c.get(PLOTLY_PATH, headers=BR)
+    assert c.get(PLOTLY_PATH, headers={**BR, "If-None-Match": br.headers["ETag"]}).status_code == 304
+    # a facility page's HTML names it for preloading; other pages do not load it at all
+    assert c.get("/facility/cd-east-01").headers["Link"] == f"<{PLOTLY_PATH}>; rel=preload; as=script"
+    assert "Link" not in c.get("/").headers
+    bins = pd.DataFrame({"bin": ["2026-07-06"], "facility_energy_kwh": [10.0], "it_energy_kwh": [8.0], "pue": [1.25],
+                         "coverage": [1.0]})
+    racks = pd.DataFrame({"rack_id": ["A-1"], "room": ["A"], "row": ["1"], "position": ["1"], "design_power_kw": [5.0],
+                          "function": ["compute"], "status": ["in_use"], "power_kw": [2.5], "share": [0.5]})
+    figures = [facility.trend_figure(bins, "zh", "t", monthly=False), facility.role_figure({"it": 8.0}, "zh"),
+               facility.floor_figure(racks, "zh")]
+    drawn = {tr["type"] for f in figures for tr in json.loads(json.dumps(f, default=lambda o: o.to_plotly_json()))["data"]}
+    assert drawn == {"bar", "scatter", "heatmap"} and drawn <= PLOTLY_TRACES

@@ -19,7 +19,7 @@ from mon_helpers import REPO, coll
 from dcmon.collector.ingest import Ingestor
 from dcmon.store.quarantine import Quarantine
 from dcmon.metrics.policy import load_profiles
-from dcmon.metrics.watch import min_coverage, pue_limit
+from dcmon.metrics.checks import min_coverage, pue_limit
 from dcmon.monitoring import ENV_METRICS_TOKEN, MetricsServer, load_token
 from dcmon.readings import to_table
 from dcmon.registry import load_registry
