@@ -290,3 +290,20 @@ class Simulator:
                 doc["power_kw"] = float(r.power_kw)
             self.pub.publish(f"{base}/meter/{r.source_id}", _dumps(doc))
             self.stats.duplicates += 1
+
+
+class ContinuingSimulator(Simulator):
+    """The simulator, with each facility's counters continued from the history's last readings
+    (without this the first live reading of every meter would look like a counter reset): the
+    live stream of ``dcmon demo`` after its backfilled history."""
+
+    def __init__(self, *args, last_counters: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pending = dict(last_counters)
+
+    def _publish_until(self, fid, df, tz, i, t, first_rack):
+        prev = self._pending.pop(fid, None)
+        if prev is not None and i == 0:
+            # the later windows are continued from this one by Simulator.run itself
+            continue_counters(self.registry, {fid: (prev, tz)}, {fid: (df, tz)})
+        return super()._publish_until(fid, df, tz, i, t, first_rack)

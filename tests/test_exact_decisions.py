@@ -192,7 +192,7 @@ def test_measure_out_of_force_makes_the_amount_hypothetical(registry, week_store
     assert "not_in_force" in east["hypothetical_reasons"]
     assert any(n.startswith("measure not in force for this period") for n in east["notes"])
     assert fail["in_force"] is False and fail["subsidy_hypothetical"] is True and fail["subsidy_cny"] is None
-    from dcmon.commands import format_table
+    from dcmon.cli.text import format_table
     text = format_table(res)
     assert "measure not in force for this period" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("cd-east-01") and "chengdu-2023" in ln)

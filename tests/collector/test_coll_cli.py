@@ -130,7 +130,7 @@ def test_demo_serves_the_dashboard_app_when_it_is_installed(tmp_path, monkeypatc
     """When dcmon.dashboard.app exists, demo serves create_app(config, data).server on 127.0.0.1."""
     import types
 
-    from dcmon.collector.demo import start_dashboard
+    from dcmon.cli.demo import start_dashboard
     calls = []
 
     def wsgi(environ, start_response):

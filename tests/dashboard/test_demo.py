@@ -95,7 +95,7 @@ def _counter_energy_kwh(store, facility, role, start, end):
 
 @pytest.mark.integration
 def test_demo_shows_verdicts_and_its_report_verifies_after_stop(browser, tmp_path):
-    from dcmon.collector.demo import demo_period
+    from dcmon.fixtures.demo_history import demo_period
     from dcmon.metrics.evaluate import Options, evaluate
     from dcmon.periods import zone
     from dcmon.registry import load_registry
@@ -231,13 +231,13 @@ def test_demo_refuses_a_data_folder_that_holds_a_store(tmp_path):
     (dt.date(2027, 1, 1), dt.date(2026, 10, 1), dt.date(2026, 12, 31), "2026Q4"),
 ])
 def test_demo_period_is_whole_days_of_history(today, first, last, label):
-    from dcmon.collector.demo import demo_period
+    from dcmon.fixtures.demo_history import demo_period
     p = demo_period(today)
     assert (p.first_day, p.last_day, p.label) == (first, last, label)
 
 
 def test_start_text_names_folders_and_three_commands(tmp_path):
-    from dcmon.collector.demo import start_text
+    from dcmon.cli.demo import start_text
     txt = start_text("dashboard", 8050, DEMO_CONFIG, tmp_path / "d", ["cd-east-01", "cd-edge-01"],
                      broker_text="mosquitto mqtt://127.0.0.1:1", today=dt.date(2027, 1, 1))
     assert "http://127.0.0.1:8050/?from=2026-10-01&to=2026-12-31" in txt

@@ -1,4 +1,4 @@
-"""Subcommands ``dashboard`` and ``users add``."""
+"""Subcommands ``dashboard`` and ``users add``: the dashboard app and its server wired from the options."""
 from __future__ import annotations
 
 import getpass
@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from dcmon.commands import add_config_data
+from dcmon.cli.common import add_config_data
 from dcmon.errors import ConfigError, InputError
 from dcmon.netaddr import is_loopback
 

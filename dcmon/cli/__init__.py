@@ -1,25 +1,29 @@
-"""The one console command, ``dcmon``. Each layer registers its own subcommands.
+"""The one console command, ``dcmon``: every entry point, above all other layers.
 
-A module listed in :data:`COMMAND_MODULES` defines ``register(subparsers)``; each subcommand
-sets ``func(args) -> int`` as its default. Errors the user can fix (:class:`DcmonError`)
-print one clear message and exit 2; nothing is half-written.
+Each module of this package listed in :data:`COMMAND_MODULES` defines ``register(subparsers)``
+and parses the arguments of its subcommands and wires the parts (registry, store, collector,
+dashboard app, reports); each subcommand sets ``func(args) -> int`` as its default. Nothing
+below this package imports it. Errors the user can fix (:class:`DcmonError`) print one clear
+message and exit 2; nothing is half-written.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
 from dcmon import __version__
+from dcmon.cli import collect, dashboard, data, demo, reports
 from dcmon.errors import DcmonError
 
-COMMAND_MODULES = [
-    "dcmon.commands",             # evaluate, import, compact, facilities
-    "dcmon.collector.cli",        # collect, simulate, quarantine, demo
-    "dcmon.dashboard.cli",        # dashboard
-    "dcmon.reports.cli",          # export, evidence, verify
-]
+# in the order `dcmon --help` lists their subcommands
+COMMAND_MODULES = (
+    data,         # evaluate, import, generate, compact, check, facilities
+    collect,      # collect, simulate, quarantine
+    demo,         # demo
+    dashboard,    # dashboard, users
+    reports,      # export, evidence, verify, keys
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more log output: -v adds the libraries' information lines (HTTP requests, PDF "
                              "rendering), -vv debug output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:  # the module exists but something it imports is missing
-                raise
-            continue
+    for mod in COMMAND_MODULES:
         mod.register(sub)
     return parser
 
@@ -74,6 +72,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dcmon {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

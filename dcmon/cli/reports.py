@@ -1,10 +1,10 @@
-"""Subcommands ``export``, ``evidence``, ``verify`` and ``keys``."""
+"""Subcommands ``export``, ``evidence``, ``verify`` and ``keys``: the reports wired from the options."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from dcmon.commands import add_config_data, add_period, add_readings, open_data, options_from_args, period_from_args
+from dcmon.cli.common import add_config_data, add_period, add_readings, open_data, options_from_args, period_from_args
 from dcmon.errors import InputError
 
 

@@ -1,16 +1,16 @@
 """``dcmon demo``: history, then broker + simulator + collector + dashboard on 127.0.0.1, stopped by Ctrl-C.
 
-The demo first writes history for the sample facilities straight into the store (from 1 January
-of the previous year up to a few minutes ago, at 15-minute intervals; every whole quarter hits
-each site's target PUE exactly), so the overview shows decided verdicts at once, and a report
-for the previous year can be made and verified. The simulator then publishes live telemetry over
-MQTT, each counter continuing where the history ends.
+The demo first writes history for the sample facilities straight into the store
+(:func:`dcmon.fixtures.demo_history.backfill`: from 1 January of the previous year up to a few
+minutes ago, at 15-minute intervals; every whole quarter hits each site's target PUE exactly), so
+the overview shows decided verdicts at once, and a report for the previous year can be made and
+verified. The simulator then publishes live telemetry over MQTT, each counter continuing where
+the history ends (:class:`dcmon.collector.simulate.ContinuingSimulator`).
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import html
 import logging
 import shlex
 import shutil
@@ -19,72 +19,44 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import orjson
-
-from dcmon.collector.simulate import Simulator, continue_counters
+from dcmon.cli.collect import build_collector, make_publisher_client, mqtt_options
 from dcmon.errors import InputError
-from dcmon.periods import Period, quarter
+from dcmon.fixtures.demo_history import backfill, demo_config_dir, demo_period
 
 log = logging.getLogger("dcmon.demo")
 
 
-def default_config_dir() -> Path:
-    """The demo's sample facilities (``fixtures/demo``): chosen so the overview shows verdicts."""
-    import dcmon.fixtures
-    return Path(dcmon.fixtures.__file__).parent / "demo"
-
-
-# Sample sites whose PUE the demo leaves undecidable: this meter is silent for the middle third of
-# the demo period (energy across the gap is still the counter increase; coverage drops below 95 %).
-DEMO_GAPS = {"cd-meter-gap": "ups-1"}
 EVIDENCE_FACILITY = "cd-east-01"   # passes the Chengdu retrofit thresholds in the sample set
-HISTORY_METER_INTERVAL_S = 900     # history at 15 minutes (within the samples' max_gap_s); live at 1 minute
 
 
-def demo_period(today: dt.date) -> Period:
-    """This quarter up to yesterday (whole days, all of them history), or the previous quarter on
-    the first day of a quarter. A quarter still running has no readings for its remaining days, so
-    its checks are inconclusive until 95 % of it is covered; the days so far can be decided."""
-    q = quarter(f"{today.year}Q{(today.month - 1) // 3 + 1}")
-    if today > q.first_day:
-        return Period(q.first_day, today - dt.timedelta(days=1), label=f"{q.label} to date")
-    prev = q.first_day - dt.timedelta(days=1)
-    return quarter(f"{prev.year}Q{(prev.month - 1) // 3 + 1}")
-
-
-def backfill(registry, store, facility_ids, live_start_ms: int, *, seed: int = 0) -> tuple[int, dict]:
-    """Write history for ``facility_ids`` from 1 January of the previous year up to ``live_start_ms``.
-
-    Returns (readings written, {facility_id: last counter value by source}) so the live stream
-    can continue each counter where the history ends.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from dcmon.fixtures.generate import generate_range
-    from dcmon.periods import zone
-
-    def one(fid):
-        fac = registry.get(fid)
-        today = dt.datetime.fromtimestamp(live_start_ms / 1000, zone(fac.timezone)).date()
-        silent = []
-        if fid in DEMO_GAPS and any(m.id == DEMO_GAPS[fid] for m in fac.meters):
-            s, e = demo_period(today).utc_bounds(fac.timezone)
-            third = (e - s) / 3
-            silent.append((DEMO_GAPS[fid], (s + third).value // 10**6, (s + 2 * third).value // 10**6))
-        t = generate_range(fac, dt.date(today.year - 1, 1, 1), today, split_at=[today],
-                           meter_interval_s=HISTORY_METER_INTERVAL_S, until_ms=live_start_ms,
-                           silent=tuple(silent), seed=seed)
-        store.append(t, check_existing=False)
-        df = t.select(["source_id", "energy_kwh"]).to_pandas().dropna(subset=["energy_kwh"])
-        return t.num_rows, df.groupby("source_id", sort=False).tail(1)
-
-    # Two workers: numpy and Arrow release the GIL, and each facility writes its own partitions.
-    with ThreadPoolExecutor(2) as pool:
-        done = dict(zip(facility_ids, pool.map(one, facility_ids)))
-    return sum(n for n, _ in done.values()), {fid: last for fid, (_, last) in done.items()}
+def register(sub):
+    p = sub.add_parser("demo", help="sample facilities with history and live telemetry, and the dashboard, on this machine",
+                       description="Write history for the sample facilities (fixtures/demo: sites passing and failing "
+                                   "the retrofit thresholds, sites exactly on each threshold, one with missing data, "
+                                   "a Baoding site and an edge site) from 1 January of the previous year up to now, "
+                                   "then start an embedded MQTT broker on 127.0.0.1 (Mosquitto when installed, else "
+                                   "amqtt), the simulator, the collector and the dashboard. It prints the dashboard "
+                                   "URL, the config and data folders and three commands to try (evaluate, make an "
+                                   "evidence report, verify it). Ctrl-C stops everything; without --data the data "
+                                   "folder is temporary and removed then.")
+    p.add_argument("--config", default=None, metavar="DIR",
+                   help="configuration folder (default: the demo's sample facilities, fixtures/demo)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="keep the store in DIR (new or empty), so reports made from it can be verified after the "
+                        "demo stops (default: a temporary folder, removed at the end)")
+    p.add_argument("--port", type=int, default=8050, help="dashboard port on 127.0.0.1 (default 8050)")
+    p.add_argument("--mqtt-port", type=int, default=0, help="broker port on 127.0.0.1 (default: a free port)")
+    p.add_argument("--broker-impl", choices=["auto", "mosquitto", "amqtt"], default="auto",
+                   help="embedded broker (default auto: Mosquitto when installed, else amqtt)")
+    p.add_argument("--speed", type=float, default=120.0, metavar="N",
+                   help="the live stream starts N minutes ago (at most 2 h, where the history ends), replays them N "
+                        "times faster, then runs in real time (default 120)")
+    p.add_argument("--facility", action="append", metavar="ID", help="facility id (repeatable; default all)")
+    p.add_argument("--duration", metavar="D", help="stop after D (90, 90s, 5m, 2h); default run until Ctrl-C")
+    p.add_argument("--faults", action="store_true", help="also publish resets, gaps, duplicates and bad payloads")
+    p.set_defaults(func=run_demo)
 
 
 def command_prefix() -> str:
@@ -98,91 +70,22 @@ def command_prefix() -> str:
     return f"{shlex.quote(sys.executable)} -m dcmon.cli"
 
 
-def _status_page(store, registry) -> bytes:
-    docs = store.list_status("collector-")
-    rows = []
-    now = time.time() * 1000
-    for name, d in docs.items():
-        rows.append(f"<h2>{html.escape(name)}</h2><p>{'connected' if d.get('connected') else 'DISCONNECTED'} — "
-                    f"{d.get('messages_per_s', 0)} msg/s, {d.get('readings_per_s', 0)} readings/s, "
-                    f"{d.get('stored', 0)} stored, {d.get('duplicates', 0)} duplicates, {d.get('rejected', 0)} rejected, "
-                    f"ack lag {d.get('ack_lag_ms', 0)} ms</p>")
-        rows.append("<table border=1 cellpadding=4><tr><th>facility</th><th>sources seen</th>"
-                    "<th>newest reading</th><th>age [s]</th></tr>")
-        for fid, sources in sorted((d.get("last_seen") or {}).items()):
-            newest = max((v[0] for v in sources.values()), default=None)
-            fac = registry.facilities.get(fid)
-            total = len(fac.meters) + len(fac.racks) if fac else "?"
-            age = "—" if newest is None else f"{(now - newest) / 1000:.0f}"
-            when = "—" if newest is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(newest / 1000))
-            rows.append(f"<tr><td>{html.escape(fid)}</td><td>{len(sources)} / {total}</td><td>{when}</td>"
-                        f"<td>{age}</td></tr>")
-        rows.append("</table>")
-    body = "".join(rows) or "<p>waiting for the collector's first health report…</p>"
-    return (f"<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=5>"
-            f"<title>dcmon demo</title></head><body><h1>dcmon demo — live collector status</h1>{body}"
-            f"<p>The dashboard package is not installed; this is the collector's own status page.</p>"
-            f"</body></html>").encode()
-
-
-def serve_status_page(store, registry, port: int) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path.startswith("/status.json"):
-                body, ctype = orjson.dumps(store.list_status("collector-")), "application/json"
-            else:
-                body, ctype = _status_page(store, registry), "text/html; charset=utf-8"
-            self.send_response(200)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, name="status-page", daemon=True).start()
-    return server
-
-
 def start_dashboard(config_dir, data_dir, port: int, store, registry):
-    """The dashboard app when its package is there, else the status page. Returns (kind, stopper)."""
-    try:
-        from dcmon.dashboard.app import create_app
-    except ImportError as e:
-        log.info("dashboard not available (%s); serving the collector status page", e)
-        server = serve_status_page(store, registry, port)
-        return "status page", server.shutdown
+    """The dashboard app on 127.0.0.1. Returns (kind, stopper)."""
+    from dcmon.dashboard.app import create_app
     from dcmon.dashboard.server import start
     app = create_app(str(config_dir), str(data_dir))
     return "dashboard", start(app, "127.0.0.1", port)   # the production server `dcmon dashboard` uses
 
 
-class ContinuingSimulator(Simulator):
-    """The simulator, with each facility's counters continued from the history's last readings
-    (without this the first live reading of every meter would look like a counter reset)."""
-
-    def __init__(self, *args, last_counters: dict, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._pending = dict(last_counters)
-
-    def _publish_until(self, fid, df, tz, i, t, first_rack):
-        prev = self._pending.pop(fid, None)
-        if prev is not None and i == 0:
-            # the later windows are continued from this one by Simulator.run itself
-            continue_counters(self.registry, {fid: (prev, tz)}, {fid: (df, tz)})
-        return super()._publish_until(fid, df, tz, i, t, first_rack)
-
-
 def run_demo(args) -> int:
     from dcmon.collector.brokers import AmqttBroker, MosquittoProcess, find_mosquitto, free_port
-    from dcmon.collector.cli import build_collector, make_publisher_client, mqtt_options
-    from dcmon.collector.simulate import parse_duration
+    from dcmon.collector.simulate import ContinuingSimulator, parse_duration
     from dcmon.readings import now_ms
     from dcmon.registry import load_registry
     from dcmon.store import open_store
 
-    config = (Path(args.config) if args.config else default_config_dir()).resolve()
+    config = (Path(args.config) if args.config else demo_config_dir()).resolve()
     registry = load_registry(config)
     ids = [f.id for f in registry.select(args.facility)]
     try:

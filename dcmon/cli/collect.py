@@ -1,4 +1,5 @@
-"""Subcommands ``collect``, ``simulate``, ``quarantine`` and ``demo``."""
+"""Subcommands ``collect``, ``simulate`` and ``quarantine``: the collector, simulator and quarantine wired
+from the options."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from dcmon.commands import add_config_data
+from dcmon.cli.common import add_config_data
 from dcmon.errors import InputError
 
 log = logging.getLogger("dcmon.collector")
@@ -152,32 +153,6 @@ def register(sub):
     q.set_defaults(func=cmd_quarantine_prune)
     p.set_defaults(func=lambda a, qp=p: (qp.print_help(), 2)[1])
 
-    p = sub.add_parser("demo", help="sample facilities with history and live telemetry, and the dashboard, on this machine",
-                       description="Write history for the sample facilities (fixtures/demo: sites passing and failing "
-                                   "the retrofit thresholds, sites exactly on each threshold, one with missing data, "
-                                   "a Baoding site and an edge site) from 1 January of the previous year up to now, "
-                                   "then start an embedded MQTT broker on 127.0.0.1 (Mosquitto when installed, else "
-                                   "amqtt), the simulator, the collector and the dashboard. It prints the dashboard "
-                                   "URL, the config and data folders and three commands to try (evaluate, make an "
-                                   "evidence report, verify it). Ctrl-C stops everything; without --data the data "
-                                   "folder is temporary and removed then.")
-    p.add_argument("--config", default=None, metavar="DIR",
-                   help="configuration folder (default: the demo's sample facilities, fixtures/demo)")
-    p.add_argument("--data", default=None, metavar="DIR",
-                   help="keep the store in DIR (new or empty), so reports made from it can be verified after the "
-                        "demo stops (default: a temporary folder, removed at the end)")
-    p.add_argument("--port", type=int, default=8050, help="dashboard port on 127.0.0.1 (default 8050)")
-    p.add_argument("--mqtt-port", type=int, default=0, help="broker port on 127.0.0.1 (default: a free port)")
-    p.add_argument("--broker-impl", choices=["auto", "mosquitto", "amqtt"], default="auto",
-                   help="embedded broker (default auto: Mosquitto when installed, else amqtt)")
-    p.add_argument("--speed", type=float, default=120.0, metavar="N",
-                   help="the live stream starts N minutes ago (at most 2 h, where the history ends), replays them N "
-                        "times faster, then runs in real time (default 120)")
-    p.add_argument("--facility", action="append", metavar="ID", help="facility id (repeatable; default all)")
-    p.add_argument("--duration", metavar="D", help="stop after D (90, 90s, 5m, 2h); default run until Ctrl-C")
-    p.add_argument("--faults", action="store_true", help="also publish resets, gaps, duplicates and bad payloads")
-    p.set_defaults(func=cmd_demo)
-
 
 # ------------------------------------------------------------------- collect
 def _install_stop_signals(stop: threading.Event):
@@ -226,10 +201,7 @@ def build_collector(args, registry):
             raise InputError(f"--influx-url must start with http:// or https://: {args.influx_url!r}")
         outbox = Outbox(args.data)
         sender = InfluxSender(outbox, args.influx_url, token, args.influx_org, args.influx_bucket)
-    writer = client_id
-    if args.share_group:
-        writer = f"{client_id}"
-    quarantine = store.quarantine_writer(writer,
+    quarantine = store.quarantine_writer(client_id,
                                          max_bytes=int(getattr(args, "quarantine_max_mib", 256.0) * 2**20))
     ingestor = Ingestor(registry, store, quarantine, outbox=outbox, prefix=args.prefix,
                         mappings=mappings, max_future=dt.timedelta(seconds=args.max_future),
@@ -411,8 +383,3 @@ def cmd_quarantine_prune(args) -> int:
           f"{'would be removed (dry run)' if args.dry_run else 'removed'} from {data}/quarantine")
     return 0
 
-
-# ---------------------------------------------------------------------- demo
-def cmd_demo(args) -> int:
-    from dcmon.collector.demo import run_demo
-    return run_demo(args)
