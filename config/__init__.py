@@ -6,6 +6,6 @@
 - ``mappings``: device mappings for ``dcmon collect --mapping``
 - ``errors``: turns a schema's errors into the user's sentences (file, line or field, value), all at once
 
-Loaders (``dcmon.registry``, ``metrics.policy``, ``dashboard.auth``, ``collector.cli``) read the file
+Loaders (``dcmon.registry``, ``metrics.policy``, ``dashboard.auth``, ``dcmon.cli.collect``) read the file
 and hand the parsed document to a schema; this package imports only foundation modules.
 """
