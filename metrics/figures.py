@@ -18,7 +18,7 @@ from dcmon.metrics import pue as pue_mod
 from dcmon.metrics import racks as racks_mod
 from dcmon.metrics.exact import to_fraction
 from dcmon.metrics.options import Options
-from dcmon.metrics.streaming import bin_edges, meter_params, rack_params, source_energy
+from dcmon.metrics.streaming import bin_edges, meters_params, rack_params, source_energy
 
 from dcmon.periods import Period, zone
 
@@ -81,7 +81,7 @@ def energy_figures(store, facility, period: Period, bins: str | None = None, nee
     meters = facility.meters
     # one bin (no --bins): the period's energy can come from the daily rollups in the facility's days
     tz = facility.timezone if bins is None else None
-    ms = source_energy(store, facility.id, "meter", [m.id for m in meters], [meter_params(m, facility) for m in meters],
+    ms = source_energy(store, facility.id, "meter", [m.id for m in meters], meters_params(facility),
                        np.arange(len(meters)), len(meters), edges, timezone=tz)
     roles = np.array([m.role for m in meters])
     by_role = {r: float(ms.energy_kwh[roles == r].sum()) for r in dict.fromkeys(roles)}

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dcmon.metrics import pue as pue_mod
 from dcmon.metrics.figures import inventory_at, rack_coverage, rack_coverage_weights
-from dcmon.metrics.streaming import meter_params, rack_params, source_energy
+from dcmon.metrics.streaming import meters_params, rack_params, source_energy
 
 from dcmon.periods import quarter_of, zone
 
@@ -34,7 +34,7 @@ def live_pue(store, facility, now: pd.Timestamp | None = None, window: dt.timede
     edges = np.array([end_ms - int(window.total_seconds() * 1000), end_ms], dtype=np.int64)
     meters = facility.meters
     # a live window is short and read every few seconds: a silent meter is no energy, not a search
-    ms = source_energy(store, facility.id, "meter", [m.id for m in meters], [meter_params(m, facility) for m in meters],
+    ms = source_energy(store, facility.id, "meter", [m.id for m in meters], meters_params(facility),
                        np.arange(len(meters)), len(meters), edges, search_edges=False)
     roles = np.array([m.role for m in meters])
     f = float(ms.energy_kwh[roles == "facility"].sum())

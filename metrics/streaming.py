@@ -247,11 +247,23 @@ def _combine(rc, rp, sources, groups, n_groups, edges, coverage_weights=None) ->
                      energy_frac_mwh={k: v for k, v in rc.source_energy_frac_mwh.items() if use_c[k]})
 
 
-def meter_params(m, facility) -> SourceParams:
+def meter_params(m, facility, default_max_kw: float | None = None) -> SourceParams:
+    """A meter's counter parameters; ``default_max_kw``: the facility's default ceiling [kW] when the
+    caller has it already (:func:`meters_params`)."""
     # stored counters are multiplied by the CT/PT ratio, so the register wraps at rollover × multiplier
     rollover = None if m.rollover_kwh is None else m.rollover_kwh * m.multiplier
+    ceiling = m.max_power_kw if m.max_power_kw is not None else \
+        (default_max_kw if default_max_kw is not None else facility.meter_max_power_kw(m.id))
     return SourceParams(rollover_kwh=rollover, noise_kwh=m.noise_kwh, max_gap_ms=m.max_gap_s * 1000,
-                        max_power_kw=facility.meter_max_power_kw(m.id))
+                        max_power_kw=ceiling)
+
+
+def meters_params(facility) -> list[SourceParams]:
+    """:func:`meter_params` of every meter of ``facility``, its default ceiling (a sum over its rack
+    table) worked out once rather than once a meter."""
+    default_kw = None if all(m.max_power_kw is not None for m in facility.meters) \
+        else facility.default_meter_max_power_kw
+    return [meter_params(m, facility, default_kw) for m in facility.meters]
 
 
 def rack_params(facility) -> list[SourceParams]:
