@@ -254,7 +254,10 @@ class Rollups:
         try:
             pieces, fps = _decode(data)
         except ValueError as e:
-            moved = self.store.move_aside(path, str(e))
+            try:
+                moved = self.store.move_aside(path, str(e))
+            except OSError as err:    # a read-only store: the figures come from the readings all the same
+                moved = f"nowhere ({err})"
             log.warning("damaged rollup file %s: %s; moved aside to %s and rebuilt from the readings",
                         path, e, moved)
             return None

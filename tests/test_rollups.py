@@ -157,7 +157,7 @@ params_st = st.builds(
     max_power_kw=st.sampled_from([None, 5_000.0, 1e7]))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(hists=st.lists(meter_history(), min_size=1, max_size=3), params=st.lists(params_st, min_size=3, max_size=3),
        first=st.integers(-1, 4), days=st.integers(1, 4), tz=st.sampled_from([SHANGHAI, "UTC"]),
        search=st.booleans(), seed=st.integers(0, 2**31 - 1), kind=st.sampled_from(["meter", "rack"]))
