@@ -46,7 +46,6 @@ rebuilt from the raw partitions: rollups are derived data, never the only copy o
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import os
