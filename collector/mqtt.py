@@ -22,14 +22,16 @@ import struct
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from pydantic import Field, field_validator, model_validator
 
+from dcmon.config.errors import Settings, fail
 from dcmon.readings import now_ms
 
 log = logging.getLogger("dcmon.collector")
@@ -73,9 +75,8 @@ def parse_broker_url(url: str) -> BrokerURL:
     return BrokerURL(u.scheme, u.hostname, port or (8883 if u.scheme == "mqtts" else 1883))
 
 
-@dataclass
-class MqttOptions:
-    """Connection options, validated at start-up.
+class MqttOptions(Settings):
+    """Connection options, validated at start-up (a bad one raises ``ValueError`` naming the option).
 
     protocol : ``3.1.1`` (persistent session, default) or ``5``; a shared subscription needs ``5``
     share_group : name of the MQTT 5 shared-subscription group (None: every message to this collector)
@@ -87,7 +88,7 @@ class MqttOptions:
     broker: BrokerURL
     client_id: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)     # never in a log line
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
@@ -96,29 +97,62 @@ class MqttOptions:
     qos: int = 1
     keepalive_s: int = 30
     session_expiry_s: int = 7 * 86400
-    topics: list = field(default_factory=list)
+    topics: list = Field(default_factory=list)
 
-    def __post_init__(self):
-        if self.qos not in (0, 1):
-            raise ValueError(f"qos value must be 0 or 1: {self.qos!r}")
-        if self.protocol not in ("3.1.1", "5"):
-            raise ValueError(f"--protocol must be 3.1.1 or 5: {self.protocol!r}")
-        if self.share_group is not None:
-            if self.protocol != "5":
-                raise ValueError("--share-group needs --protocol 5 (shared subscriptions are MQTT 5)")
-            if not self.share_group or any(c in self.share_group for c in "/+#"):
-                raise ValueError(f"--share-group must be a plain name without '/', '+', '#': {self.share_group!r}")
-        for opt, path in (("--ca-file", self.ca_file), ("--cert-file", self.cert_file), ("--key-file", self.key_file)):
-            if path is not None and not os.path.isfile(path):
-                raise ValueError(f"{opt} {path}: no such file")
+    # "plain" validators: a value they accept is kept exactly as given
+    @field_validator("client_id", mode="plain")
+    @classmethod
+    def _client_id(cls, v):
+        if not isinstance(v, str) or not v or len(v) > 128:
+            raise fail(f"--client-id must be 1..128 characters: {v!r}")
+        return v
+
+    @field_validator("ca_file", "cert_file", "key_file", mode="plain")
+    @classmethod
+    def _existing_file(cls, v, info):
+        if v is not None and not os.path.isfile(v):
+            raise fail(f"--{info.field_name.replace('_', '-')} {v}: no such file")
+        return v
+
+    @field_validator("protocol", mode="plain")
+    @classmethod
+    def _protocol(cls, v):
+        if v not in ("3.1.1", "5"):
+            raise fail(f"--protocol must be 3.1.1 or 5: {v!r}")
+        return v
+
+    @field_validator("share_group", mode="plain")
+    @classmethod
+    def _share_group(cls, v, info):
+        if v is None:
+            return v
+        if info.data.get("protocol", "5") != "5":   # a wrong protocol is reported on its own
+            raise fail("--share-group needs --protocol 5 (shared subscriptions are MQTT 5)")
+        if not isinstance(v, str) or not v or any(c in v for c in "/+#"):
+            raise fail(f"--share-group must be a plain name without '/', '+', '#': {v!r}")
+        return v
+
+    @field_validator("qos", mode="plain")
+    @classmethod
+    def _qos(cls, v):
+        if v not in (0, 1):
+            raise fail(f"qos value must be 0 or 1: {v!r}")
+        return v
+
+    @field_validator("keepalive_s", mode="plain")
+    @classmethod
+    def _keepalive(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 5 <= v <= 3600:
+            raise fail(f"--keepalive must be 5..3600 s: {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _tls(self):
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("--cert-file and --key-file go together (client certificate and its key)")
+            raise fail("--cert-file and --key-file go together (client certificate and its key)")
         if (self.ca_file or self.cert_file) and not self.broker.tls:
-            raise ValueError("--ca-file / --cert-file need an mqtts:// broker URL")
-        if not 5 <= self.keepalive_s <= 3600:
-            raise ValueError(f"--keepalive must be 5..3600 s: {self.keepalive_s!r}")
-        if not self.client_id or len(self.client_id) > 128:
-            raise ValueError(f"--client-id must be 1..128 characters: {self.client_id!r}")
+            raise fail("--ca-file / --cert-file need an mqtts:// broker URL")
+        return self
 
 
 class DrainingClient(mqtt.Client):
