@@ -254,7 +254,7 @@ def build_metrics_server(args, registry, collector):
     except ValueError as e:
         raise InputError(str(e)) from None
     return MetricsServer(registry, collector.ingestor.store, lambda: collector.health(advance=False),
-                         host=args.metrics_host, port=args.metrics_port, token=token, data_dir=args.data,
+                         host=args.metrics_host, port=args.metrics_port, token=token,
                          live_interval_s=args.metrics_refresh, quarter_interval_s=20 * args.metrics_refresh)
 
 

@@ -3,8 +3,9 @@ import json
 import time
 
 from conftest import csp_violations, login, route, route_request, shot
-from dcmon.dashboard.app import create_app, topbar
+from dcmon.dashboard.app import topbar
 from dcmon.dashboard.pages import facility, overview, subsidy
+from wiring import app_for
 
 WEEK = "?from=2026-07-06&to=2026-07-12"
 URL_WEEK = {"from": "2026-07-06", "to": "2026-07-12"}
@@ -31,7 +32,7 @@ def grid_rows(app, lang="zh", user=None, url_period=URL_WEEK):
 
 def test_overview_callback_shows_the_right_badges(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     rows, out = grid_rows(app)
     assert rows["cd-east-01"]["chengdu-2023-cloud-retrofit"].startswith("✔")
     for fid in ("cd-pue-fail", "cd-racks-fail", "cd-compute-fail", "cd-boundary"):
@@ -45,7 +46,7 @@ def test_overview_callback_shows_the_right_badges(week_store):
 
 def test_period_choice_overrides_the_url(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     out = in_request(app, overview.update, {"lang": "en", "url_period": URL_WEEK}, {"from": "2026-07-06", "to": "2026-07-06"})
     assert out[0].endswith("6 Jul 2026 — 6 Jul 2026")
     bad = in_request(app, overview.update, {"lang": "en", "url_period": {"from": "2026-07-32", "to": "2026-08-01"}}, None)
@@ -64,7 +65,7 @@ def _walk(c):
 
 def test_language_switch_in_the_callbacks(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     zh = route(app, "/", WEEK), *in_request(app, topbar, WEEK)
     en = route(app, "/", WEEK + "&lang=en"), *in_request(app, topbar, WEEK + "&lang=en")
     assert "总览" in _text(zh[0]) and "Overview" in _text(en[0])
@@ -95,7 +96,7 @@ def test_a_floor_map_of_numbers_formats_each_as_one():
 
 def test_operator_sees_only_its_facilities(week_store, users_config):
     data, _, _ = week_store
-    app = create_app(users_config, data)
+    app = app_for(users_config, data)
     rows, _ = grid_rows(app, user="east-ops")
     assert list(rows) == ["cd-east-01"]
     page = route(app, "/facility/cd-pue-fail", WEEK, user="east-ops")
@@ -117,7 +118,7 @@ def test_operator_sees_only_its_facilities(week_store, users_config):
 
 def test_subsidy_callback_lists_checks_with_clauses(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     title, options, profile, body = in_request(app, subsidy.update, {"facility_id": "cd-east-01", "lang": "en",
                                                                      "url_period": URL_WEEK}, None, None)
     assert profile == "chengdu-2023-cloud-retrofit" and any(o["value"] == profile for o in options)
@@ -137,7 +138,7 @@ def html_div(children):
 def test_facility_live_parts(week_store):
     """Floor map is one heatmap over every rack; silent meters show as events."""
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     params = {"facility_id": "cd-east-01", "lang": "en", "url_period": URL_WEEK}
     cards, floor, events, health, drawn = in_request(app, facility.update_live, params, None)
     # the next tick with nothing new from the racks does not send the map again
@@ -187,7 +188,7 @@ def _update_request(facility_id, outs=LIVE_OUTS):
 
 def test_callback_endpoint_and_downloads_enforce_access(week_store, users_config):
     data, store, _ = week_store
-    app = create_app(users_config, data)
+    app = app_for(users_config, data)
     c = app.server.test_client()
     assert c.post("/_dash-update-component", json=_update_request("cd-pue-fail")).status_code == 401
     assert c.get("/download/evidence/cd-east-01?from=2026-07-06&to=2026-07-12").status_code == 401
@@ -216,7 +217,7 @@ def test_pages_lay_out_only_what_the_user_may_see(week_store, users_config):
     """Dash pages' router is a callback like any other: no session, no layout; a typed address of
     another facility (its path template) lays out nothing of it."""
     data, _, _ = week_store
-    app = create_app(users_config, data)
+    app = app_for(users_config, data)
     c = app.server.test_client()
     assert c.post("/_dash-update-component", json=route_request("/facility/cd-east-01", WEEK)).status_code == 401
     assert c.get("/_dash-layout").status_code == 401
@@ -274,7 +275,7 @@ def _wait_css(drv, css, timeout=45):
 
 def test_e2e_overview_facility_subsidy_and_language(week_store, serve, browser):
     data, _, _ = week_store
-    base = serve(create_app("fixtures", data))
+    base = serve(app_for("fixtures", data))
     browser.get(base + "/" + WEEK)
     txt = _wait_text(browser, "#overview-grid", "cd-east-01")
     assert "✔" in txt and "✘" in txt
@@ -301,7 +302,7 @@ def test_e2e_facility_page_updates_when_readings_arrive(registry, serve, browser
 
     from dcmon.readings import to_table
     store = open_store(tmp_path)
-    app = create_app("fixtures", tmp_path)
+    app = app_for("fixtures", tmp_path)
     base = serve(app)
     browser.get(base + "/facility/cd-boundary")
     first = _wait_text(browser, "#live-pue", "—")
@@ -321,7 +322,7 @@ def test_e2e_facility_page_updates_when_readings_arrive(registry, serve, browser
 def test_e2e_operator_login_sees_only_own_facility(week_store, users_config, serve, browser):
     from selenium.webdriver.common.by import By
     data, _, _ = week_store
-    app = create_app(users_config, data)
+    app = app_for(users_config, data)
     base = serve(app)
     browser.get(base + "/")
     assert "/login" in browser.current_url
