@@ -111,8 +111,9 @@ def read_password(name: str) -> str:
 def cmd_users_add(args) -> int:
     import yaml
 
+    from dcmon.config.yamlfile import load_yaml
     from dcmon.dashboard.auth import hash_password, load_users
-    from dcmon.registry import load_registry, load_yaml
+    from dcmon.registry import load_registry
     path = Path(args.users) if args.users else Path(args.config) / "users.yaml"
     registry = load_registry(args.config)
     unknown = sorted(set(args.facility) - set(registry.facilities))
