@@ -317,9 +317,6 @@ class ByteBudgetQueue:
             self._cond.notify_all()
             return item
 
-    def get_nowait(self):
-        return self.get(None)
-
     def drain_into(self, batch: list, size: int, max_items: int, max_bytes: int) -> int:
         """Move queued messages to ``batch`` while it holds fewer than ``max_items`` and ``size`` (their
         payload bytes) is under ``max_bytes``, under one lock; returns the new ``size``. Never waits."""

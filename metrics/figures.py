@@ -69,7 +69,6 @@ class EnergyFigures:
     late_readings: int
     rack_energy_kwh: pd.Series | None
     rack_coverage: float | None
-    facility_basis: str
     facility_energy_exact: Fraction | None = None   # [kWh], what decisions use
     it_energy_exact: Fraction | None = None         # [kWh]
 
@@ -136,7 +135,6 @@ def energy_figures(store, facility, period: Period, bins: str | None = None, nee
     return EnergyFigures(facility_energy_kwh=facility_kwh, it_energy_kwh=it_kwh, facility_coverage=facility_cov,
                          it_coverage=it_cov, by_role_kwh=by_role, meters=meter_rows, bins=table, events=events,
                          event_counts=counts, late_readings=late, rack_energy_kwh=rack_energy, rack_coverage=rack_cov,
-                         facility_basis="facility-role meters at the utility input",
                          facility_energy_exact=facility_exact, it_energy_exact=it_exact)
 
 
