@@ -374,9 +374,11 @@ class ParquetStore(Store):
             # the usual append (one facility and kind): group by partition key with numpy
             f, k = facs[0].as_py(), kinds[0].as_py()
             keys = _partition_keys(k, ts)
-            uniq, inverse = np.unique(keys, return_inverse=True)
-            groups = [((f, k, int(key)), np.flatnonzero(inverse == i)) for i, key in enumerate(uniq)] \
-                if len(uniq) > 1 else [((f, k, int(uniq[0])), None)]
+            if keys.min() == keys.max():   # one day (or month): no sort of the keys (np.unique) needed
+                groups = [((f, k, int(keys[0])), None)]
+            else:
+                uniq, inverse = np.unique(keys, return_inverse=True)
+                groups = [((f, k, int(key)), np.flatnonzero(inverse == i)) for i, key in enumerate(uniq)]
         else:
             fac = table.column("facility_id").to_numpy(zero_copy_only=False)
             kind = table.column("kind").to_numpy(zero_copy_only=False)
