@@ -386,7 +386,7 @@ class Collector:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         # $SYS is told apart in _on_message: a filtered callback (message_callback_add) would make paho
-        # match every message's topic against its filter tree, a tenth of (a)'s per-message work.
+        # match every message's topic against its filter tree (6 % of the samples of one reading a message).
         self._sys_mid = None
         self.broker_dropped: int | None = None
         self._generation = 0

@@ -136,6 +136,12 @@ def _sort_order(table: pa.Table) -> tuple[np.ndarray | None, np.ndarray]:
     if pa.types.is_dictionary(src.type):
         src = src.cast(pa.string())   # chunks may carry different dictionaries
     src = src.combine_chunks() if isinstance(src, pa.ChunkedArray) else src
+    if src.null_count or table.column("ts").null_count:   # not a valid reading; sorted as before (nulls last)
+        order = pc.sort_indices(pa.table({"s": src, "t": table.column("ts")}),
+                                [("s", "ascending"), ("t", "ascending")]).to_numpy()
+        s, t = src.take(order), table.column("ts").take(order)
+        same = pc.and_(pc.equal(s[1:], s[:-1]), pc.equal(t[1:], t[:-1])).fill_null(False)
+        return order, np.concatenate([[False], same.to_numpy(zero_copy_only=False)])
     ts = table.column("ts").combine_chunks().view(pa.int64()).to_numpy(zero_copy_only=False)
     codes = pc.dictionary_encode(src)
     ranks = np.empty(len(codes.dictionary), dtype=np.int64)
