@@ -30,7 +30,7 @@ from dcmon.dashboard.pages import facility, not_found_404, overview, subsidy
 
 from dcmon.errors import InputError
 from dcmon.metrics.policy import load_profiles
-from dcmon.periods import Period, parse_date, quarter
+from dcmon.periods import Period, parse_date, quarter_of
 
 log = logging.getLogger("dcmon.dashboard.login")
 ASSETS = Path(__file__).with_name("assets")
@@ -65,7 +65,7 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
     users_path = Path(users_file) if users_file else Path(config_dir) / "users.yaml"
     users = UsersFile(users_path, ld.registry) if users_path.is_file() else None
     if warm:
-        ld.warm(quarter(common.default_quarter()), sorted(ld.registry.facilities))
+        ld.warm(quarter_of(common.today_china()), sorted(ld.registry.facilities))
     server = flask.Flask("dcmon.dashboard")
     server.config.update(
         DCMON_LOADER=ld, DCMON_USERS=users, DCMON_SESSIONS=security.Sessions(idle_minutes),
@@ -280,7 +280,7 @@ def _routes(server: flask.Flask, app: Dash, secure_cookies: bool):
         a = flask.request.args
         try:
             d = parse_date(a.get("from", dt.date.today().isoformat()), "from")
-            period = quarter(f"{d.year}Q{(d.month - 1) // 3 + 1}")
+            period = quarter_of(d)
         except InputError as e:
             return flask.Response(f"bad period: {e}", status=400, mimetype="text/plain")
         from dcmon.reports.export import build_export

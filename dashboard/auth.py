@@ -29,14 +29,16 @@ from pathlib import Path
 import bcrypt
 from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import ValidationError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from dcmon.config.errors import Problems, add_validation_errors
+from dcmon.config.users import ROLES, UsersDoc, user_where
+from dcmon.config.yamlfile import load_yaml
 from dcmon.errors import ConfigError
-from dcmon.registry import load_yaml
 
 log = logging.getLogger(__name__)
 
-ROLES = ("operator", "regulator", "admin")
 LOCAL_USER = "local"
 # argon2-cffi's defaults: Argon2id, 64 MiB, 3 passes, 4 lanes (RFC 9106's low-memory choice).
 ARGON2 = PasswordHasher()
@@ -145,42 +147,21 @@ def _cost_key(ph: str) -> str:
 
 
 def load_users(path: Path | None, registry) -> dict[str, User] | None:
-    """Users by name, or None (local mode) when there is no users file."""
+    """Users by name, or None (local mode) when there is no users file (checked by ``config.users.UsersDoc``)."""
     if path is None or not Path(path).is_file():
         return None
     doc = load_yaml(Path(path)) or {}
-    errs, users = [], {}
-    entries = doc.get("users") if isinstance(doc, dict) else None
-    if not isinstance(entries, list):
-        raise ConfigError(f"invalid users file {path}: needs a list `users:` (see config/users.example.yaml)")
-    for i, u in enumerate(entries):
-        if not isinstance(u, dict):
-            errs.append(f"users[{i}]: each entry needs name, role and password_hash")
-            continue
-        name, role = str(u.get("name") or ""), u.get("role")
-        where = f"users[{i}] ({name})" if name else f"users[{i}]"
-        if not name:
-            errs.append(f"{where}: name is required")
-            continue
-        if name in users:
-            errs.append(f"{where}: user {name!r} is listed twice")
-        if role not in ROLES:
-            errs.append(f"{where}: role {role!r} is not one of {', '.join(ROLES)}")
-        ph = str(u.get("password_hash") or "")
-        problem = "is missing" if not ph else hash_problem(ph)
-        if problem:
-            errs.append(f"{where}: password_hash {problem}; set a new one with "
-                        f"`dcmon users add {name} --role {role if role in ROLES else 'ROLE'} --replace`")
-        facs = frozenset(str(f) for f in u.get("facilities") or [])
-        unknown = sorted(facs - set(registry.facilities))
-        if unknown:
-            errs.append(f"{where}: unknown facility id(s) {', '.join(unknown)}")
-        if role == "operator" and not facs:
-            errs.append(f"{where}: an operator needs facilities: [ids]")
-        users[name] = User(name=name, role=role, facilities=facs, password_hash=ph)
-    if errs:
-        raise ConfigError(f"invalid users file {path}:\n  " + "\n  ".join(errs))
-    return users
+    try:
+        users = UsersDoc.model_validate(doc, context={"facilities": set(registry.facilities),
+                                                      "hash_problem": hash_problem}).users
+    except ValidationError as e:
+        errs = Problems()
+        add_validation_errors(e, errs, where=user_where(doc))
+        if len(errs.items) == 1 and not errs.items[0].startswith("users["):   # the file's shape
+            raise ConfigError(f"invalid users file {path}: {errs.items[0]}") from None
+        errs.raise_if_any(f"invalid users file {path}:")
+    return {u.name: User(name=u.name, role=u.role, facilities=frozenset(u.facilities), password_hash=u.password_hash)
+            for u in users}
 
 
 class UsersFile:

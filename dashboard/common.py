@@ -16,7 +16,7 @@ from dcmon.dashboard.auth import LOCAL_USER, User
 from dcmon.dashboard.i18n import LANGS, badge_text, date, quarter_label, t, timestamp
 from dcmon.dashboard.security import bounded
 
-from dcmon.periods import Period, from_options, quarter
+from dcmon.periods import Period, from_options, quarter, quarter_of
 
 BADGE_COLORS = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#f9a825", "not_applicable": "#9e9e9e"}
 CHINA = dt.timezone(dt.timedelta(hours=8))
@@ -53,8 +53,7 @@ def today_china() -> dt.date:
 
 
 def default_quarter(today: dt.date | None = None) -> str:
-    today = today or today_china()
-    return f"{today.year}Q{(today.month - 1) // 3 + 1}"
+    return quarter_of(today or today_china()).label
 
 
 def period_choices(today: dt.date | None = None) -> list[str]:

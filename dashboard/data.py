@@ -24,7 +24,7 @@ import pandas as pd
 from dcmon.metrics import evaluate as ev
 from dcmon.store import open_store
 
-from dcmon.periods import Period, quarter
+from dcmon.periods import Period, quarter_of
 from dcmon.registry import load_registry
 
 log = logging.getLogger("dcmon.dashboard")
@@ -133,8 +133,7 @@ class Loader:
         first_month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
         for _ in range(10):
             first_month = (first_month - dt.timedelta(days=1)).replace(day=1)
-        q = f"{today.year}Q{(today.month - 1) // 3 + 1}"
-        return self.figures_many(facility_id, [(period, "day"), (Period(today, today), None), (quarter(q), None),
+        return self.figures_many(facility_id, [(period, "day"), (Period(today, today), None), (quarter_of(today), None),
                                                (Period(first_month, today), "month")])
 
     def warm(self, period, facility_ids: list[str], today: dt.date | None = None,

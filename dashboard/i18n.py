@@ -12,6 +12,7 @@ import re
 from babel.dates import format_datetime
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
+from dcmon.terms import STATUS_MARK, STATUS_OF, status_of
 from dcmon.terms import EVENT_TEXT, LANGS, LOCALES, METRIC_TEXT, _locale, date_text, num, nums, pct, term  # noqa: F401 (re-exported)
 
 BROWSER_LOCALES = {"zh": "zh-CN", "en": "en-GB"}  # Intl / BCP 47
@@ -35,7 +36,7 @@ TEXT = {
         "readings_used": "口径", "computed_at": "计算时间", "period_pue": "统计期PUE", "time": "时间", "source": "来源",
         "event": "事件", "detail": "详情", "no_reading": "无读数", "rack": "机架", "function": "功能", "status": "状态",
         "design_kw": "设计功率", "power_kw": "功率", "connected": "已连接", "disconnected": "未连接", "stale": "已停止上报",
-        "msg_s": "消息/秒", "readings": "条读数", "readings_s": "读数/秒", "rejected": "拒收", "queue": "队列", "ack_lag": "确认延迟",
+        "msg_s": "消息/秒", "readings_s": "读数/秒", "rejected": "拒收", "queue": "队列", "ack_lag": "确认延迟",
         "meters": "电表", "last_reading": "最新读数", "silent": "静默", "ok": "正常", "role": "角色", "name": "名称",
         "local_time": "当地时间", "pue_label": "PUE 口径", "refreshing": "数据每10秒自动刷新",
         "computing": "正在计算统计期的数据，完成后自动显示…",
@@ -131,9 +132,8 @@ def quarter_label(value: str, lang: str) -> str:
 
 
 def badge_text(status, lang: str) -> str:
-    key = {True: "pass", False: "fail", None: "inconclusive"}.get(status, status)
-    mark = {"pass": "✔", "fail": "✘", "inconclusive": "?", "not_applicable": "–"}[key]
-    return f"{mark} {t(lang, key)}"
+    key = status_of(status) if status in STATUS_OF else status
+    return f"{STATUS_MARK[key]} {t(lang, key)}"
 
 
 def metric_text(metric: str, lang: str) -> str:

@@ -449,3 +449,13 @@ def window_text(window: dict | None, lang: str) -> str:
                 else f"retrofit completed {done}, inside the application window {lo} to {hi}")
     return (f"改造完成日期 {done} 不在申报时间窗（{lo} 至 {hi}）内" if lang == "zh"
             else f"retrofit completed {done}, outside the application window {lo} to {hi}")
+
+
+# A check's status: the one mapping from a tri-state result, and the mark each status is printed with.
+STATUS_OF = {True: "pass", False: "fail", None: "inconclusive"}
+STATUS_MARK = {"pass": "✔", "fail": "✘", "inconclusive": "?", "not_applicable": "–"}
+
+
+def status_of(passed: bool | None) -> str:
+    """A tri-state result as a status word: True → pass, False → fail, None → inconclusive."""
+    return STATUS_OF[passed]

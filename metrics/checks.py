@@ -29,13 +29,8 @@ from dcmon.metrics.policy import (
 from dcmon.metrics.subsidy import subsidy_estimate
 
 from dcmon.periods import Period
+from dcmon.terms import STATUS_OF, status_of  # noqa: F401 (checks speak in status words)
 
-STATUS_OF = {True: "pass", False: "fail", None: "inconclusive"}
-
-
-def status_of(passed: bool | None) -> str:
-    """A tri-state result as a status word: True → pass, False → fail, None → inconclusive."""
-    return STATUS_OF[passed]
 
 
 def flag_raised(status: str) -> bool | None:

@@ -21,25 +21,17 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
+from dcmon.config.errors import Problems, add_validation_errors
+from dcmon.config.policy import METRICS, OPERATORS, WHEN_KEYS, ProfileDoc, profile_unknown, profile_where  # noqa: F401
+from dcmon.config.yamlfile import load_yaml, yaml_error_where
 from dcmon.errors import ConfigError
 from dcmon.metrics.exact import OPS, decide, to_fraction
-from dcmon.registry import load_yaml
 
 OP_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}
 DEFAULT_MIN_COVERAGE = 0.95
-# Metrics a check may name, their unit and whether their value depends on measured data.
-METRICS = {
-    "pue": ("-", True),
-    "racks": ("racks", False),               # standard or physical, per the chosen basis
-    "standard_racks": ("racks", False),
-    "physical_racks": ("racks", False),
-    "compute_share": ("-", False),           # True for the it_energy reading
-    "occupancy_rate": ("-", False),
-    "avg_design_power_per_rack_kw": ("kW", False),
-    "annual_terminals_served": ("terminals", False),
-}
-WHEN_KEYS = {"cluster_start_area", "kind", "size_class", "new_site", "standard_racks_at_least"}
+assert tuple(OPS) == OPERATORS
 
 
 @dataclass
@@ -76,53 +68,31 @@ def _builtin_dir() -> Path:
     return Path(str(resources.files("dcmon.config") / "policies"))
 
 
-def _parse_profile(path: Path) -> Profile:
+def _parse_profile(path: Path, errors: list[str]) -> Profile | None:
+    """One profile file, checked by ``config.policy.ProfileDoc``; what is wrong goes to ``errors``."""
     try:
         doc = load_yaml(path)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        errors.append(f"{yaml_error_where(path, e)}: not valid YAML: {getattr(e, 'problem', e)}")
+        return None
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: a policy profile must be a mapping")
-    errs = []
-    pid = doc.get("id")
-    if not pid or pid != path.stem:
-        errs.append(f"id {pid!r} must be present and match the file name {path.stem!r}")
-    checks = []
-    for i, c in enumerate(doc.get("checks") or []):
-        where = f"checks[{i}]"
-        if not isinstance(c, dict):
-            errs.append(f"{where}: must be a mapping")
-            continue
-        if c.get("metric") not in METRICS:
-            errs.append(f"{where}: metric {c.get('metric')!r} is not one of {', '.join(METRICS)}")
-        if c.get("op") not in OPS:
-            errs.append(f"{where}: op {c.get('op')!r} is not one of < <= > >=")
-        if not isinstance(c.get("threshold"), (int, float)) or isinstance(c.get("threshold"), bool):
-            errs.append(f"{where}: threshold must be a number: {c.get('threshold')!r}")
-        if not c.get("clause"):
-            errs.append(f"{where}: clause is required (cite the source text)")
-        bad_when = set(c.get("when") or {}) - WHEN_KEYS
-        if bad_when:
-            errs.append(f"{where}: unknown condition(s) {', '.join(sorted(bad_when))}")
-        checks.append(Check(metric=c.get("metric"), op=c.get("op"), threshold=c.get("threshold"),
-                            clause=c.get("clause", ""), when=c.get("when") or {}, flag=c.get("flag")))
-    for i, c in enumerate(doc.get("portfolio_checks") or []):
-        if c.get("scope") not in ("city", "cluster_start_area") or c.get("metric") not in ("pue", "occupancy_rate") \
-                or c.get("op") not in OPS:
-            errs.append(f"portfolio_checks[{i}]: needs scope city|cluster_start_area, metric pue|occupancy_rate, op")
-    sub = doc.get("subsidy")
-    if sub is not None:
-        for k in ("per_rack_max_cny", "total_max_cny"):
-            if not isinstance(sub.get(k), (int, float)) or sub.get(k) <= 0:
-                errs.append(f"subsidy.{k} must be a positive number: {sub.get(k)!r}")
-    if errs:
-        raise ConfigError(f"invalid policy profile {path}:\n  " + "\n  ".join(errs))
-    nss = doc.get("new_site_since")
-    return Profile(id=pid, title=doc.get("title") or {"en": pid, "zh": pid}, source=doc.get("source", ""),
-                   cities=[str(c).lower() for c in doc.get("cities") or ["*"]], kinds=doc.get("kinds") or ["*"],
-                   checks=checks, when=doc.get("when") or {}, subsidy=sub, grades=doc.get("grades") or [],
-                   portfolio_checks=doc.get("portfolio_checks") or [],
-                   new_site_since=dt.date.fromisoformat(str(nss)) if nss else None, path=path, raw=doc)
+        errors.append(f"{path}: a policy profile must be a mapping")
+        return None
+    try:
+        p = ProfileDoc.model_validate(doc, context={"stem": path.stem})
+    except ValidationError as e:
+        mine = Problems()
+        add_validation_errors(e, mine, where=profile_where, unknown=profile_unknown)
+        errors.append(f"invalid policy profile {path}:\n  " + "\n  ".join(mine.items))
+        return None
+    checks = [Check(metric=c.metric, op=c.op, threshold=c.threshold, clause=c.clause, when=c.when, flag=c.flag)
+              for c in p.checks]
+    # subsidy, grades and portfolio checks as written (the amounts print exactly as the policy gives them)
+    return Profile(id=p.id, title=p.title or {"en": p.id, "zh": p.id}, source=p.source,
+                   cities=[c.lower() for c in p.cities], kinds=p.kinds, checks=checks, when=p.when,
+                   subsidy=doc.get("subsidy"), grades=doc.get("grades") or [],
+                   portfolio_checks=doc.get("portfolio_checks") or [], new_site_since=p.new_site_since,
+                   path=path, raw=doc)
 
 
 def load_profiles(config_dir=None) -> dict[str, Profile]:
@@ -132,7 +102,11 @@ def load_profiles(config_dir=None) -> dict[str, Profile]:
         user = Path(config_dir) / "policies"
         if user.is_dir():
             paths.update({p.stem: p for p in sorted(user.glob("*.yaml"))})
-    return {pid: _parse_profile(p) for pid, p in sorted(paths.items())}
+    errors: list[str] = []
+    profiles = {pid: _parse_profile(p, errors) for pid, p in sorted(paths.items())}
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return profiles
 
 
 def select_profiles(profiles: dict[str, Profile], names: list[str] | None, facility) -> list[Profile]:

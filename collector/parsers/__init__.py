@@ -58,7 +58,7 @@ def parse(topic: str, payload: bytes, registry, *, received_at_ms: int, prefix: 
     registry : :class:`dcmon.registry.Registry`
     received_at_ms : when the message arrived [ms since epoch, UTC]
     prefix : topic prefix of the contract (default ``dcmon/v1``)
-    mappings : :class:`dcmon.collector.parse.Mapping` list for payloads in other shapes
+    mappings : :class:`dcmon.config.mappings.Mapping` list for payloads in other shapes
     guard : :class:`JumpGuard` holding the last counters (None: no jump check)
     max_future : how far a time stamp may be ahead of ``received_at_ms``
     parsers : payload formats by name (None: :data:`PARSERS`)

@@ -1,5 +1,5 @@
 """Mapped devices: payloads in a device's own shape on its own topics, read through a
-:class:`dcmon.collector.parse.Mapping` (units, time-stamp formats, record arrays; docs/collector.md)."""
+:class:`dcmon.config.mappings.Mapping` (units, time-stamp formats, record arrays; docs/collector.md)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +7,7 @@ import math
 
 from dcmon.readings import Rejection
 
-from dcmon.collector.parse import Mapping
+from dcmon.config.mappings import Mapping
 from dcmon.collector.parsers.common import (_BAD_ITEM, _MISSING, MAX_TEXT_CHARS, PayloadFormat, _accept,
                                             _decode_json, _raw, _short)
 

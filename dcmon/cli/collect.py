@@ -167,7 +167,7 @@ def build_collector(args, registry):
     from dcmon.collector.influx import InfluxSender, Outbox
     from dcmon.collector.ingest import Ingestor
     from dcmon.collector.mqtt import Collector, default_client_id
-    from dcmon.collector.parse import load_mappings
+    from dcmon.config.mappings import load_mappings
     from dcmon.store import open_store
 
     protocol = args.protocol or ("5" if args.share_group else "3.1.1")

@@ -5,7 +5,7 @@ import io
 import unicodedata
 
 
-MARK = {"pass": "✔", "fail": "✘", "inconclusive": "?", "not_applicable": "–"}
+from dcmon.terms import STATUS_MARK as MARK
 
 
 def _pct(x):

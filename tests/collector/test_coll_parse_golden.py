@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from dcmon.collector.jumpguard import JumpGuard
-from dcmon.collector.parse import load_mappings
 from dcmon.collector.parsers import parse
+from dcmon.config.mappings import load_mappings
 
 CASES = Path(__file__).resolve().parents[2] / "fixtures" / "payloads"
 RECEIVED_MS = int(pd.Timestamp("2026-07-01T00:10:00Z").value // 10**6)

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dcmon.collector.jumpguard import JumpGuard
-from dcmon.collector.parse import load_mappings
 from dcmon.collector.parsers import parse
 from dcmon.collector.parsers.line_protocol import parse_line
 from dcmon.collector.parsers.mapped import get_path
+from dcmon.config.mappings import load_mappings
 
 RECEIVED = 1782864600000  # 2026-07-01T00:10:00Z
 T0 = 1782864000000        # 2026-07-01T00:00:00Z
