@@ -171,7 +171,9 @@ def test_facility_figures_in_words(week_store):
     empty = _in_request(app, facility.update_period, {**params, "url_period": {"period": "2025Q1"}}, None)
     assert "无数据" in _json(empty[4]) and "所选统计期内没有读数" in _json(empty[4])
     live = _in_request(app, facility.update_live, params, None, 1, None)
-    hover = _json(live[1]["data"][0]["text"])
+    texts = _in_request(app, facility.update_floor_texts, live[5], params)   # the hover texts follow the first map
+    hover = _json(next(op["params"]["value"] for op in texts.to_plotly_json()["operations"]
+                       if op["location"] == ["data", 0, "text"]))
     assert "在用" in hover and "in_service" not in hover and "compute" not in hover
 
 
