@@ -114,8 +114,12 @@ class Facility:
         times the racks' design power is more than any meter of the site can carry.
         """
         racks = self.racks
-        live = float(racks.loc[racks["status"] != "decommissioned", "design_power_kw"].sum()) if len(racks) else 0.0
-        return max(MIN_METER_MAX_POWER_KW, METER_MAX_POWER_FACTOR * live)
+        cached = self.__dict__.get("_live_design_kw")
+        if cached is None or cached[0] is not racks:   # once per rack table (asked for every meter)
+            live = float(racks["design_power_kw"].to_numpy()[racks["status"].to_numpy() != "decommissioned"].sum()) \
+                if len(racks) else 0.0
+            cached = self._live_design_kw = (racks, live)
+        return max(MIN_METER_MAX_POWER_KW, METER_MAX_POWER_FACTOR * cached[1])
 
     def meter_max_power_kw(self, meter_id: str) -> float:
         """Most power meter ``meter_id`` can carry [kW]: its ``max_power_kw`` or the facility default.
