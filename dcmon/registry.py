@@ -14,8 +14,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
 from pydantic import ValidationError
 
@@ -26,6 +26,9 @@ from dcmon.config.facility import (  # noqa: F401  (FACILITY_ID, NARRATIVE_SECTI
 )
 from dcmon.config.yamlfile import load_yaml, yaml_error_where
 from dcmon.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Default ceiling of a meter: this many times the design power of the racks in service (or reserved,
 # vacant: anything not decommissioned), and at least MIN_METER_MAX_POWER_KW [kW].
@@ -312,6 +315,7 @@ def snapshot_path(config_dir: Path) -> Path | None:
 
 def _code_key() -> tuple:
     """dcmon's version, Python's and pandas', and the size and time of the code that validates."""
+    import pandas as pd   # a snapshot holds DataFrames: another pandas may not read it
     from dcmon import __version__
     files = []
     for name in _SNAPSHOT_CODE:

@@ -52,8 +52,7 @@ class RackCounts:
     power_units: tuple       # each distinct design power × ``unit_den``, a Python int
     unit_den: int            # common denominator of the distinct design powers
     count: np.ndarray        # int64 [powers, statuses, functions]
-    rack_id: np.ndarray
-    function: np.ndarray
+    frame: pd.DataFrame      # the inventory counted (read again only by the it_energy reading)
 
     def _mask(self, names: tuple, keep) -> np.ndarray:
         return np.array([keep(n) for n in names], dtype=bool)
@@ -85,8 +84,8 @@ def rack_counts(inv) -> RackCounts:
     """The :class:`RackCounts` of an inventory DataFrame (as is when already counted)."""
     if isinstance(inv, RackCounts):
         return inv
-    s_codes, statuses = pd.factorize(inv["status"], sort=True, use_na_sentinel=False)
-    f_codes, functions = pd.factorize(inv["function"], sort=True, use_na_sentinel=False)
+    s_codes, statuses = _codes(inv["status"])
+    f_codes, functions = _codes(inv["function"])
     dp = inv["design_power_kw"].to_numpy(dtype=np.float64, na_value=np.nan)
     powers, v_codes = np.unique(dp, return_inverse=True)    # NaN (at most one, last) skipped in sums as before
     exact = [Fraction(0) if np.isnan(x) else Fraction(repr(float(x))) for x in powers.tolist()]
@@ -94,9 +93,21 @@ def rack_counts(inv) -> RackCounts:
     ns, nf = len(statuses), len(functions)
     cell = (v_codes.reshape(-1).astype(np.int64) * ns + s_codes) * nf + f_codes
     count = np.bincount(cell, minlength=len(powers) * ns * nf).reshape(len(powers), ns, nf)
-    return RackCounts(statuses=tuple(statuses.tolist()), functions=tuple(functions.tolist()),
-                      power_units=tuple(int(x * den) for x in exact), unit_den=den, count=count,
-                      rack_id=inv["rack_id"].to_numpy(), function=inv["function"].to_numpy())
+    return RackCounts(statuses=statuses, functions=functions, power_units=tuple(int(x * den) for x in exact),
+                      unit_den=den, count=count, frame=inv)
+
+
+def _codes(column) -> tuple[np.ndarray, tuple]:
+    """Small integer codes of a text column and the values they stand for (a missing value is None)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    arr = pa.array(column, type=pa.string(), from_pandas=True)
+    enc = pc.dictionary_encode(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+    values = tuple(enc.dictionary.to_pylist())
+    idx = enc.indices
+    if idx.null_count:     # missing status or function: a value of its own, as value_counts() left out
+        return pc.fill_null(idx, len(values)).to_numpy().astype(np.int64), values + (None,)
+    return idx.to_numpy(zero_copy_only=False).astype(np.int64), values
 
 
 def standard_racks(design_power_kw) -> float:
@@ -146,9 +157,9 @@ def compute_share_exact(inv, reading: str = "design_power",
                      c.design_kw(_in_service, lambda f: f in ("compute", "storage")))
     if rack_energy_kwh is None or len(rack_energy_kwh) == 0:
         return None
-    e = rack_energy_kwh.reindex(c.rack_id).fillna(0.0).to_numpy()
+    e = rack_energy_kwh.reindex(c.frame["rack_id"]).fillna(0.0).to_numpy()
     mwh = np.rint(e * 1_000_000).astype(np.int64)  # to the milliwatt-hour, as every energy
-    return ratio(int(mwh[c.function == "compute"].sum()), int(mwh.sum()))
+    return ratio(int(mwh[c.frame["function"].to_numpy() == "compute"].sum()), int(mwh.sum()))
 
 
 def exact_summary(inv) -> dict:
