@@ -70,10 +70,17 @@ def main(argv=None):
     return bench(out, a.live_seconds)
 
 
+def dashboard_app(out: Path):
+    """The app as `dcmon dashboard` wires it: registry and store of the generated folders."""
+    from dcmon.dashboard.app import create_app
+    from dcmon.registry import load_registry
+    from dcmon.store import open_store
+    return create_app(load_registry(out / "config"), open_store(out / "data"))
+
+
 def bench(out: Path, live_seconds: float) -> None:
     import logging
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    from dcmon.dashboard.app import create_app
     from dcmon.dashboard.pages import facility
     from dcmon.dashboard.server import start
     from selenium import webdriver
@@ -136,7 +143,7 @@ def bench(out: Path, live_seconds: float) -> None:
     print(f"machine: {machine_load()}", flush=True)
     static_serving(out)
     # cold: a fresh server, nothing computed
-    app = create_app(out / "config", out / "data")
+    app = dashboard_app(out)
     srv, base = serve(app)
     drv = browser()
     try:
@@ -147,7 +154,7 @@ def bench(out: Path, live_seconds: float) -> None:
         srv.shutdown()
 
     # served: what `dcmon dashboard` does (pre-warm the period at start), then a new browser per page
-    app = create_app(out / "config", out / "data")
+    app = dashboard_app(out)
     ld = app.server.config["DCMON_LOADER"]
     t0 = time.perf_counter()
     ld.warm(quarter(PERIOD), sorted(ld.registry.facilities)).join()
@@ -207,7 +214,6 @@ def bench(out: Path, live_seconds: float) -> None:
 def static_serving(out: Path, n: int = 5) -> None:
     """Server CPU time [s] per request of plotly.min.js (brotli), kept compressed vs compressed each time."""
     from dcmon.dashboard import app as app_module, static_files
-    from dcmon.dashboard.app import create_app
 
     def per_request_cpu_s(app) -> float:
         c = app.server.test_client()
@@ -219,11 +225,11 @@ def static_serving(out: Path, n: int = 5) -> None:
             assert get().data == first.data
         return (time.process_time() - t0) / n
 
-    kept = per_request_cpu_s(create_app(out / "config", out / "data"))
+    kept = per_request_cpu_s(dashboard_app(out))
     configure = static_files.configure_compression
     app_module.static_files.configure_compression = lambda server: None   # as before: no cache
     try:
-        each = per_request_cpu_s(create_app(out / "config", out / "data"))
+        each = per_request_cpu_s(dashboard_app(out))
     finally:
         app_module.static_files.configure_compression = configure
     result("dashboard/plotly.min.js served (brotli)", f"server CPU {kept * 1000:.1f} ms a request compressed once "

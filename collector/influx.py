@@ -128,8 +128,6 @@ class InfluxSender:
         self.max_backoff_s = max_backoff_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dcmon-influx", daemon=True)
-        self.sent_lines = 0
-        self.failures = 0
         self.last_error: str | None = None
         self._client = None
         if write is None:
@@ -176,7 +174,6 @@ class InfluxSender:
                 self._write("\n".join(lines[k:k + self.batch_lines]))
             self.outbox.done(group)
             sent += len(lines)
-            self.sent_lines += len(lines)
         return sent
 
     def _run(self):
@@ -192,7 +189,6 @@ class InfluxSender:
                 if n == 0:
                     self.outbox.wakeup.wait(1.0)
             except Exception as e:
-                self.failures += 1
                 msg = f"{type(e).__name__}: {str(e)[:300]}"
                 if self.last_error is None:
                     log.warning("InfluxDB write to %s failed (%s); readings stay in the outbox %s and are retried",

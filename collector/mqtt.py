@@ -22,14 +22,16 @@ import struct
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from pydantic import Field, field_validator, model_validator
 
+from dcmon.config.errors import Settings, fail
 from dcmon.readings import now_ms
 
 log = logging.getLogger("dcmon.collector")
@@ -73,9 +75,8 @@ def parse_broker_url(url: str) -> BrokerURL:
     return BrokerURL(u.scheme, u.hostname, port or (8883 if u.scheme == "mqtts" else 1883))
 
 
-@dataclass
-class MqttOptions:
-    """Connection options, validated at start-up.
+class MqttOptions(Settings):
+    """Connection options, validated at start-up (a bad one raises ``ValueError`` naming the option).
 
     protocol : ``3.1.1`` (persistent session, default) or ``5``; a shared subscription needs ``5``
     share_group : name of the MQTT 5 shared-subscription group (None: every message to this collector)
@@ -87,7 +88,7 @@ class MqttOptions:
     broker: BrokerURL
     client_id: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)     # never in a log line
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
@@ -96,52 +97,125 @@ class MqttOptions:
     qos: int = 1
     keepalive_s: int = 30
     session_expiry_s: int = 7 * 86400
-    topics: list = field(default_factory=list)
+    topics: list = Field(default_factory=list)
 
-    def __post_init__(self):
-        if self.qos not in (0, 1):
-            raise ValueError(f"qos value must be 0 or 1: {self.qos!r}")
-        if self.protocol not in ("3.1.1", "5"):
-            raise ValueError(f"--protocol must be 3.1.1 or 5: {self.protocol!r}")
-        if self.share_group is not None:
-            if self.protocol != "5":
-                raise ValueError("--share-group needs --protocol 5 (shared subscriptions are MQTT 5)")
-            if not self.share_group or any(c in self.share_group for c in "/+#"):
-                raise ValueError(f"--share-group must be a plain name without '/', '+', '#': {self.share_group!r}")
-        for opt, path in (("--ca-file", self.ca_file), ("--cert-file", self.cert_file), ("--key-file", self.key_file)):
-            if path is not None and not os.path.isfile(path):
-                raise ValueError(f"{opt} {path}: no such file")
+    # "plain" validators: a value they accept is kept exactly as given
+    @field_validator("client_id", mode="plain")
+    @classmethod
+    def _client_id(cls, v):
+        if not isinstance(v, str) or not v or len(v) > 128:
+            raise fail(f"--client-id must be 1..128 characters: {v!r}")
+        return v
+
+    @field_validator("ca_file", "cert_file", "key_file", mode="plain")
+    @classmethod
+    def _existing_file(cls, v, info):
+        if v is not None and not os.path.isfile(v):
+            raise fail(f"--{info.field_name.replace('_', '-')} {v}: no such file")
+        return v
+
+    @field_validator("protocol", mode="plain")
+    @classmethod
+    def _protocol(cls, v):
+        if v not in ("3.1.1", "5"):
+            raise fail(f"--protocol must be 3.1.1 or 5: {v!r}")
+        return v
+
+    @field_validator("share_group", mode="plain")
+    @classmethod
+    def _share_group(cls, v, info):
+        if v is None:
+            return v
+        if info.data.get("protocol", "5") != "5":   # a wrong protocol is reported on its own
+            raise fail("--share-group needs --protocol 5 (shared subscriptions are MQTT 5)")
+        if not isinstance(v, str) or not v or any(c in v for c in "/+#"):
+            raise fail(f"--share-group must be a plain name without '/', '+', '#': {v!r}")
+        return v
+
+    @field_validator("qos", mode="plain")
+    @classmethod
+    def _qos(cls, v):
+        if v not in (0, 1):
+            raise fail(f"qos value must be 0 or 1: {v!r}")
+        return v
+
+    @field_validator("keepalive_s", mode="plain")
+    @classmethod
+    def _keepalive(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 5 <= v <= 3600:
+            raise fail(f"--keepalive must be 5..3600 s: {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _tls(self):
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("--cert-file and --key-file go together (client certificate and its key)")
+            raise fail("--cert-file and --key-file go together (client certificate and its key)")
         if (self.ca_file or self.cert_file) and not self.broker.tls:
-            raise ValueError("--ca-file / --cert-file need an mqtts:// broker URL")
-        if not 5 <= self.keepalive_s <= 3600:
-            raise ValueError(f"--keepalive must be 5..3600 s: {self.keepalive_s!r}")
-        if not self.client_id or len(self.client_id) > 128:
-            raise ValueError(f"--client-id must be 1..128 characters: {self.client_id!r}")
+            raise fail("--ca-file / --cert-file need an mqtts:// broker URL")
+        return self
 
 
 class DrainingClient(mqtt.Client):
-    """paho's client, reading every packet the socket holds per wake-up (up to ``READ_BURST``).
+    """paho's client, reading every packet the socket holds per wake-up, through a receive buffer.
 
     paho 2.x reads one packet per ``select()`` when it has nothing in flight outbound — a
     subscriber's normal state — so a collector pays a wake-up for every message. Reading on
-    until the socket would block (paho's own stop condition) keeps the semantics and cuts that
-    cost. Uses paho internals (``_packet_read``, ``_loop_rc_handle``; paho pinned < 3).
+    until the socket would block (paho's own stop condition, at most ``READ_BURST`` packets)
+    keeps the semantics and cuts that cost. paho also reads each packet's header a byte per
+    ``recv`` call (the type, then each byte of the length): three to five system calls a message.
+    Here one ``recv`` of up to ``RECV_BYTES`` fills a buffer that serves those reads, and a
+    wake-up ends only once the buffer is empty, so ``select()`` never waits for bytes already
+    read. The buffer belongs to one connection: it is emptied when the socket is closed or
+    replaced. Uses paho internals (``_packet_read``, ``_loop_rc_handle``, ``_sock_recv``,
+    ``_sock_close``, ``_create_socket``; paho pinned < 3).
     """
 
     READ_BURST = 1000
+    RECV_BYTES = 65536
+
+    def __init__(self, *args, **kwargs):
+        self._rbuf = b""     # bytes received but not yet handed to paho
+        self._rpos = 0       # how much of _rbuf was handed over
+        super().__init__(*args, **kwargs)
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rpos < len(self._rbuf):
+            out = self._rbuf[self._rpos:self._rpos + bufsize]
+            self._rpos += len(out)
+            return out
+        data = super()._sock_recv(max(bufsize, self.RECV_BYTES))   # BlockingIOError when nothing came
+        if len(data) <= bufsize:      # all of it asked for (or b"": the connection closed)
+            self._rbuf, self._rpos = b"", 0
+            return data
+        self._rbuf, self._rpos = data, bufsize
+        return data[:bufsize]
+
+    def _buffered(self) -> bool:
+        return self._rpos < len(self._rbuf)
+
+    def _drop_buffer(self) -> None:
+        self._rbuf, self._rpos = b"", 0
+
+    def _sock_close(self) -> None:
+        self._drop_buffer()
+        super()._sock_close()
+
+    def _create_socket(self):
+        self._drop_buffer()      # bytes of an earlier connection are never read on a new one
+        return super()._create_socket()
 
     def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
         if self._sock is None:
             return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
-        for _ in range(self.READ_BURST):
+        burst = 0
+        while burst < self.READ_BURST or self._buffered():   # past the burst only what is buffered (< RECV_BYTES)
+            burst += 1
             if self._sock is None:
                 return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
             rc = self._packet_read()
             if rc > 0:
                 return self._loop_rc_handle(rc)
-            elif rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
+            elif rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN and not self._buffered():
                 return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -257,7 +331,8 @@ class ByteBudgetQueue:
                 return False
             self._items.append((item, size))
             self._bytes += size
-            self._cond.notify_all()
+            if len(self._items) == 1:   # only a reader of an empty queue waits for an item
+                self._cond.notify_all()
             return True
 
     def put(self, item, size: int, stop: threading.Event) -> bool:
@@ -269,7 +344,8 @@ class ByteBudgetQueue:
                 self._cond.wait(0.2)
             self._items.append((item, size))
             self._bytes += size
-            self._cond.notify_all()
+            if len(self._items) == 1:   # only a reader of an empty queue waits for an item
+                self._cond.notify_all()
             return True
 
     def get(self, timeout: float | None = None):
@@ -282,9 +358,6 @@ class ByteBudgetQueue:
             self._bytes -= size
             self._cond.notify_all()
             return item
-
-    def get_nowait(self):
-        return self.get(None)
 
     def drain_into(self, batch: list, size: int, max_items: int, max_bytes: int) -> int:
         """Move queued messages to ``batch`` while it holds fewer than ``max_items`` and ``size`` (their
@@ -343,7 +416,8 @@ class Collector:
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
-        self.client.message_callback_add(SYS_DROPPED, self._on_sys_dropped)
+        # $SYS is told apart in _on_message: a filtered callback (message_callback_add) would make paho
+        # match every message's topic against its filter tree (6 % of the samples of one reading a message).
         self._sys_mid = None
         self.broker_dropped: int | None = None
         self._generation = 0
@@ -419,11 +493,15 @@ class Collector:
 
     def _on_message(self, client, userdata, msg):
         # Tiny on purpose (reliability.md #5): the writer thread does the work.
+        topic = msg.topic    # decoded from bytes at each access
+        if topic == SYS_DROPPED:
+            self._on_sys_dropped(client, userdata, msg)
+            return
         if self._stopping.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
-        item = Received(msg.topic, msg.payload, msg.mid, msg.qos, self._generation, time.time_ns() // 1_000_000,
+        item = Received(topic, msg.payload, msg.mid, msg.qos, self._generation, time.time_ns() // 1_000_000,
                         time.monotonic(), bool(msg.dup))
-        size = len(msg.payload) + len(msg.topic) + MESSAGE_OVERHEAD_BYTES
+        size = len(msg.payload) + len(topic) + MESSAGE_OVERHEAD_BYTES
         if msg.qos == 0:
             if not self.queue.try_put(item, size):
                 self.dropped_messages += 1      # only this thread writes it

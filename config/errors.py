@@ -5,12 +5,15 @@ Schemas (pydantic models in this package) raise :func:`fail` with the sentence t
 prefixed with where it is (file, list entry), so no pydantic wording or traceback reaches the
 user. A sentence may start with :data:`FIELD`, replaced by the dotted field name
 (``applicant.actual_investment[0].year``).
+
+:class:`Settings` is the base of options built in code or from the command line (evaluation
+readings, MQTT connection): a bad value raises ``ValueError`` with the same kind of sentences.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
 from dcmon.errors import ConfigError
@@ -98,3 +101,22 @@ def add_validation_errors(exc: ValidationError, problems: Problems, *,
     for loc, keys in extra.items():
         keys = sorted(keys)
         problems.add(where(loc), unknown(loc, keys) if unknown else f"unknown key(s) {', '.join(keys)}")
+
+
+class Settings(BaseModel):
+    """Options checked when built, by the same kind of schema as a config file.
+
+    A bad value raises ``ValueError`` whose text is the user's sentences (every problem, joined
+    by ``; `` to stay one line), never pydantic's wording; callers turn it into an ``InputError``
+    naming the option. Values a field check accepts are kept as given (no coercion).
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            problems = Problems()
+            add_validation_errors(e, problems, where=lambda loc: None)
+            raise ValueError("; ".join(problems.items)) from None

@@ -13,14 +13,15 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator, \
     model_validator
 
 from dcmon.config.errors import FIELD, Problems, dotted, fail, fail_many
 from dcmon.config.fields import iana_zone, iso_date, positive_number, text, whole_seconds
 from dcmon.readings import RACK_FUNCTIONS, RACK_STATUSES
+
+if typing.TYPE_CHECKING:
+    import pandas as pd
 
 FACILITY_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 SOURCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")  # no '/', '+', '#': used in MQTT topics
@@ -491,6 +492,7 @@ _STATUSES = typing.get_args(RackRow.model_fields["status"].annotation)
 
 
 def empty_racks() -> pd.DataFrame:
+    import pandas as pd   # not at import: the schemas are used by commands that never read a racks CSV
     return pd.DataFrame(columns=list(RACK_COLUMNS))
 
 
@@ -502,6 +504,8 @@ def load_racks(path: Path, errors: Problems) -> pd.DataFrame:
     if not path.is_file():
         errors.add(path, "racks file not found")
         return empty_racks()
+    import numpy as np
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv

@@ -1,6 +1,7 @@
 """The Dash app: login, the top bar, the pages, per-request access control, downloads.
 
-``create_app(config_dir, data_dir)`` builds it; ``dcmon dashboard`` serves it. The pages are Dash
+``create_app(registry, store)`` builds it from a loaded registry and an open store (the entry
+point, ``dcmon dashboard`` or ``dcmon demo``, makes both); ``dcmon dashboard`` serves it. The pages are Dash
 pages: each page module (``pages/overview.py``, ``pages/facility.py``, ``pages/subsidy.py``,
 ``pages/not_found_404.py``) registers its path (``/facility/<facility_id>``), its layout and its
 callbacks with ``register(app)``; Dash's router lays out the page for the URL inside
@@ -31,6 +32,8 @@ from dcmon.dashboard.pages import facility, not_found_404, overview, subsidy
 from dcmon.errors import InputError
 from dcmon.metrics.policy import load_profiles
 from dcmon.periods import Period, parse_date, quarter_of
+from dcmon.registry import Registry
+from dcmon.store.base import Store
 
 log = logging.getLogger("dcmon.dashboard.login")
 ASSETS = Path(__file__).with_name("assets")
@@ -47,10 +50,10 @@ body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-
 """
 
 
-def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, compress: bool = True,
+def create_app(registry: Registry, store: Store, *, users_file=None, warm: bool = False, compress: bool = True,
                prometheus_url: str | None = None, secure_cookies: bool = False,
                idle_minutes: float = security.IDLE_MINUTES) -> Dash:
-    """Build the dashboard for a configuration folder and a data folder.
+    """Build the dashboard for the facilities of ``registry`` and the readings in ``store``.
 
     With ``warm`` the default period's evaluation of every facility starts in the background,
     so the first visitor does not wait for it (a dashboard is left open all day). Responses
@@ -59,10 +62,11 @@ def create_app(config_dir, data_dir, *, users_file=None, warm: bool = False, com
     (default ``$DCMON_PROMETHEUS_URL``; none: the panel says how).
     ``secure_cookies`` marks the session cookie ``Secure`` (served over HTTPS by a reverse proxy)
     and sends HSTS; sessions end after ``idle_minutes`` without user activity. An invalid users
-    file raises ``ConfigError`` naming the user.
+    file raises ``ConfigError`` naming the user; ``users_file`` None: ``users.yaml`` of the
+    registry's configuration folder, when there is one.
     """
-    ld = Loader(config_dir, data_dir, prometheus_url=prometheus_url or os.environ.get(alerts.ENV_PROMETHEUS_URL) or None)
-    users_path = Path(users_file) if users_file else Path(config_dir) / "users.yaml"
+    ld = Loader(registry, store, prometheus_url=prometheus_url or os.environ.get(alerts.ENV_PROMETHEUS_URL) or None)
+    users_path = Path(users_file) if users_file else registry.config_dir / "users.yaml"
     users = UsersFile(users_path, ld.registry) if users_path.is_file() else None
     if warm:
         ld.warm(quarter_of(common.today_china()), sorted(ld.registry.facilities))

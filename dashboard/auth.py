@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from dcmon.config.errors import Problems, add_validation_errors
-from dcmon.config.users import ROLES, UsersDoc, user_where
+from dcmon.config.users import UsersDoc, user_where
 from dcmon.config.yamlfile import load_yaml
 from dcmon.errors import ConfigError
 

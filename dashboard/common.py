@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlencode
 import flask
 from dash import dcc, html
 from dcmon.dashboard.auth import LOCAL_USER, User
-from dcmon.dashboard.i18n import LANGS, badge_text, date, quarter_label, t, timestamp
+from dcmon.dashboard.i18n import LANGS, badge_text, date, quarter_label, status_key, t, timestamp
 from dcmon.dashboard.security import bounded
 
 from dcmon.periods import Period, from_options, quarter, quarter_of
@@ -59,13 +59,11 @@ def default_quarter(today: dt.date | None = None) -> str:
 def period_choices(today: dt.date | None = None) -> list[str]:
     """The last eight quarters and the last two years, newest first."""
     today = today or today_china()
-    q = (today.month - 1) // 3 + 1
-    out, y = [], today.year
+    out, day = [], today
     for _ in range(8):
-        out.append(f"{y}Q{q}")
-        q -= 1
-        if q == 0:
-            y, q = y - 1, 4
+        q = quarter_of(day)
+        out.append(q.label)
+        day = q.first_day - dt.timedelta(days=1)    # into the quarter before
     return out + [str(today.year), str(today.year - 1)]
 
 
@@ -141,7 +139,7 @@ def period_from(choice: dict | None, url: dict | None) -> Period:
 
 
 def badge(status, lang: str, id_=None) -> html.Span:
-    key = {True: "pass", False: "fail", None: "inconclusive"}.get(status, status)
+    key = status_key(status)
     kw = {"id": id_} if id_ else {}
     return html.Span(badge_text(status, lang), className=f"badge badge-{key}",
                      style={"background": BADGE_COLORS[key], "color": "white", "padding": "1px 6px",

@@ -1,5 +1,7 @@
 """The one data loader of the dashboard: registry, store and a cache of evaluations.
 
+The entry point loads the registry and opens the store, and hands both in (``Loader(registry, store)``).
+
 Layouts never load data; callbacks ask this loader, which asks ``metrics``. Period evaluations
 are cached ("stale while revalidate"): a value younger than its time to live is served as it
 is; an older one is still served at once while one background thread recomputes it, so a
@@ -18,14 +20,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-
 import pandas as pd
 from dcmon.metrics import evaluate as ev
-from dcmon.store import open_store
 
 from dcmon.periods import Period, quarter_of
-from dcmon.registry import load_registry
+from dcmon.registry import Registry
+from dcmon.store.base import Store
 
 log = logging.getLogger("dcmon.dashboard")
 CHINA = dt.timezone(dt.timedelta(hours=8))
@@ -41,14 +41,12 @@ class _Entry:
 
 
 class Loader:
-    def __init__(self, config_dir, data_dir, ttl_s: float = 30.0, max_entries: int = 4096,
+    def __init__(self, registry: Registry, store: Store, ttl_s: float = 30.0, max_entries: int = 4096,
                  prometheus_url: str | None = None):
-        self.config_dir = Path(config_dir)
         self.prometheus_url = prometheus_url
         self._alerts: tuple[float, dict] | None = None
-        self.data_dir = Path(data_dir)
-        self.registry = load_registry(self.config_dir)
-        self.store = open_store(self.data_dir)
+        self.registry = registry
+        self.store = store
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._cache: dict[tuple, _Entry] = {}

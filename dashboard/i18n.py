@@ -13,7 +13,7 @@ from babel.dates import format_datetime
 from babel.numbers import get_decimal_symbol, get_group_symbol
 
 from dcmon.terms import STATUS_MARK, STATUS_OF, status_of
-from dcmon.terms import EVENT_TEXT, LANGS, LOCALES, METRIC_TEXT, _locale, date_text, num, nums, pct, term  # noqa: F401 (re-exported)
+from dcmon.terms import EVENT_TEXT, LANGS, _locale, date_text, num, nums, pct, term  # noqa: F401 (LANGS, num, nums, pct re-exported)
 
 BROWSER_LOCALES = {"zh": "zh-CN", "en": "en-GB"}  # Intl / BCP 47
 
@@ -131,14 +131,15 @@ def quarter_label(value: str, lang: str) -> str:
     return f"{v}年" if lang == "zh" else v
 
 
+def status_key(status) -> str:
+    """The status word of a badge: a tri-state result (True/False/None) as pass/fail/inconclusive,
+    a status word (``not_applicable`` …) as it is."""
+    return status_of(status) if status in STATUS_OF else status
+
+
 def badge_text(status, lang: str) -> str:
-    key = status_of(status) if status in STATUS_OF else status
+    key = status_key(status)
     return f"{STATUS_MARK[key]} {t(lang, key)}"
-
-
-def metric_text(metric: str, lang: str) -> str:
-    """A policy metric's name in the language: 标准机架数."""
-    return term(METRIC_TEXT, lang, metric)
 
 
 def event_text(event: str, lang: str) -> str:

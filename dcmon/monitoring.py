@@ -42,6 +42,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from dcmon.netaddr import is_loopback
+from dcmon.store.base import Store
 
 log = logging.getLogger("dcmon.monitoring")
 
@@ -144,11 +145,11 @@ class FacilityWatch:
 class DcmonMetrics:
     """A prometheus_client collector: formats the health document and the facility figures."""
 
-    def __init__(self, registry, health_fn, watcher: FacilityWatch | None, data_dir=None):
+    def __init__(self, registry, health_fn, watcher: FacilityWatch | None, store: Store | None = None):
         self.registry = registry
         self.health_fn = health_fn
         self.watcher = watcher
-        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.store = store
 
     def describe(self):
         return []   # families depend on the data; no registration-time collect
@@ -219,14 +220,11 @@ class DcmonMetrics:
                           "($SYS/broker/publish/messages/dropped; must stay 0)", h["broker_dropped"])
 
     def _damaged_files(self, h: dict) -> int:
-        """The health document's count when the collector reports one, else the files set aside
-        under ``<data>/damaged/`` (0 when there are none)."""
+        """The health document's count when the collector reports one, else the files the store
+        has set aside (0 when there are none)."""
         if h.get("damaged_files") is not None:
             return int(h["damaged_files"])
-        d = self.data_dir / "damaged" if self.data_dir else None
-        if d is None or not d.is_dir():
-            return 0
-        return sum(1 for p in d.rglob("*") if p.is_file() and p.suffix != ".txt" and not p.name.endswith(".reason"))
+        return len(self.store.damaged_files()) if self.store is not None else 0
 
     # ---------------------------------------------------------------- facility
     def _facility_families(self, h: dict, figs: dict, now: pd.Timestamp):
@@ -350,13 +348,13 @@ class MetricsServer:
     """Serves ``/metrics`` in a thread: ``start()`` binds (and returns the bound port), ``stop()``."""
 
     def __init__(self, registry, store, health_fn, *, host: str = "127.0.0.1", port: int = 0,
-                 token: str | None = None, data_dir=None, live_interval_s: float = 15.0,
+                 token: str | None = None, live_interval_s: float = 15.0,
                  quarter_interval_s: float = 300.0, clock=None):
         self.host, self.port, self.token = host, port, token
         self.watcher = FacilityWatch(registry, store, live_interval_s=live_interval_s,
                                      quarter_interval_s=quarter_interval_s, clock=clock)
         self.prom = CollectorRegistry(auto_describe=False)
-        self.prom.register(DcmonMetrics(registry, health_fn, self.watcher, data_dir))
+        self.prom.register(DcmonMetrics(registry, health_fn, self.watcher, store))
         self._httpd = None
         self._thread = None
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pandas as pd
-
 from dcmon.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _QUARTER = re.compile(r"^(\d{4})\s*-?\s*Q([1-4])$", re.IGNORECASE)
 
@@ -47,6 +49,7 @@ class Period:
 
     def utc_bounds(self, timezone: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         """Half-open ``[start, end)`` in UTC for the facility time zone ``timezone``."""
+        import pandas as pd   # here, not at import: every command parses a period, few need pandas before
         tz = zone(timezone)
         start = pd.Timestamp(dt.datetime.combine(self.first_day, dt.time(), tz)).tz_convert("UTC")
         end = pd.Timestamp(

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import pickle
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
 from pydantic import ValidationError
 
@@ -22,6 +26,9 @@ from dcmon.config.facility import (  # noqa: F401  (FACILITY_ID, NARRATIVE_SECTI
 )
 from dcmon.config.yamlfile import load_yaml, yaml_error_where
 from dcmon.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Default ceiling of a meter: this many times the design power of the racks in service (or reserved,
 # vacant: anything not decommissioned), and at least MIN_METER_MAX_POWER_KW [kW].
@@ -114,8 +121,12 @@ class Facility:
         times the racks' design power is more than any meter of the site can carry.
         """
         racks = self.racks
-        live = float(racks.loc[racks["status"] != "decommissioned", "design_power_kw"].sum()) if len(racks) else 0.0
-        return max(MIN_METER_MAX_POWER_KW, METER_MAX_POWER_FACTOR * live)
+        cached = self.__dict__.get("_live_design_kw")
+        if cached is None or cached[0] is not racks:   # once per rack table (asked for every meter)
+            live = float(racks["design_power_kw"].to_numpy()[racks["status"].to_numpy() != "decommissioned"].sum()) \
+                if len(racks) else 0.0
+            cached = self._live_design_kw = (racks, live)
+        return max(MIN_METER_MAX_POWER_KW, METER_MAX_POWER_FACTOR * cached[1])
 
     def meter_max_power_kw(self, meter_id: str) -> float:
         """Most power meter ``meter_id`` can carry [kW]: its ``max_power_kw`` or the facility default.
@@ -240,14 +251,29 @@ def load_registry(config_dir, *, racks_on_demand: bool = False) -> Registry:
     With ``racks_on_demand`` a facility's rack CSV is read and validated when its ``racks`` are
     first used (an invalid one then raises ``ConfigError``), so a command about one facility
     does not read all of them; every facility file is still read and validated now.
+
+    A valid configuration is kept as a snapshot (:func:`snapshot_path`) and later loads take it
+    in one read while every file it was made from is unchanged; see :func:`_read_snapshot`.
     """
     config_dir = Path(config_dir)
+    snap = snapshot_path(config_dir)
+    registry = _read_snapshot(snap, config_dir) if snap else None
+    if registry is not None:
+        return registry
+    started_ns = time.time_ns()
+    registry = _validate(config_dir, racks_on_demand=racks_on_demand)
+    if snap and not racks_on_demand:   # only a configuration validated in full is kept
+        _write_snapshot(snap, registry, started_ns)
+    return registry
+
+
+def _validate(config_dir: Path, *, racks_on_demand: bool) -> Registry:
     fdir = config_dir / "facilities"
     if not fdir.is_dir():
         raise ConfigError(f"{config_dir}: no facilities/ folder (expected {fdir}/<facility_id>.yaml)")
     errors = Problems()
     facilities: dict[str, Facility] = {}
-    for path in sorted(fdir.glob("*.yaml")) + sorted(fdir.glob("*.yml")):
+    for path in _facility_files(fdir):
         fac = _load_facility(path, errors, racks_on_demand=racks_on_demand)
         if fac is not None:
             if fac.id in facilities:
@@ -257,3 +283,114 @@ def load_registry(config_dir, *, racks_on_demand: bool = False) -> Registry:
     if not facilities:
         raise ConfigError(f"{fdir}: no facility files (*.yaml)")
     return Registry(config_dir=config_dir, facilities=facilities)
+
+
+def _facility_files(fdir: Path) -> list[Path]:
+    return sorted(fdir.glob("*.yaml")) + sorted(fdir.glob("*.yml"))
+
+
+# ------------------------------------------------------------------------------ registry snapshot
+# Bump when what a snapshot holds changes shape; the code's own files are part of the key as well.
+SNAPSHOT_FORMAT = 1
+_SNAPSHOT_CODE = ("dcmon.registry", "dcmon.config.facility", "dcmon.config.fields", "dcmon.config.errors",
+                  "dcmon.config.yamlfile", "dcmon.readings")
+
+
+def cache_dir() -> Path:
+    """Where dcmon keeps what it can rebuild: ``$DCMON_CACHE``, else ``$XDG_CACHE_HOME/dcmon`` or ``~/.cache/dcmon``."""
+    env = os.environ.get("DCMON_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dcmon"
+
+
+def snapshot_path(config_dir: Path) -> Path | None:
+    """The snapshot file of ``config_dir`` (as written, from this working directory: the paths a
+    registry holds are spelt that way), or None when ``DCMON_CACHE`` is ``off``."""
+    if os.environ.get("DCMON_CACHE") == "off":
+        return None
+    ident = f"{config_dir}\0{'' if config_dir.is_absolute() else os.getcwd()}".encode()
+    return cache_dir() / "registry" / f"{hashlib.sha256(ident).hexdigest()[:40]}.pickle"
+
+
+def _code_key() -> tuple:
+    """dcmon's version, Python's and pandas', and the size and time of the code that validates."""
+    import pandas as pd   # a snapshot holds DataFrames: another pandas may not read it
+    from dcmon import __version__
+    files = []
+    for name in _SNAPSHOT_CODE:
+        f = sys.modules[name].__file__
+        st = os.stat(f)
+        files.append((name, st.st_size, st.st_mtime_ns))
+    return (SNAPSHOT_FORMAT, __version__, sys.version, pd.__version__, pickle.HIGHEST_PROTOCOL, tuple(files))
+
+
+def _file_key(path: Path) -> tuple:
+    """(path, size, modification time [ns], SHA-256 of the content) of one configuration file."""
+    st = os.stat(path)
+    return (str(path), st.st_size, st.st_mtime_ns, hashlib.sha256(Path(path).read_bytes()).hexdigest())
+
+
+def _owner_only(path: Path, *, directory: bool) -> bool:
+    """Whether ``path`` is ours and nobody else may write it (a snapshot is unpickled: only trust our own)."""
+    st = os.lstat(path)
+    kind_ok = (st.st_mode & 0o170000) == (0o040000 if directory else 0o100000)
+    return kind_ok and st.st_uid == os.getuid() and not st.st_mode & (0o077 if directory else 0o022)
+
+
+def _read_snapshot(snap: Path, config_dir: Path) -> Registry | None:
+    """The registry kept in ``snap`` if every file it was validated from is unchanged, else None.
+
+    Unchanged means: the same facility files in ``facilities/``, and each file read (facility
+    YAML, racks CSV, side files) with the same size, modification time and SHA-256; and the same
+    dcmon code. A snapshot that is missing, damaged, stale or not owner-only is ignored (the
+    configuration is validated again); validation errors are never kept, so an invalid
+    configuration fails with the same lines every time.
+    """
+    try:
+        if not (_owner_only(snap.parent, directory=True) and _owner_only(snap, directory=False)):
+            return None
+        with open(snap, "rb") as fh:
+            head = pickle.load(fh)
+            if (not isinstance(head, dict) or head.get("code") != _code_key()
+                    or head.get("facility_files") != [str(p) for p in _facility_files(config_dir / "facilities")]):
+                return None
+            for key in head["files"]:
+                if _file_key(Path(key[0])) != tuple(key):
+                    return None
+            registry = pickle.load(fh)
+        return registry if isinstance(registry, Registry) else None
+    except Exception:   # noqa: BLE001 — any damage means: validate again (never a wrong registry, never a traceback)
+        return None
+
+
+def _write_snapshot(snap: Path, registry: Registry, started_ns: int) -> None:
+    """Keep ``registry`` in ``snap`` (owner-only), keyed by the files it was validated from.
+
+    Not kept when a file changed while it was being validated (modified at or after the start,
+    with a second's margin for coarse file times): what was read may not be what is there now.
+    Failing to write is not an error: the next load validates again.
+    """
+    tmp = None
+    try:
+        files = []
+        for f in registry.facilities.values():
+            for p in (f.path, f.racks_path, *f.side_files):
+                files.append(_file_key(p))
+        if any(os.stat(k[0]).st_mtime_ns >= started_ns - 1_000_000_000 for k in files):
+            return
+        head = {"code": _code_key(), "files": files,
+                "facility_files": [str(p) for p in _facility_files(registry.config_dir / "facilities")]}
+        snap.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(snap.parent, 0o700)
+        if not _owner_only(snap.parent, directory=True):
+            return
+        tmp = snap.with_name(f".{snap.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(head, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(registry, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, snap)
+    except Exception:   # noqa: BLE001 — a read-only or full cache folder only costs the next load its time
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)

@@ -276,11 +276,6 @@ def threshold_text(metric: str, op: str, threshold, lang: str, words: bool = Fal
     return f"{sign} {value}"
 
 
-def check_text(metric: str, op: str, threshold, lang: str) -> str:
-    """A requirement in words: PUE 低于 1.25 / compute share above 70%."""
-    return f"{metric_name(metric, lang)} {threshold_text(metric, op, threshold, lang, words=True)}"
-
-
 def value_text(check: dict, lang: str) -> str:
     """A check's figure as ``metrics`` printed it (agreeing with the exact decision), in the language's signs."""
     text = check.get("value_text")
@@ -433,22 +428,6 @@ def margin_cell(check: dict, lang: str) -> str:
     if not detail:
         return head
     return f"{head}（{detail}）" if lang == "zh" else f"{head} ({detail})"
-
-
-def window_text(window: dict | None, lang: str) -> str:
-    """The application window of a measure against the retrofit completion date, in words."""
-    if not window:
-        return ""
-    lo, hi = date_text(window["completion_from"], lang), date_text(window["completion_to"], lang)
-    if window.get("inside") is None:
-        return (f"未提供改造完成日期，无法核对申报时间窗（{lo} 至 {hi}）" if lang == "zh"
-                else f"retrofit completion date not given: the application window {lo} to {hi} cannot be checked")
-    done = date_text(window.get("completed"), lang)
-    if window["inside"]:
-        return (f"改造完成日期 {done} 在申报时间窗（{lo} 至 {hi}）内" if lang == "zh"
-                else f"retrofit completed {done}, inside the application window {lo} to {hi}")
-    return (f"改造完成日期 {done} 不在申报时间窗（{lo} 至 {hi}）内" if lang == "zh"
-            else f"retrofit completed {done}, outside the application window {lo} to {hi}")
 
 
 # A check's status: the one mapping from a tri-state result, and the mark each status is printed with.

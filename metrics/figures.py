@@ -69,7 +69,6 @@ class EnergyFigures:
     late_readings: int
     rack_energy_kwh: pd.Series | None
     rack_coverage: float | None
-    facility_basis: str
     facility_energy_exact: Fraction | None = None   # [kWh], what decisions use
     it_energy_exact: Fraction | None = None         # [kWh]
 
@@ -138,7 +137,6 @@ def energy_figures(store, facility, period: Period, bins: str | None = None, nee
     return EnergyFigures(facility_energy_kwh=facility_kwh, it_energy_kwh=it_kwh, facility_coverage=facility_cov,
                          it_coverage=it_cov, by_role_kwh=by_role, meters=meter_rows, bins=table, events=events,
                          event_counts=counts, late_readings=late, rack_energy_kwh=rack_energy, rack_coverage=rack_cov,
-                         facility_basis="facility-role meters at the utility input",
                          facility_energy_exact=facility_exact, it_energy_exact=it_exact)
 
 
@@ -155,10 +153,11 @@ def facility_figures(store, facility, period: Period, options: Options | None = 
     options = options or Options()
     start, end = period.utc_bounds(facility.timezone)
     inv, changes = inventory_at(store, facility, end)
-    summary = racks_mod.rack_summary(inv)
+    counts = racks_mod.rack_counts(inv)   # every rack figure below is a few sums of these counts
+    summary = racks_mod.rack_summary(counts)
     need_racks = options.compute_share_reading == "it_energy"
     en = energy_figures(store, facility, period, options.bins, need_racks=need_racks, inventory=inv)
-    exact = racks_mod.exact_summary(inv)
+    exact = racks_mod.exact_summary(counts)
     exact["pue"] = pue_mod.pue_exact(en.facility_energy_exact, en.it_energy_exact)
     exact["facility_energy_kwh"], exact["it_energy_kwh"] = en.facility_energy_exact, en.it_energy_exact
     p = None if exact["pue"] is None else float(exact["pue"])
@@ -167,9 +166,10 @@ def facility_figures(store, facility, period: Period, options: Options | None = 
         tw = racks_mod.time_weighted_summary(facility.racks, changes, start.value // 10**6, end.value // 10**6)
         exact["occupancy_rate"], exact["compute_share"] = tw["exact"]["occupancy_rate"], tw["exact"]["compute_share"]
         if options.compute_share_reading != "design_power":
-            exact["compute_share"] = racks_mod.compute_share_exact(inv, options.compute_share_reading, en.rack_energy_kwh)
+            exact["compute_share"] = racks_mod.compute_share_exact(counts, options.compute_share_reading,
+                                                                   en.rack_energy_kwh)
     else:
-        exact["compute_share"] = racks_mod.compute_share_exact(inv, options.compute_share_reading, en.rack_energy_kwh)
+        exact["compute_share"] = racks_mod.compute_share_exact(counts, options.compute_share_reading, en.rack_energy_kwh)
     if facility.annual_terminals_served is not None:
         exact["annual_terminals_served"] = to_fraction(facility.annual_terminals_served)
     occupancy = None if exact["occupancy_rate"] is None else float(exact["occupancy_rate"])
@@ -178,7 +178,10 @@ def facility_figures(store, facility, period: Period, options: Options | None = 
                                                 zone(facility.timezone))).tz_convert("UTC")
     # the prior year ends before the period starts: the changes already read cover it
     prev_ms = prev_end.value // 10**6
-    inv_prev = racks_mod.apply_changes(facility.racks, changes[changes["ts"] < prev_ms] if len(changes) else changes)
+    changes_prev = changes[changes["ts"] < prev_ms] if len(changes) else changes
+    # without changes before it, the prior year's inventory is the one already counted
+    counts_prev = racks_mod.rack_counts(racks_mod.apply_changes(facility.racks, changes_prev)) \
+        if len(changes_prev) else racks_mod.rack_counts(facility.racks) if len(changes) else counts
     out = {
         "facility_id": facility.id, "name": facility.name, "name_en": facility.name_en,
         "operator": facility.operator, "credit_code": facility.credit_code, "city": facility.city,
@@ -194,7 +197,7 @@ def facility_figures(store, facility, period: Period, options: Options | None = 
         "coverage": coverage, "facility_energy_coverage": en.facility_coverage, "it_energy_coverage": en.it_coverage,
         **{k: summary[k] for k in ("physical_racks", "in_service_racks", "standard_racks", "size_class")},
         "occupancy_rate": occupancy, "compute_share": cshare,
-        "compute_share_prior_year_end": racks_mod.compute_share(inv_prev, options.compute_share_reading
+        "compute_share_prior_year_end": racks_mod.compute_share(counts_prev, options.compute_share_reading
                                                                  if options.compute_share_reading != "it_energy" else "design_power"),
         "prior_year_end": period.previous_year_end().isoformat(),
         **{k: summary[k] for k in ("decommissioned_racks", "in_service_standard_racks", "design_it_power_kw",

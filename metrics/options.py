@@ -2,15 +2,21 @@
 inventory, minimum coverage, bins); every output prints the ones used."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import field_validator
 
+from dcmon.config.errors import Settings, fail
 from dcmon.metrics import racks as racks_mod
 from dcmon.metrics.policy import DEFAULT_MIN_COVERAGE
 
+INVENTORIES = ("end_of_period", "time_weighted")
+BINS = (None, "day", "month")
 
-@dataclass
-class Options:
-    """The readings a user can choose; every output prints the ones used."""
+
+class Options(Settings):
+    """The readings a user can choose; every output prints the ones used.
+
+    A bad value raises ``ValueError`` naming the reading and the value (see ``Settings``).
+    """
 
     rack_basis: str = "standard"              # standard | physical
     compute_share_reading: str = "design_power"
@@ -18,18 +24,41 @@ class Options:
     min_coverage: float = DEFAULT_MIN_COVERAGE
     bins: str | None = None                   # None | day | month: adds a per-bin table
 
-    def __post_init__(self):
-        if self.rack_basis not in racks_mod.RACK_BASES:
-            raise ValueError(f"rack basis must be standard or physical: {self.rack_basis!r}")
-        if self.compute_share_reading not in racks_mod.COMPUTE_SHARE_READINGS:
-            raise ValueError(f"compute-share reading must be one of "
-                             f"{', '.join(racks_mod.COMPUTE_SHARE_READINGS)}: {self.compute_share_reading!r}")
-        if self.inventory not in ("end_of_period", "time_weighted"):
-            raise ValueError(f"inventory must be end_of_period or time_weighted: {self.inventory!r}")
-        if not 0 <= self.min_coverage <= 1:
-            raise ValueError(f"minimum coverage must be between 0 and 1: {self.min_coverage!r}")
-        if self.bins not in (None, "day", "month"):
-            raise ValueError(f"bins must be day or month: {self.bins!r}")
+    # "plain" validators: a value they accept is kept exactly as given
+    @field_validator("rack_basis", mode="plain")
+    @classmethod
+    def _rack_basis(cls, v):
+        if not isinstance(v, str) or v not in racks_mod.RACK_BASES:
+            raise fail(f"rack basis must be standard or physical: {v!r}")
+        return v
+
+    @field_validator("compute_share_reading", mode="plain")
+    @classmethod
+    def _compute_share_reading(cls, v):
+        if not isinstance(v, str) or v not in racks_mod.COMPUTE_SHARE_READINGS:
+            raise fail(f"compute-share reading must be one of {', '.join(racks_mod.COMPUTE_SHARE_READINGS)}: {v!r}")
+        return v
+
+    @field_validator("inventory", mode="plain")
+    @classmethod
+    def _inventory(cls, v):
+        if v not in INVENTORIES:
+            raise fail(f"inventory must be end_of_period or time_weighted: {v!r}")
+        return v
+
+    @field_validator("min_coverage", mode="plain")
+    @classmethod
+    def _min_coverage(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise fail(f"minimum coverage must be between 0 and 1: {v!r}")
+        return v
+
+    @field_validator("bins", mode="plain")
+    @classmethod
+    def _bins(cls, v):
+        if v not in BINS:
+            raise fail(f"bins must be day or month: {v!r}")
+        return v
 
     def to_json(self) -> dict:
         return {"rack_basis": self.rack_basis, "rack_basis_text": racks_mod.RACK_BASES[self.rack_basis],

@@ -24,10 +24,11 @@ import yaml
 from pydantic import ValidationError
 
 from dcmon.config.errors import Problems, add_validation_errors
-from dcmon.config.policy import METRICS, OPERATORS, WHEN_KEYS, ProfileDoc, profile_unknown, profile_where  # noqa: F401
+from dcmon.config.policy import OPERATORS, ProfileDoc, profile_unknown, profile_where
 from dcmon.config.yamlfile import load_yaml, yaml_error_where
 from dcmon.errors import ConfigError
 from dcmon.metrics.exact import OPS, decide, to_fraction
+from dcmon.terms import status_of
 
 OP_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}
 DEFAULT_MIN_COVERAGE = 0.95
@@ -158,7 +159,7 @@ def compare(value: float | None, op: str, threshold: float, coverage: float | No
     if coverage is None or coverage < min_coverage:
         return None, margin, "inconclusive"
     passed = decide(v, op, th)
-    return passed, margin, "pass" if passed else "fail"
+    return passed, margin, status_of(passed)
 
 
 def grade(pue_value: float | None, grades: list[dict]) -> int | None:

@@ -54,6 +54,23 @@ def reading_digests(store, registry, facility_ids, period, options=None) -> list
     return out
 
 
+def month_digests(digests: list[dict]) -> list[dict]:
+    """The reading digests per facility, kind and month: ``{facility_id, kind, month, sources, rows, sha256}``,
+    where ``sha256`` is the SHA-256 of the lines ``"<source_id> <rows> <sha256>\\n"`` of that kind's and
+    month's sources in source order (what a report prints instead of one line per source)."""
+    groups: dict[tuple, list[dict]] = {}
+    for d in digests:
+        groups.setdefault((d["facility_id"], d["kind"], d["month"]), []).append(d)
+    out = []
+    kinds = list(dict.fromkeys(k[1] for k in groups))
+    for (fid, kind, month), ds in sorted(groups.items(), key=lambda g: (g[0][0], kinds.index(g[0][1]), g[0][2])):
+        ds = sorted(ds, key=lambda d: d["source_id"])
+        text = "".join(f"{d['source_id']} {d['rows']} {d['sha256']}\n" for d in ds)
+        out.append({"facility_id": fid, "kind": kind, "month": month, "sources": len(ds),
+                    "rows": sum(d["rows"] for d in ds), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()})
+    return out
+
+
 def compare_digests(listed: list[dict], now: list[dict]) -> list[str]:
     """One line per source and month whose readings changed, appeared or disappeared."""
     def key(d):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html
+import threading
 from pathlib import Path
 
 import orjson
@@ -27,14 +28,19 @@ from dcmon.metrics.exact import decide, figure_text, ratio
 from dcmon.metrics.racks import racks_by
 from dcmon import terms
 from dcmon.reports.applicant import PACK_CSS, pack_html, verdict_note, window_row
-from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, canonical, check_lang, fmt_num, provenance,
-                                  reading_digests)
+from dcmon.reports.common import (LABEL_TEXT, SIZE_TEXT, canonical, check_lang, fmt_num, month_digests,
+                                  provenance, reading_digests)
 from dcmon.store.base import DIGEST_METHOD
 
 SUMMARY_ID = "dcmon-summary"
 SUMMARY_NAME = "dcmon-summary.json"
 SUMMARY_SCHEMA = "dcmon-evidence/2"
 DEFAULT_PROFILE = "chengdu-2023-cloud-retrofit"
+# one sans-serif family for every text, page numbers and the digest table's kind column included: each
+# family WeasyPrint uses is another CJK font subset in the PDF (Noto CJK: tens of MB to subset each)
+VERIFY_COMMAND = '<span class="nowrap">dcmon verify</span>'   # never broken across lines
+SANS = '"Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Microsoft YaHei", sans-serif'
+
 # figures verify recomputes: (path in the summary, description)
 VERIFIED = ("pue", "facility_energy_kwh", "it_energy_kwh", "coverage", "physical_racks", "in_service_racks",
             "standard_racks", "occupancy_rate", "compute_share", "compute_share_prior_year_end")
@@ -54,7 +60,10 @@ T = {
         "prior": "上年末计算功能占比（{date}）", "metric": "指标", "value": "数值", "threshold": "条件", "margin": "余量",
         "result": "结果", "clause": "条款", "eligible": "综合结论", "steps": "测算步骤", "upper": "（上限估算：未提供改造成本或政策仅规定上限）",
         "events": "异常事件", "event": "事件", "count_n": "次数", "rejected": "被拒收的数据（隔离区）", "late": "迟到读数",
-        "software": "软件版本", "config": "配置指纹 SHA-256", "files": "读数内容摘要 SHA-256（按数据源和月份）",
+        "software": "软件版本", "config": "配置指纹 SHA-256", "files": "读数内容摘要 SHA-256（按类别和月份汇总）",
+        "files_note": "每个数据源每月的摘要列在内嵌的机器可读摘要文件中，由 {verify} 逐一复算核对；"
+                      "本表每行的 SHA-256 为该类别该月各数据源摘要行“数据源编号 读数条数 摘要”（按数据源编号排序，每行以换行结尾）的 SHA-256。",
+        "sources": "数据源数", "kind_col": "类别",
         "source": "数据源", "rows": "读数条数", "it_from": "IT能耗来源", "meter_id": "电表编号", "meter_method": "计量方法",
         "racks_suffix": "（机架）", "fac_cov": "总耗电", "reason": "原因", "signed_by": "本报告已数字签名（PAdES），签名证书 SHA-256 指纹",
         "unsigned": "未签名：本报告没有数字签名，文件内容可被改动而不留痕迹；请以签名版为准。",
@@ -83,7 +92,11 @@ T = {
         "clause": "Clause", "eligible": "Overall", "steps": "Steps",
         "upper": "(upper bound: no retrofit cost given, or the policy sets only a ceiling)", "events": "Anomalies",
         "event": "Event", "count_n": "Count", "rejected": "Rejected data (quarantine)", "late": "Late readings",
-        "software": "Software", "config": "Configuration SHA-256", "files": "Reading digests SHA-256 (per source and month)",
+        "software": "Software", "config": "Configuration SHA-256", "files": "Reading digests SHA-256 (per kind and month)",
+        "files_note": "The digest of each source and month is listed in the embedded machine-readable summary, "
+                      "and {verify} recomputes every one; the SHA-256 of each row here is that of the kind's and month's "
+                      "lines \"source_id readings digest\" (in source order, each ending in a line feed).",
+        "sources": "Sources", "kind_col": "Kind",
         "source": "Source", "rows": "Readings", "it_from": "IT energy from", "meter_id": "Meter", "meter_method": "Method",
         "racks_suffix": " (racks)", "fac_cov": "facility", "reason": "Reason",
         "signed_by": "This report is digitally signed (PAdES); signing certificate SHA-256 fingerprint",
@@ -307,15 +320,19 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
                + (_table([t["source"], "UTC", t["event"], "kWh / h"], samples) if samples else "")
                + f"<h3>{t['rejected']}</h3>"
                + (_table([t["reason"], t["count_n"]], [[k, v] for k, v in sorted(rej.items())]) if rej else f"<p>{t['none']}</p>"))
-    digests = [[f"{terms.term(terms.SOURCE_KIND_TEXT, lang, d['kind'])} {d['source_id']}", d["month"], f"{d['rows']:,}", d["sha256"]]
-               for d in summary["readings"]["digests"]]
+    # per kind and month (a 10 000-rack site has 10 000 rack sources a month); the per-source digests
+    # are in the embedded summary, which verify checks one by one
+    digests = [[terms.term(terms.SOURCE_KIND_TEXT, lang, d["kind"]), d["month"], f"{d['sources']:,}", f"{d['rows']:,}",
+                d["sha256"]] for d in month_digests(summary["readings"]["digests"])]
     sig = summary["signature"]
     sig_text = (f"{t['signed_by']}: <code>{sig['certificate_sha256']}</code> ({e(sig['subject'])})" if sig else
                 t["html_unsigned"] if fmt == "html" else t["unsigned"])
     sec.append(f"<h2>{t['provenance']}</h2><p>{t['software']}: {summary['software']}; {t['generated']}: {summary['generated_at']}; "
                f"{t['config']}: <code>{summary['config_fingerprint']}</code></p><p>{sig_text}</p><p>{t['verify_hint']}</p>"
                f"<details><summary>{t['files']} ({len(digests)}; {summary['readings']['method']})</summary>"
-               + _table([t["source"], t["month"], t["rows"], "SHA-256"], digests, "mono digests") + "</details>")
+               f"<p class='note'>{e(t['files_note']).format(verify=VERIFY_COMMAND)}</p>"
+               + _table([t["kind_col"], t["month"], t["sources"], t["rows"], "SHA-256"], digests, "mono digests")
+               + "</details>")
     if pack is not None:
         sec.append(pack_html(pack, lang, meters=len(fac.meters), pue_category=fac.pue_category, pue_threshold=pue_thr))
     if sig:
@@ -335,17 +352,17 @@ def render_html(registry, store, facility_id: str, period, *, profile: str = DEF
 <meta name="dcterms.modified" content="{summary['generated_at']}">
 <title>{e(t['title'])} — {e(name)}</title>
 <style>
-@page {{ size: A4; margin: 16mm 14mm; @bottom-center {{ content: counter(page) " / " counter(pages); font-size: 8pt; }} }}
-body {{ font-family: "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Microsoft YaHei", sans-serif; font-size: 9.5pt; color: #111; }}
+@page {{ size: A4; margin: 16mm 14mm; @bottom-center {{ content: counter(page) " / " counter(pages); font-size: 8pt; font-family: {SANS}; }} }}
+body {{ font-family: {SANS}; font-size: 9.5pt; color: #111; }}
 h1 {{ font-size: 16pt; margin-bottom: 2mm; }} h2 {{ font-size: 12pt; border-bottom: 1px solid #999; margin-top: 6mm; }}
 h3 {{ font-size: 10pt; }} table {{ border-collapse: collapse; width: 100%; margin: 2mm 0; table-layout: fixed; }}
 th, td {{ border: 1px solid #bbb; padding: 1mm 1.5mm; text-align: left; vertical-align: top; overflow-wrap: anywhere; }}
-th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono td {{ font-family: monospace; font-size: 7pt; }} .mono td:first-child {{ width: 45%; }}
-.digests th:first-child {{ width: 18%; }} .digests th:nth-child(2), .digests th:nth-child(3) {{ width: 8%; }}
+th {{ background: #eef3f8; }} .note {{ color: #555; font-size: 8.5pt; }} .mono td {{ font-family: monospace; font-size: 7pt; }} .mono td:first-child {{ font-family: {SANS}; }}
+.digests th:first-child {{ width: 8%; }} .digests th:nth-child(2) {{ width: 8%; }} .digests th:nth-child(3) {{ width: 8%; }} .digests th:nth-child(4) {{ width: 9%; }}
 .sig {{ border: 1px solid #2a6; background: #eef8f1; padding: 1.5mm 2mm; font-size: 8.5pt; }}
 .unsigned {{ border: 2px solid #c00; background: #fdecea; color: #900; padding: 2mm; font-weight: bold; }}
 .kv thead {{ display: none; }} .kv td:first-child {{ width: 30%; background: #f6f8fa; }}
-figure {{ margin: 2mm 0; }} figcaption {{ font-size: 8.5pt; color: #555; }}
+figure {{ margin: 2mm 0; }} .nowrap {{ white-space: nowrap; }} figcaption {{ font-size: 8.5pt; color: #555; }}
 {PACK_CSS}
 </style></head><body>
 <h1>{e(t['title'])}</h1>
@@ -387,6 +404,8 @@ def build_evidence(registry, store, facility_id: str, period, *, profile: str = 
     """
     if fmt not in ("pdf", "html"):
         raise ValueError(f"format must be pdf or html: {fmt!r}")
+    if fmt == "pdf":
+        preload_pdf_libraries(signed=keys is not None)
     signer = None
     if fmt == "pdf" and keys is not None:
         from cryptography import x509
@@ -403,6 +422,26 @@ def build_evidence(registry, store, facility_id: str, period, *, profile: str = 
         pdf = sign_pdf(pdf, keys, reason=f"dcmon evidence report {facility_id} {summary['period']['from']}"
                                           f"..{summary['period']['to']} (summary SHA-256 {summary['sha256']})")
     return pdf, stem + ".pdf"
+
+
+def preload_pdf_libraries(signed: bool = False) -> threading.Thread:
+    """Import WeasyPrint (which loads Pango, HarfBuzz and fontconfig) and, for a signed PDF, pyHanko
+    in a background thread while the data is evaluated: about half a second of imports that would
+    otherwise wait for the evaluation. Parquet decoding and hashing release the interpreter lock,
+    so the two overlap on a second core. Importing a module another thread is importing waits for
+    it, so the renderer needs no join; an import that fails here fails again, with its message,
+    where the module is used."""
+    def load():
+        try:
+            import weasyprint  # noqa: F401
+            if signed:
+                import pyhanko.pdf_utils.incremental_writer  # noqa: F401
+                import pyhanko.sign  # noqa: F401
+        except Exception:   # noqa: BLE001 - reported by the import where it is used
+            pass
+    th = threading.Thread(target=load, name="dcmon-pdf-imports", daemon=True)
+    th.start()
+    return th
 
 
 def render_pdf(doc: str, summary: dict) -> bytes:

@@ -106,29 +106,81 @@ def _partition_bounds(name: str) -> tuple[int, int] | None:
     return None
 
 
-def sort_dedupe(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+def sort_dedupe(table: pa.Table, *, constant: tuple = ()) -> tuple[pa.Table, pa.Table]:
     """Sort by (source_id, ts) keeping input order among equal keys; return (kept, dropped).
 
-    The first row of each (source_id, ts) key wins (within one facility and kind).
+    The first row of each (source_id, ts) key wins (within one facility and kind). ``constant``
+    names columns the caller knows hold one value (an append's facility and kind): they are
+    rebuilt rather than reordered.
     """
     if table.num_rows == 0:
         return table, table.slice(0, 0)
-    seq = pa.array(np.arange(table.num_rows, dtype=np.int64))
-    t = table.append_column("_seq", seq).sort_by([("source_id", "ascending"), ("ts", "ascending"),
-                                                   ("_seq", "ascending")])
-    src = t.column("source_id")
-    ts = t.column("ts")
-    if t.num_rows > 1:
-        same = pc.and_(pc.equal(src.slice(1), src.slice(0, t.num_rows - 1)),
-                       pc.equal(ts.slice(1), ts.slice(0, t.num_rows - 1)))
-        dup = np.concatenate([[False], same.to_numpy(zero_copy_only=False)])
-    else:
-        dup = np.zeros(1, dtype=bool)
-    t = t.drop_columns(["_seq"])
-    if not dup.any():
-        return t, t.slice(0, 0)
-    keep = pa.array(~dup)
-    return t.filter(keep), t.filter(pa.array(dup))
+    order, dup = _sort_order(table)
+    if order is None and not dup.any():
+        return table, table.slice(0, 0)      # already in order (a scan arrives sorted by rack id)
+    kept = _take_rows(table, order, ~dup, constant)
+    dropped = _take_rows(table, order, dup, constant) if dup.any() else table.slice(0, 0)
+    return kept, dropped
+
+
+def _sort_order(table: pa.Table) -> tuple[np.ndarray | None, np.ndarray]:
+    """(stable permutation sorting by (source_id, ts), or None when the rows already are in that
+    order; the rows of that order that repeat the key of the row before them).
+
+    Sorting on one int64 key — the rank of the rack id among the batch's distinct ids, then the
+    time stamp — instead of comparing strings: the ids are hashed once (``dictionary_encode``)
+    and only the distinct ones are sorted as strings. numpy's stable sort (timsort) merges the
+    sorted runs a batch of rack scans is made of.
+    """
+    src = table.column("source_id")
+    if pa.types.is_dictionary(src.type):
+        src = src.cast(pa.string())   # chunks may carry different dictionaries
+    src = src.combine_chunks() if isinstance(src, pa.ChunkedArray) else src
+    if src.null_count or table.column("ts").null_count:   # not a valid reading; sorted as before (nulls last)
+        order = pc.sort_indices(pa.table({"s": src, "t": table.column("ts")}),
+                                [("s", "ascending"), ("t", "ascending")]).to_numpy()
+        s, t = src.take(order), table.column("ts").take(order)
+        same = pc.and_(pc.equal(s[1:], s[:-1]), pc.equal(t[1:], t[:-1])).fill_null(False)
+        return order, np.concatenate([[False], same.to_numpy(zero_copy_only=False)])
+    ts = table.column("ts").combine_chunks().view(pa.int64()).to_numpy(zero_copy_only=False)
+    codes = pc.dictionary_encode(src)
+    ranks = np.empty(len(codes.dictionary), dtype=np.int64)
+    ranks[pc.sort_indices(codes.dictionary).to_numpy()] = np.arange(len(ranks), dtype=np.int64)
+    rank = ranks[codes.indices.to_numpy(zero_copy_only=False)]
+    span = int(ts.max()) - int(ts.min())
+    if len(ranks).bit_length() + span.bit_length() <= 62:
+        key = (rank << span.bit_length()) | (ts - ts.min())
+        step = np.diff(key)
+        if (step >= 0).all():    # already sorted: a pass instead of a sort and a take of every column
+            return None, np.concatenate([[False], step == 0])
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        return order, np.concatenate([[False], key[1:] == key[:-1]])
+    order = np.lexsort((ts, rank))            # stable as well
+    r, t = rank[order], ts[order]
+    return order, np.concatenate([[False], (r[1:] == r[:-1]) & (t[1:] == t[:-1])])
+
+
+def _take_rows(table: pa.Table, order: np.ndarray | None, mask: np.ndarray, constant) -> pa.Table:
+    """The rows ``order[mask]`` (or the rows where ``mask`` holds, ``order`` None) of ``table``.
+
+    Columns without a value (rack scans carry no counter, status…) and ``constant`` ones are
+    rebuilt at the new length instead of taken row by row: in a batch of rack scans they are most
+    of the columns, and taking them cost as much as taking the others."""
+    idx = np.flatnonzero(mask) if order is None else order[mask]
+    if order is None and len(idx) == table.num_rows:
+        return table
+    n = len(idx)
+    indices = pa.array(idx)
+    cols = []
+    for name, col in zip(table.column_names, table.columns):
+        if col.null_count == len(col):
+            cols.append(pa.nulls(n, col.type))
+        elif name in constant and col.null_count == 0:
+            cols.append(pa.repeat(col[0], n) if n else col.slice(0, 0))
+        else:
+            cols.append(col.take(indices))
+    return pa.Table.from_arrays(cols, schema=table.schema)
 
 
 def damage_reason(e: BaseException) -> str | None:
@@ -329,9 +381,11 @@ class ParquetStore(Store):
             # the usual append (one facility and kind): group by partition key with numpy
             f, k = facs[0].as_py(), kinds[0].as_py()
             keys = _partition_keys(k, ts)
-            uniq, inverse = np.unique(keys, return_inverse=True)
-            groups = [((f, k, int(key)), np.flatnonzero(inverse == i)) for i, key in enumerate(uniq)] \
-                if len(uniq) > 1 else [((f, k, int(uniq[0])), None)]
+            if keys.min() == keys.max():   # one day (or month): no sort of the keys (np.unique) needed
+                groups = [((f, k, int(keys[0])), None)]
+            else:
+                uniq, inverse = np.unique(keys, return_inverse=True)
+                groups = [((f, k, int(key)), np.flatnonzero(inverse == i)) for i, key in enumerate(uniq)]
         else:
             fac = table.column("facility_id").to_numpy(zero_copy_only=False)
             kind = table.column("kind").to_numpy(zero_copy_only=False)
@@ -352,7 +406,7 @@ class ParquetStore(Store):
         return result
 
     def _append_partition(self, part: Path, table: pa.Table, check_existing: bool) -> AppendResult:
-        kept, dropped = sort_dedupe(table)
+        kept, dropped = sort_dedupe(table, constant=("facility_id", "kind"))   # one partition: one of each
         res = AppendResult(duplicates=dropped.num_rows)
         if check_existing and kept.num_rows:
             existing = self._read_partition(part, ["source_id", "ts", *VALUE_COLUMNS],

@@ -21,6 +21,16 @@ def signing_key_dir(tmp_path_factory):
         yield d
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory):
+    """Registry snapshots of every test, and of every dcmon it starts, go to a folder of the session,
+    never the real ~/.cache/dcmon."""
+    d = tmp_path_factory.mktemp("cache") / "dcmon"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DCMON_CACHE", str(d))
+        yield d
+
+
 @pytest.fixture(scope="session")
 def registry():
     return load_registry(FIXTURES)

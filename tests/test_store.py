@@ -10,9 +10,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hyp
 
 from dcmon.readings import SCHEMA, to_table
 from dcmon.store import open_store
+from dcmon.store.parquet import sort_dedupe
 
 T0 = 1_782_864_000_000  # 2026-07-01T00:00:00Z
 MIN = 60_000
@@ -194,3 +197,40 @@ def test_source_range_reads_only_its_sources_across_row_groups(tmp_path, monkeyp
     assert seen[(None, "c")] == (["a", "b"], 20)
     assert seen[("c", None)] == (["c", "d", "e"], 30)
     assert seen[("b", "d")] == (["b", "c"], 20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st_rows=hyp.lists(hyp.tuples(hyp.sampled_from(["A1-02", "A1-10", "A1-1", "B", "a", "é-1"]),
+                                     hyp.sampled_from([0, 1, 5, 60_000, -86_400_000, 2**61]),
+                                     hyp.floats(0, 10)), min_size=1, max_size=40),
+       chunks=hyp.integers(1, 3), dictionary=hyp.booleans())
+def test_sort_dedupe_matches_a_plain_stable_sort(st_rows, chunks, dictionary):
+    """Any order, duplicate keys, time spans too wide for one integer key, chunked or dictionary
+    columns: rows sorted by (source_id, ts), the first row of each key kept, the later ones dropped."""
+    facility = "f1"
+    table = pa.table({"facility_id": [facility] * len(st_rows), "kind": ["rack"] * len(st_rows),
+                      "source_id": [s for s, _, _ in st_rows],
+                      "ts": pa.array([T0 + t for _, t, _ in st_rows], pa.timestamp("ms", tz="UTC")),
+                      "power_kw": [p for _, _, p in st_rows], "status": pa.nulls(len(st_rows), pa.string())})
+    if dictionary:
+        table = table.set_column(2, "source_id", table.column("source_id").dictionary_encode())
+    cut = len(st_rows) // chunks or 1
+    table = pa.concat_tables([table.slice(i, cut) for i in range(0, len(st_rows), cut)])
+    kept, dropped = sort_dedupe(table, constant=("facility_id", "kind"))
+
+    # by hand: Python's sort is stable, so the first of equal keys is the earliest row
+    order = sorted(range(len(st_rows)), key=lambda i: (st_rows[i][0].encode(), st_rows[i][1]))
+    seen, want_kept, want_dropped = set(), [], []
+    for i in order:
+        key = st_rows[i][:2]
+        (want_dropped if key in seen else want_kept).append((st_rows[i][0], T0 + st_rows[i][1], st_rows[i][2]))
+        seen.add(key)
+
+    def triples(t):
+        src = t.column("source_id").cast(pa.string()).to_pylist()
+        ts = t.column("ts").cast(pa.int64()).to_pylist()
+        return list(zip(src, ts, t.column("power_kw").to_pylist()))
+    assert triples(kept) == want_kept
+    assert triples(dropped) == want_dropped
+    assert kept.column("facility_id").to_pylist() == [facility] * len(want_kept)
+    assert kept.column("status").null_count == len(want_kept)

@@ -8,6 +8,8 @@ Two callbacks, both checking the user on every call:
 - ``update_live`` (every 10 s, without a reload): live PUE over the last 15 minutes, IT and
   facility load, the rack floor map (latest power as a share of design power), data-quality
   events (meter silent, counter reset, rollover, gap, rejected payloads) and collector health.
+- ``update_floor_texts`` (right after the page's first floor map): the map's hover texts, as a
+  partial update (``Patch``) of the drawn figure.
 
 Figures come from ``metrics`` through the loader; this module only lays them out.
 """
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import dash
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, Patch, State, dcc, html, no_update
 from dcmon.dashboard import alerts, common
 from dcmon.dashboard.common import card, forbidden, may_see
 from dcmon.dashboard.i18n import (
@@ -55,6 +57,7 @@ from dcmon.terms import (
 
 LIVE_MS = 10_000
 SLOW_MS = 60_000
+HOVER = "%{text}<extra></extra>"   # a floor-map cell's hover label: its text, nothing else
 HEALTH_STALE_S = 60  # a collector reports health every 10 s by default; three missed reports is stale
 
 
@@ -86,6 +89,7 @@ def layout(facility_id: str | None = None, **query) -> html.Div:
         dcc.Graph(id="energy-by-role", **graph),
         dcc.Graph(id="floor-map", **graph),
         dcc.Store(id="floor-map-drawn"),
+        dcc.Store(id="floor-map-texts-due"),
         html.H3(t(lang, "events")),
         dag.AgGrid(id="events", rowData=[], columnDefs=[{"field": k, "headerName": t(lang, k)}
                                                         for k in ("time", "source", "event", "detail")],
@@ -254,7 +258,7 @@ def floor_figure(racks: pd.DataFrame, lang: str, digest: bytes | None = None) ->
     scale = [[0, "#bdbdbd"], [grey, "#bdbdbd"], [grey + 1e-9, "#1a9850"], [grey + (1 - grey) * 0.45, "#fee08b"],
              [grey + (1 - grey) * 0.77, "#f46d43"], [1, "#a50026"]]
     trace = {"type": "heatmap", "x": xs, "y": ys, "z": np.where(np.isnan(z), None, z).tolist(), "text": text.tolist(),
-             "hovertemplate": "%{text}<extra></extra>", "zmin": no_reading, "zmax": 1.2, "colorscale": scale,
+             "hovertemplate": HOVER, "zmin": no_reading, "zmax": 1.2, "colorscale": scale,
              "xgap": 1, "ygap": 1,
              "colorbar": {"title": {"text": "功率/设计功率" if lang == "zh" else "P / P<sub>design</sub>"}, "tickvals": [no_reading, 0, 0.5, 1, 1.2],
                           "ticktext": [none, "0%", "50%", "100%", "≥120%"]}}
@@ -279,15 +283,21 @@ def pue_card(title: str, fig: dict, lang: str, id_: str | None = None, why: str 
 
 
 # ------------------------------------------------------------------------------------------- callbacks
+def _visible(params: dict | None):
+    """The page's facility if this request's user may see it, else None (checked per call)."""
+    ld = common.loader()
+    fid = (params or {}).get("facility_id")
+    return ld.registry.get(fid) if may_see(ld.registry, common.current_user(), fid) else None
+
+
 def _context(params: dict | None, choice: dict | None):
     """(lang, facility, period, user-allowed) for a callback; access is checked here, per call."""
     params = params or {}
     lang = params.get("lang", "zh")
-    ld = common.loader()
-    fid = params.get("facility_id")
-    if not may_see(ld.registry, common.current_user(), fid):
+    fac = _visible(params)
+    if fac is None:
         return lang, None, None
-    return lang, ld.registry.get(fid), common.period_from(choice, params.get("url_period"))
+    return lang, fac, common.period_from(choice, params.get("url_period"))
 
 
 PERIOD_OUTPUTS = (Output("facility-title", "children"), Output("facility-header", "children"),
@@ -327,7 +337,8 @@ def update_period(params: dict, choice: dict | None, _tick=None):
 
 
 LIVE_OUTPUTS = (Output("facility-live-cards", "children"), Output("floor-map", "figure"),
-                Output("events", "rowData"), Output("collector-health", "children"), Output("floor-map-drawn", "data"))
+                Output("events", "rowData"), Output("collector-health", "children"), Output("floor-map-drawn", "data"),
+                Output("floor-map-texts-due", "data"))
 LIVE_INPUTS = (Input("facility-params", "data"), Input("period-choice", "data"), Input("facility-tick", "n_intervals"),
                State("floor-map-drawn", "data"))
 
@@ -420,9 +431,9 @@ def update_live(params: dict, choice: dict | None, _tick=None, drawn: str | None
     try:
         lang, fac, period = _context(params, choice)
     except InputError:
-        return [], _empty_figure(), [], [], None
+        return [], _empty_figure(), [], [], None, None
     if fac is None:
-        return [], _empty_figure(), [], [], None
+        return [], _empty_figure(), [], [], None, None
     ld = common.loader()
     live = ld.live(fac.id)
     cards = [pue_card(t(lang, "live_pue"), live, lang, "live-pue", why="no_data_live"),
@@ -432,13 +443,65 @@ def update_live(params: dict, choice: dict | None, _tick=None, drawn: str | None
     racks = ld.racks(fac.id)
     digest = inventory_digest(racks)
     signature = floor_signature(racks, lang, digest)
-    floor = no_update if drawn == signature else floor_figure(racks, lang, digest)
+    floor, texts_due = no_update, no_update
+    if drawn != signature:
+        floor = floor_figure(racks, lang, digest)
+        if drawn is None and floor["data"]:
+            # the page's first map: its cells now, its hover texts (10 000 strings at a large site, most of
+            # the browser's work on the figure) in a second response right after it is drawn
+            floor = _without_hover_texts(floor, (fac.id, lang, signature))
+            texts_due = signature
     user = common.current_user()
     only = user is None or user.role == "operator"   # operators: their facility's figures only
-    return cards, floor, events, health_items(ld.collector_health(), lang, facility_id=fac.id, only_facility=only), signature
+    return (cards, floor, events, health_items(ld.collector_health(), lang, facility_id=fac.id, only_facility=only),
+            signature, texts_due)
+
+
+_FLOOR_TEXTS: OrderedDict = OrderedDict()   # (facility id, language, map signature) → hover texts
+_FLOOR_TEXTS_MAX = 32
+
+
+def _without_hover_texts(fig: dict, key: tuple) -> dict:
+    """The floor map without its hover texts (kept for :func:`update_floor_texts` under ``key``)."""
+    trace = dict(fig["data"][0])
+    text = trace.pop("text")
+    trace.pop("hovertemplate", None)
+    trace["hoverinfo"] = "none"
+    with _FLOOR_LOCK:
+        _FLOOR_TEXTS[key] = text
+        while len(_FLOOR_TEXTS) > _FLOOR_TEXTS_MAX:
+            _FLOOR_TEXTS.popitem(last=False)
+    return {**fig, "data": [trace, *fig["data"][1:]]}
+
+
+FLOOR_TEXT_OUTPUT = Output("floor-map", "figure", allow_duplicate=True)
+FLOOR_TEXT_INPUTS = (Input("floor-map-texts-due", "data"), State("facility-params", "data"))
+
+
+def update_floor_texts(due: str | None, params: dict | None):
+    """The hover texts of the floor map the browser has just drawn without them, as a ``Patch``
+    of its trace: each rack's id, measured power and share, design power, function and status."""
+    fac = _visible(params)
+    if fac is None or not due:
+        return no_update
+    lang = (params or {}).get("lang", "zh")
+    with _FLOOR_LOCK:
+        text = _FLOOR_TEXTS.pop((fac.id, lang, due), None)
+    if text is None:   # forgotten (many pages opened since) or drawn by another server process: the racks now
+        fig = floor_figure(common.loader().racks(fac.id), lang)
+        if not fig["data"]:
+            return no_update
+        text = fig["data"][0]["text"]
+    patch = Patch()
+    trace = patch["data"][0]
+    trace["text"] = text
+    trace["hovertemplate"] = HOVER
+    del trace["hoverinfo"]
+    return patch
 
 
 def register(app) -> None:
     dash.register_page(__name__, path_template=PATH_TEMPLATE, layout=layout)
     app.callback(*PERIOD_OUTPUTS, *PERIOD_INPUTS)(update_period)
     app.callback(*LIVE_OUTPUTS, *LIVE_INPUTS)(update_live)
+    app.callback(FLOOR_TEXT_OUTPUT, *FLOOR_TEXT_INPUTS, prevent_initial_call=True)(update_floor_texts)

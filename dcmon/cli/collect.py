@@ -168,6 +168,7 @@ def build_collector(args, registry):
     from dcmon.collector.ingest import Ingestor
     from dcmon.collector.mqtt import Collector, default_client_id
     from dcmon.config.mappings import load_mappings
+    from dcmon.config.yamlfile import load_yaml, yaml_error_where
     from dcmon.store import open_store
 
     protocol = args.protocol or ("5" if args.share_group else "3.1.1")
@@ -180,8 +181,12 @@ def build_collector(args, registry):
         if not path.is_file():
             raise InputError(f"--mapping {path}: no such file")
         try:
-            mappings = load_mappings(yaml.safe_load(path.read_text(encoding="utf-8")), where=str(path))
-        except (ValueError, yaml.YAMLError) as e:
+            doc = load_yaml(path)     # as every config file: dates stay text
+        except yaml.YAMLError as e:
+            raise InputError(f"{yaml_error_where(path, e)}: not valid YAML: {getattr(e, 'problem', e)}") from None
+        try:
+            mappings = load_mappings(doc, where=str(path))
+        except ValueError as e:
             raise InputError(str(e)) from None
     for name, v, lo in (("--max-future", args.max_future, 0), ("--batch-delay", args.batch_delay, 0),
                         ("--health-interval", args.health_interval, 0.1), ("--compact-interval", args.compact_interval, 0),
@@ -254,7 +259,7 @@ def build_metrics_server(args, registry, collector):
     except ValueError as e:
         raise InputError(str(e)) from None
     return MetricsServer(registry, collector.ingestor.store, lambda: collector.health(advance=False),
-                         host=args.metrics_host, port=args.metrics_port, token=token, data_dir=args.data,
+                         host=args.metrics_host, port=args.metrics_port, token=token,
                          live_interval_s=args.metrics_refresh, quarter_interval_s=20 * args.metrics_refresh)
 
 

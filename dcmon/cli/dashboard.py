@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from dcmon.cli.common import add_config_data
+from dcmon.cli.common import add_config_data, open_data
 from dcmon.errors import ConfigError, InputError
 from dcmon.netaddr import is_loopback
 
@@ -61,6 +61,7 @@ def register(sub):
 def cmd_dashboard(args) -> int:
     from dcmon.dashboard.app import create_app
     from dcmon.dashboard.server import make_server
+    from dcmon.registry import load_registry
     users = Path(args.users) if args.users else Path(args.config) / "users.yaml"
     if args.users and not users.is_file():
         raise InputError(f"--users {users}: no such file")
@@ -78,7 +79,8 @@ def cmd_dashboard(args) -> int:
             raise InputError(f"--trusted-proxy must be an IP address: {args.trusted_proxy!r}") from None
     if args.prometheus_url and not args.prometheus_url.startswith(("http://", "https://")):
         raise InputError(f"--prometheus-url must start with http:// or https://: {args.prometheus_url!r}")
-    app = create_app(args.config, args.data, users_file=users if users.is_file() else None, warm=True,
+    app = create_app(load_registry(args.config), open_data(args, must_exist=False),
+                     users_file=users if users.is_file() else None, warm=True,
                      prometheus_url=args.prometheus_url, secure_cookies=args.secure_cookies,
                      idle_minutes=args.session_idle_minutes)
     try:
@@ -109,8 +111,9 @@ def read_password(name: str) -> str:
 def cmd_users_add(args) -> int:
     import yaml
 
+    from dcmon.config.yamlfile import load_yaml
     from dcmon.dashboard.auth import hash_password, load_users
-    from dcmon.registry import load_registry, load_yaml
+    from dcmon.registry import load_registry
     path = Path(args.users) if args.users else Path(args.config) / "users.yaml"
     registry = load_registry(args.config)
     unknown = sorted(set(args.facility) - set(registry.facilities))

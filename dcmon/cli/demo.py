@@ -70,11 +70,11 @@ def command_prefix() -> str:
     return f"{shlex.quote(sys.executable)} -m dcmon.cli"
 
 
-def start_dashboard(config_dir, data_dir, port: int, store, registry):
-    """The dashboard app on 127.0.0.1. Returns (kind, stopper)."""
+def start_dashboard(registry, store, port: int):
+    """The dashboard app for ``registry`` and ``store`` on 127.0.0.1. Returns (kind, stopper)."""
     from dcmon.dashboard.app import create_app
     from dcmon.dashboard.server import start
-    app = create_app(str(config_dir), str(data_dir))
+    app = create_app(registry, store)
     return "dashboard", start(app, "127.0.0.1", port)   # the production server `dcmon dashboard` uses
 
 
@@ -151,7 +151,7 @@ def run_demo(args) -> int:
         collector.start()
         stoppers.append(("collector", collector.stop))
         collector.wait_subscribed(10)
-        kind, stop_web = start_dashboard(config, data, args.port, store, registry)
+        kind, stop_web = start_dashboard(registry, store, args.port)
         stoppers.append((kind, stop_web))
         popts = mqtt_options(cargs, client_id="dcmon-demo-simulator")
         client = make_publisher_client(popts)

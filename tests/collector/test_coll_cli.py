@@ -127,7 +127,7 @@ def test_demo_runs_and_ctrl_c_stops_everything(tmp_path):
 
 
 def test_demo_serves_the_dashboard_app_when_it_is_installed(tmp_path, monkeypatch, registry):
-    """When dcmon.dashboard.app exists, demo serves create_app(config, data).server on 127.0.0.1."""
+    """When dcmon.dashboard.app exists, demo serves create_app(registry, store).server on 127.0.0.1."""
     import types
 
     from dcmon.cli.demo import start_dashboard
@@ -137,14 +137,15 @@ def test_demo_serves_the_dashboard_app_when_it_is_installed(tmp_path, monkeypatc
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"dashboard here"]
 
-    def create_app(config_dir, data_dir):
-        calls.append((config_dir, data_dir))
+    def create_app(registry, store):
+        calls.append((registry, store))
         return types.SimpleNamespace(server=wsgi)
     monkeypatch.setitem(sys.modules, "dcmon.dashboard.app", types.SimpleNamespace(create_app=create_app))
     port = free_port()
-    kind, stop = start_dashboard(FIXTURES, tmp_path, port, open_store(tmp_path), registry)
+    store = open_store(tmp_path)
+    kind, stop = start_dashboard(registry, store, port)
     try:
-        assert kind == "dashboard" and calls == [(str(FIXTURES), str(tmp_path))]
+        assert kind == "dashboard" and len(calls) == 1 and calls[0][0] is registry and calls[0][1] is store
         r = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)
         assert r.read() == b"dashboard here" and r.headers["Server"] == "waitress"   # the production server
     finally:

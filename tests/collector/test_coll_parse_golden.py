@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from dcmon.collector.jumpguard import JumpGuard
 from dcmon.collector.parsers import parse
 from dcmon.config.mappings import load_mappings
+from dcmon.config.yamlfile import load_yaml
 
 CASES = Path(__file__).resolve().parents[2] / "fixtures" / "payloads"
 RECEIVED_MS = int(pd.Timestamp("2026-07-01T00:10:00Z").value // 10**6)
@@ -49,7 +49,7 @@ def test_golden_case(case, registry):
     payload = (d / "payload").read_bytes()
     mappings = []
     if (d / "mapping.yaml").is_file():
-        mappings = load_mappings(yaml.safe_load((d / "mapping.yaml").read_text()), where=case)
+        mappings = load_mappings(load_yaml(d / "mapping.yaml"), where=case)
     rows, rejections = parse(topic, payload, registry, received_at_ms=RECEIVED_MS, mappings=mappings,
                              guard=JumpGuard())
     got = [{k: _norm(r.get(k)) for k in COLUMNS} for r in rows]

@@ -3,8 +3,9 @@ import json
 import time
 
 from conftest import csp_violations, login, route, route_request, shot
-from dcmon.dashboard.app import create_app, topbar
+from dcmon.dashboard.app import topbar
 from dcmon.dashboard.pages import facility, overview, subsidy
+from wiring import app_for
 
 WEEK = "?from=2026-07-06&to=2026-07-12"
 URL_WEEK = {"from": "2026-07-06", "to": "2026-07-12"}
@@ -31,7 +32,7 @@ def grid_rows(app, lang="zh", user=None, url_period=URL_WEEK):
 
 def test_overview_callback_shows_the_right_badges(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     rows, out = grid_rows(app)
     assert rows["cd-east-01"]["chengdu-2023-cloud-retrofit"].startswith("✔")
     for fid in ("cd-pue-fail", "cd-racks-fail", "cd-compute-fail", "cd-boundary"):
@@ -45,7 +46,7 @@ def test_overview_callback_shows_the_right_badges(week_store):
 
 def test_period_choice_overrides_the_url(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     out = in_request(app, overview.update, {"lang": "en", "url_period": URL_WEEK}, {"from": "2026-07-06", "to": "2026-07-06"})
     assert out[0].endswith("6 Jul 2026 — 6 Jul 2026")
     bad = in_request(app, overview.update, {"lang": "en", "url_period": {"from": "2026-07-32", "to": "2026-08-01"}}, None)
@@ -64,7 +65,7 @@ def _walk(c):
 
 def test_language_switch_in_the_callbacks(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     zh = route(app, "/", WEEK), *in_request(app, topbar, WEEK)
     en = route(app, "/", WEEK + "&lang=en"), *in_request(app, topbar, WEEK + "&lang=en")
     assert "总览" in _text(zh[0]) and "Overview" in _text(en[0])
@@ -95,7 +96,7 @@ def test_a_floor_map_of_numbers_formats_each_as_one():
 
 def test_operator_sees_only_its_facilities(week_store, users_config):
     data, _, _ = week_store
-    app = create_app(users_config, data)
+    app = app_for(users_config, data)
     rows, _ = grid_rows(app, user="east-ops")
     assert list(rows) == ["cd-east-01"]
     page = route(app, "/facility/cd-pue-fail", WEEK, user="east-ops")
@@ -117,7 +118,7 @@ def test_operator_sees_only_its_facilities(week_store, users_config):
 
 def test_subsidy_callback_lists_checks_with_clauses(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     title, options, profile, body = in_request(app, subsidy.update, {"facility_id": "cd-east-01", "lang": "en",
                                                                      "url_period": URL_WEEK}, None, None)
     assert profile == "chengdu-2023-cloud-retrofit" and any(o["value"] == profile for o in options)
@@ -137,15 +138,19 @@ def html_div(children):
 def test_facility_live_parts(week_store):
     """Floor map is one heatmap over every rack; silent meters show as events."""
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     params = {"facility_id": "cd-east-01", "lang": "en", "url_period": URL_WEEK}
-    cards, floor, events, health, drawn = in_request(app, facility.update_live, params, None)
+    cards, floor, events, health, drawn, texts_due = in_request(app, facility.update_live, params, None)
     # the next tick with nothing new from the racks does not send the map again
     from dash import no_update
     assert in_request(app, facility.update_live, params, None, 1, drawn)[1] is no_update
     assert in_request(app, facility.update_live, {**params, "lang": "zh"}, None, 1, drawn)[1] is not no_update
     heat = floor["data"][0]
     assert heat["type"] == "heatmap"
+    # the first map is drawn without hover texts; they follow as a partial update of its trace
+    assert "text" not in heat and texts_due == drawn
+    heat = patched_trace(heat, in_request(app, facility.update_floor_texts, texts_due, params))
+    assert heat["hovertemplate"] == "%{text}<extra></extra>" and "hoverinfo" not in heat
     cells = sum(1 for row in heat["text"] for v in row if v)
     from dcmon.registry import load_registry
     assert cells == len(load_registry("fixtures").get("cd-east-01").racks)
@@ -153,6 +158,19 @@ def test_facility_live_parts(week_store):
     assert {e["source"] for e in events if e["event"] == "meter silent"} == \
         {m.id for m in load_registry("fixtures").get("cd-east-01").meters}
     assert "no data" in _text(health)
+
+
+def patched_trace(trace: dict, patch) -> dict:
+    """The floor map's trace after a ``Patch`` of its properties (what the browser applies)."""
+    out = dict(trace)
+    for op in patch.to_plotly_json()["operations"]:
+        assert op["location"][:2] == ["data", 0] and len(op["location"]) == 3, op
+        if op["operation"] == "Assign":
+            out[op["location"][2]] = op["params"]["value"]
+        else:
+            assert op["operation"] == "Delete", op
+            out.pop(op["location"][2])
+    return out
 
 
 def _csrf(client, path="/login"):
@@ -166,7 +184,7 @@ def _login(client, user, pw):
 
 
 LIVE_OUTS = [("facility-live-cards", "children"), ("floor-map", "figure"), ("events", "rowData"),
-             ("collector-health", "children"), ("floor-map-drawn", "data")]
+             ("collector-health", "children"), ("floor-map-drawn", "data"), ("floor-map-texts-due", "data")]
 PERIOD_OUTS = [("facility-title", "children"), ("facility-header", "children"), ("facility-period-cards", "children"),
                ("facility-basis", "children"), ("trend-day", "figure"), ("trend-month", "figure"),
                ("energy-by-role", "figure")]
@@ -185,9 +203,19 @@ def _update_request(facility_id, outs=LIVE_OUTS):
             "state": [{"id": "floor-map-drawn", "property": "data", "value": None}] if outs is LIVE_OUTS else []}
 
 
+def _texts_request(app, facility_id, due):
+    """The POST a browser sends for the floor map's hover texts once the map is drawn."""
+    key = next(k for k in app.callback_map if k.startswith("floor-map.figure@"))
+    return {"output": key, "outputs": {"id": "floor-map", "property": key.split(".", 1)[1]},
+            "inputs": [{"id": "floor-map-texts-due", "property": "data", "value": due}],
+            "state": [{"id": "facility-params", "property": "data",
+                       "value": {"facility_id": facility_id, "lang": "en", "url_period": URL_WEEK}}],
+            "changedPropIds": ["floor-map-texts-due.data"]}
+
+
 def test_callback_endpoint_and_downloads_enforce_access(week_store, users_config):
     data, store, _ = week_store
-    app = create_app(users_config, data)
+    app = app_for(users_config, data)
     c = app.server.test_client()
     assert c.post("/_dash-update-component", json=_update_request("cd-pue-fail")).status_code == 401
     assert c.get("/download/evidence/cd-east-01?from=2026-07-06&to=2026-07-12").status_code == 401
@@ -201,7 +229,14 @@ def test_callback_endpoint_and_downloads_enforce_access(week_store, users_config
     body = r.get_data(as_text=True)
     assert "You may not see this facility" in body and "period-pue" not in body
     r = c.post("/_dash-update-component", json=_update_request("cd-east-01"))
-    assert "live-pue" in r.get_data(as_text=True) and "A1-01-01" in r.get_data(as_text=True)
+    assert "live-pue" in r.get_data(as_text=True)
+    # the floor map's hover texts (rack ids) come in the response that follows the first map
+    due = r.get_json()["response"]["floor-map-texts-due"]["data"]
+    r = c.post("/_dash-update-component", json=_texts_request(app, "cd-east-01", due))
+    assert r.status_code == 200 and "A1-01-01" in r.get_data(as_text=True)
+    # ... and only to a user who may see the facility, whatever the request names
+    r = c.post("/_dash-update-component", json=_texts_request(app, "cd-pue-fail", due))
+    assert "A1-01-01" not in r.get_data(as_text=True)
     assert c.get("/download/evidence/cd-pue-fail?from=2026-07-06&to=2026-07-12").status_code == 403
     assert c.get("/download/export?from=2026-07-06").status_code == 403
     own = c.get("/download/evidence/cd-east-01?from=2026-07-06&to=2026-07-12&lang=en")
@@ -216,7 +251,7 @@ def test_pages_lay_out_only_what_the_user_may_see(week_store, users_config):
     """Dash pages' router is a callback like any other: no session, no layout; a typed address of
     another facility (its path template) lays out nothing of it."""
     data, _, _ = week_store
-    app = create_app(users_config, data)
+    app = app_for(users_config, data)
     c = app.server.test_client()
     assert c.post("/_dash-update-component", json=route_request("/facility/cd-east-01", WEEK)).status_code == 401
     assert c.get("/_dash-layout").status_code == 401
@@ -274,7 +309,7 @@ def _wait_css(drv, css, timeout=45):
 
 def test_e2e_overview_facility_subsidy_and_language(week_store, serve, browser):
     data, _, _ = week_store
-    base = serve(create_app("fixtures", data))
+    base = serve(app_for("fixtures", data))
     browser.get(base + "/" + WEEK)
     txt = _wait_text(browser, "#overview-grid", "cd-east-01")
     assert "✔" in txt and "✘" in txt
@@ -286,6 +321,16 @@ def test_e2e_overview_facility_subsidy_and_language(week_store, serve, browser):
     assert _wait_text(browser, "#period-pue", ".") == "1.220"
     _wait_css(browser, "#floor-map .main-svg")
     _wait_css(browser, "#trend-day .main-svg")
+    # the hover texts arrive after the first draw: every rack's cell gets its text, with the rack id
+    from dcmon.registry import load_registry
+    racks = load_registry("fixtures").get("cd-east-01").racks
+    deadline = time.monotonic() + 30
+    texts = []
+    while time.monotonic() < deadline and len(texts) < len(racks):
+        texts = browser.execute_script("const g = document.querySelector('#floor-map .js-plotly-plot');"
+                                       "return g && g.data && g.data[0] && g.data[0].text ? g.data[0].text.flat().filter(Boolean) : []")
+        time.sleep(0.3)
+    assert len(texts) == len(racks) and any(t.startswith(str(racks["rack_id"].iloc[0]) + "<br>") for t in texts)
     shot(browser, "facility")
     browser.get(base + "/subsidy/cd-east-01" + WEEK)
     _wait_text(browser, "#subsidy-eligible", "✔")
@@ -301,7 +346,7 @@ def test_e2e_facility_page_updates_when_readings_arrive(registry, serve, browser
 
     from dcmon.readings import to_table
     store = open_store(tmp_path)
-    app = create_app("fixtures", tmp_path)
+    app = app_for("fixtures", tmp_path)
     base = serve(app)
     browser.get(base + "/facility/cd-boundary")
     first = _wait_text(browser, "#live-pue", "—")
@@ -321,7 +366,7 @@ def test_e2e_facility_page_updates_when_readings_arrive(registry, serve, browser
 def test_e2e_operator_login_sees_only_own_facility(week_store, users_config, serve, browser):
     from selenium.webdriver.common.by import By
     data, _, _ = week_store
-    app = create_app(users_config, data)
+    app = app_for(users_config, data)
     base = serve(app)
     browser.get(base + "/")
     assert "/login" in browser.current_url

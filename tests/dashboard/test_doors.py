@@ -338,8 +338,8 @@ def test_an_unknown_user_costs_one_verification_of_the_same_cost(users_config, m
 
 
 def test_secure_cookies_behind_a_tls_proxy(tmp_path, users_config):
-    from dcmon.dashboard.app import create_app
-    app = create_app(users_config, tmp_path, secure_cookies=True)
+    from wiring import app_for
+    app = app_for(users_config, tmp_path, secure_cookies=True)
     c = app.server.test_client()
     r = c.get("/login", base_url="https://dash.example")
     cookie = r.headers["Set-Cookie"]

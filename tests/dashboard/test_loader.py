@@ -2,7 +2,7 @@
 import threading
 import time
 
-from dcmon.dashboard.data import Loader
+from wiring import loader_for
 
 
 def _wait(pred, timeout=10):
@@ -15,7 +15,7 @@ def _wait(pred, timeout=10):
 
 
 def test_a_stale_value_is_served_at_once_while_one_refresh_runs(tmp_path):
-    ld = Loader("fixtures", tmp_path, ttl_s=0.2)
+    ld = loader_for("fixtures", tmp_path, ttl_s=0.2)
     calls, gate = [], threading.Event()
 
     def compute():
@@ -36,7 +36,7 @@ def test_a_stale_value_is_served_at_once_while_one_refresh_runs(tmp_path):
 
 
 def test_concurrent_requests_share_one_computation(tmp_path):
-    ld = Loader("fixtures", tmp_path)
+    ld = loader_for("fixtures", tmp_path)
     calls = []
 
     def slow():
@@ -53,7 +53,7 @@ def test_concurrent_requests_share_one_computation(tmp_path):
 
 
 def test_a_failed_refresh_keeps_the_previous_value_and_logs_it(tmp_path, caplog):
-    ld = Loader("fixtures", tmp_path, ttl_s=0.05)
+    ld = loader_for("fixtures", tmp_path, ttl_s=0.05)
     assert ld.cached("k", lambda: "old").value == "old"
     time.sleep(0.1)
 
@@ -69,7 +69,7 @@ def test_warm_computes_the_overview_then_every_facility_page(week_store):
 
     from dcmon.periods import from_options
     data, _, _ = week_store
-    ld = Loader("fixtures", data)
+    ld = loader_for("fixtures", data)
     period = from_options(from_text="2026-07-06", to_text="2026-07-12")
     ids = sorted(ld.registry.facilities)
     ld.warm(period, ids, today=dt.date(2026, 7, 12)).join(120)
@@ -81,7 +81,7 @@ def test_warm_computes_the_overview_then_every_facility_page(week_store):
 
 
 def test_the_cache_drops_the_least_recently_used_entries(tmp_path):
-    ld = Loader("fixtures", tmp_path, max_entries=8)
+    ld = loader_for("fixtures", tmp_path, max_entries=8)
     ld.cached("keep", lambda: "often read")
     for i in range(20):
         ld.cached(("other", i), lambda: i)

@@ -8,10 +8,11 @@ import time
 
 import pytest
 from conftest import SHOTS, route
-from dcmon.dashboard.app import create_app, topbar
+from dcmon.dashboard.app import topbar
 from dcmon.dashboard.pages import facility, overview, subsidy
 from dcmon.registry import load_registry
 from reader_text import bad_words, names_of
+from wiring import app_for
 
 WEEK = "from=2026-07-06&to=2026-07-12"
 PAGES = [("overview", "/?" + WEEK), ("facility", "/facility/cd-east-01?" + WEEK),
@@ -58,7 +59,7 @@ def _wait(drv, css, timeout=90):
 def test_every_page_reads_in_its_language(week_store, serve, browser, lang):
     data, _, _ = week_store
     names = names_of(load_registry("fixtures"), extra=["nope"])
-    base = serve(create_app("fixtures", data))
+    base = serve(app_for("fixtures", data))
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems = {}
     for width in (1366, 1600):
@@ -86,7 +87,7 @@ def test_every_page_reads_in_its_language(week_store, serve, browser, lang):
 def test_controls_show_the_url_state(week_store, serve, browser):
     from selenium.webdriver.common.by import By
     data, _, _ = week_store
-    base = serve(create_app("fixtures", data))
+    base = serve(app_for("fixtures", data))
     browser.get(base + "/facility/cd-east-01?" + WEEK + "&lang=en")
     _wait(browser, "#period-pue")
     assert "English" in browser.find_element(By.ID, "lang").text
@@ -116,7 +117,7 @@ def _json(x) -> str:
 
 def test_router_reads_language_profile_and_period_from_the_url(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     page = route(app, "/subsidy/cd-east-01", "?profile=chengdu-hub-2025&lang=en&" + WEEK)
     text = _json(page)
     assert '"value": "chengdu-hub-2025"' in text and '"lang": "en"' in text and '"from": "2026-07-06"' in text
@@ -133,7 +134,7 @@ def test_router_reads_language_profile_and_period_from_the_url(week_store):
 
 def test_overview_colours_figures_by_the_selected_profile(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     out = _in_request(app, overview.update, {"lang": "zh", "url_period": {"from": "2026-07-06", "to": "2026-07-12"}},
                       None, None, "chengdu-2023-cloud-retrofit")
     rows = {r["id"]: r for r in out[4]}
@@ -149,7 +150,7 @@ def test_overview_colours_figures_by_the_selected_profile(week_store):
 
 def test_subsidy_page_money_margins_and_steps_in_chinese(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     _, _, _, body = _in_request(app, subsidy.update, {"facility_id": "cd-east-01", "lang": "zh",
                                                       "url_period": {"from": "2026-07-06", "to": "2026-07-12"}}, None, None)
     text = _json(body)
@@ -159,7 +160,7 @@ def test_subsidy_page_money_margins_and_steps_in_chinese(week_store):
 
 def test_facility_figures_in_words(week_store):
     data, _, _ = week_store
-    app = create_app("fixtures", data)
+    app = app_for("fixtures", data)
     params = {"facility_id": "cd-east-01", "lang": "zh", "url_period": {"from": "2026-07-06", "to": "2026-07-12"}}
     out = _in_request(app, facility.update_period, params, None)
     roles = out[6].to_plotly_json()["data"][0]["x"]
@@ -170,7 +171,9 @@ def test_facility_figures_in_words(week_store):
     empty = _in_request(app, facility.update_period, {**params, "url_period": {"period": "2025Q1"}}, None)
     assert "无数据" in _json(empty[4]) and "所选统计期内没有读数" in _json(empty[4])
     live = _in_request(app, facility.update_live, params, None, 1, None)
-    hover = _json(live[1]["data"][0]["text"])
+    texts = _in_request(app, facility.update_floor_texts, live[5], params)   # the hover texts follow the first map
+    hover = _json(next(op["params"]["value"] for op in texts.to_plotly_json()["operations"]
+                       if op["location"] == ["data", 0, "text"]))
     assert "在用" in hover and "in_service" not in hover and "compute" not in hover
 
 

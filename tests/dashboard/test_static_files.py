@@ -6,15 +6,15 @@ from pathlib import Path
 
 import brotli
 
-from dcmon.dashboard.app import create_app
 from dcmon.dashboard.static_files import PLOTLY_PATH
+from wiring import app_for
 
 REPO = Path(__file__).resolve().parents[2]
 BR = {"Accept-Encoding": "br"}
 
 
 def test_plotly_compressed_once_and_cached_by_browsers(users_config, tmp_path):
-    app = create_app(users_config, tmp_path)
+    app = app_for(users_config, tmp_path)
     c = app.server.test_client()
     first = c.get(PLOTLY_PATH, headers=BR)
     assert first.status_code == 200 and first.headers["Content-Encoding"] == "br"
@@ -31,7 +31,7 @@ def test_plotly_compressed_once_and_cached_by_browsers(users_config, tmp_path):
 
 
 def test_data_responses_are_not_kept(users_config, tmp_path):
-    app = create_app(users_config, tmp_path)
+    app = app_for(users_config, tmp_path)
     c = app.server.test_client()
     r = c.get("/login", headers=BR)
     assert r.headers["Cache-Control"] == "no-store"
@@ -40,7 +40,7 @@ def test_data_responses_are_not_kept(users_config, tmp_path):
 
 
 def test_fingerprinted_bundles_cached_a_year(tmp_path):
-    app = create_app(REPO / "fixtures", tmp_path)     # no users: "/" is the Dash page
+    app = app_for(REPO / "fixtures", tmp_path)     # no users: "/" is the Dash page
     c = app.server.test_client()
     src = re.findall(r'src="(/_dash-component-suites/[^"]+)"', c.get("/").get_data(as_text=True))
     assert src
@@ -59,7 +59,7 @@ def test_graphs_get_the_partial_plotly_bundle_of_the_same_version(tmp_path):
 
     from dcmon.dashboard.pages import facility
     from dcmon.dashboard.static_files import PLOTLY_BUNDLE, PLOTLY_TRACES
-    app = create_app(REPO / "fixtures", tmp_path)
+    app = app_for(REPO / "fixtures", tmp_path)
     c = app.server.test_client()
     r = c.get(PLOTLY_PATH)
     assert r.status_code == 200 and r.data == PLOTLY_BUNDLE.read_bytes()

@@ -13,11 +13,11 @@ import pytest
 from mon_helpers import REPO, RULES_DIR, PrometheusProcess, needs_prometheus, wait_for
 from mon_helpers import _stop_leftover_processes  # noqa: F401 - fixture: stops what a failing test left running
 from dcmon.dashboard import alerts
-from dcmon.dashboard.app import create_app
 from dcmon.dashboard.auth import User, hash_password
 from dcmon.monitoring import MetricsServer
 from dcmon.registry import load_registry
 from dcmon.store import open_store
+from wiring import app_for
 
 FACILITIES = ("cd-east-01", "bd-cloud-01")
 
@@ -73,7 +73,7 @@ def _call(app, user, params):
 @pytest.mark.integration
 def test_panel_shows_each_user_the_alerts_of_their_facilities(cfg, tmp_path, prometheus_with_alerts):
     prom = prometheus_with_alerts
-    app = create_app(cfg, tmp_path / "data", prometheus_url=f"http://127.0.0.1:{prom.port}")
+    app = app_for(cfg, tmp_path / "data", prometheus_url=f"http://127.0.0.1:{prom.port}")
     # the operator of cd-east-01, on the overview: cd-east-01's silent meters only, in Chinese
     op = _text(_call(app, "east-ops", {"lang": "zh", "facility_id": None}))
     assert "电表 cd-east-01/grid-a 无读数" in op and "bd-cloud-01" not in op
@@ -107,11 +107,11 @@ def test_filter_rules_for_users():
 
 def test_panel_without_prometheus_says_where_alerts_come_from(cfg, tmp_path, monkeypatch):
     monkeypatch.delenv(alerts.ENV_PROMETHEUS_URL, raising=False)
-    app = create_app(cfg, tmp_path / "data")
+    app = app_for(cfg, tmp_path / "data")
     assert "--prometheus-url" in _text(_call(app, "reviewer", {"lang": "zh", "facility_id": None}))
     # an unreachable Prometheus is said in one line, not an exception
     from dcmon.collector.brokers import free_port
-    app = create_app(cfg, tmp_path / "data", prometheus_url=f"http://127.0.0.1:{free_port()}")
+    app = app_for(cfg, tmp_path / "data", prometheus_url=f"http://127.0.0.1:{free_port()}")
     out = _text(_call(app, "reviewer", {"lang": "en", "facility_id": None}))
     assert "Cannot read alerts from Prometheus" in out and "alerts-unavailable" in out
 
@@ -129,7 +129,7 @@ def test_facility_page_in_chromium(cfg, tmp_path, prometheus_with_alerts):
     from selenium.webdriver.common.by import By
     from dcmon.collector.brokers import free_port
     from dcmon.dashboard.server import start
-    app = create_app(cfg, tmp_path / "data", prometheus_url=f"http://127.0.0.1:{prometheus_with_alerts.port}")
+    app = app_for(cfg, tmp_path / "data", prometheus_url=f"http://127.0.0.1:{prometheus_with_alerts.port}")
     port = free_port()
     stop = start(app, "127.0.0.1", port)
     opts = webdriver.ChromeOptions()

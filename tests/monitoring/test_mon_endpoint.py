@@ -63,7 +63,7 @@ def served(tmp_path):
                               "cd-hyper-01": {"accepted": 7, "rejects_by_reason": {}}}}
 
     def start(**kw):
-        srv = MetricsServer(registry, store, lambda: health, port=0, data_dir=tmp_path / "data", clock=lambda: NOW, **kw)
+        srv = MetricsServer(registry, store, lambda: health, port=0, clock=lambda: NOW, **kw)
         srv.watcher.refresh()              # figures at the fixed time before the first request
         srv.start()
         started.append(srv)
