@@ -161,32 +161,29 @@ def cmd_import(args) -> int:
     return 3 if totals["rejected"] else 0
 
 
+def _check_each(paths, check, repair, done_text: str) -> int:
+    """Check each file, print one line per damaged one (and what ``repair`` did with it); the count."""
+    bad = 0
+    for path in paths:
+        reason = check(path)
+        if reason is None:
+            continue
+        bad += 1
+        if repair is None:
+            print(f"{path}: {reason}")
+        else:
+            print(f"{path}: {reason} → moved aside to {repair(path, reason)}{done_text}")
+    return bad
+
+
 def cmd_check(args) -> int:
     store = open_data(args)
     files = store.files(args.facility)
-    damaged = 0
-    for path in files:
-        reason = store.check_file(path)
-        if reason is None:
-            continue
-        damaged += 1
-        if args.repair:
-            moved = store.move_aside(path, reason)
-            print(f"{path}: {reason} → moved aside to {moved}")
-        else:
-            print(f"{path}: {reason}")
+    damaged = _check_each(files, store.check_file, store.move_aside if args.repair else None, "")
     rollups = store.rollup_files(args.facility)
-    bad_rollups = 0
-    for path in rollups:
-        reason = store.check_rollup_file(path)
-        if reason is None:
-            continue
-        bad_rollups += 1
-        if args.repair:
-            moved = store.repair_rollup_file(path, reason)
-            print(f"{path}: {reason} → moved aside to {moved} and made again from the readings")
-        else:
-            print(f"{path}: {reason}")
+    bad_rollups = _check_each(rollups, store.check_rollup_file,
+                              store.repair_rollup_file if args.repair else None,
+                              " and made again from the readings")
     earlier = len(store.damaged_files()) - ((damaged + bad_rollups) if args.repair else 0)
     left = 0 if args.repair else damaged + bad_rollups
     print(f"checked {len(files)} file(s) in {store.readings_dir}: {damaged} damaged"
